@@ -1,0 +1,83 @@
+"""The ``genrekit`` command line: one subcommand per stage of the pipeline.
+
+Exit status
+-----------
+0
+    Everything asked for was done.
+1
+    The run finished but some inputs failed (each is named on stderr and in the summary).
+2
+    Usage error or invalid input: nothing, or nothing useful, was done.
+130
+    Interrupted (Ctrl-C); outputs already written are complete and ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from genrekit import __version__
+from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error
+from genrekit.errors import GenrekitError
+
+# Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
+_COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``genrekit`` parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog="genrekit",
+        description=(
+            "Tell the genre of music from its audio features (the GTZAN feature set).\n\n"
+            "Typical flow:\n"
+            "  genrekit extract music/ -o features.csv      audio -> GTZAN feature table\n"
+            "  genrekit train --data features.csv -o model/  table -> model\n"
+            "  genrekit predict song.mp3                     audio -> genre (shipped model)\n"
+            "  genrekit reproduce --data features_30_sec.csv --out report/\n"
+        ),
+        epilog="Exit status: 0 done, 1 some inputs failed, 2 usage or invalid input, 130 interrupted.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"genrekit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMANDS:
+        importlib.import_module(f"genrekit.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``genrekit`` with `argv` and return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        The exit status (see the module docstring).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GenrekitError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        error("interrupted; completed outputs are kept (use --resume where offered)")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
