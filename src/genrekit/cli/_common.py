@@ -32,7 +32,9 @@ def info(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr)
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it"
+) -> Iterator[T]:
     """Wrap `iterable` in a progress bar shown only when stderr is a terminal.
 
     Parameters
