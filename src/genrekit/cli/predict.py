@@ -1,11 +1,194 @@
-"""``genrekit predict`` (placeholder until the stage lands)."""
+"""``genrekit predict``: the genre of audio files or whole folders."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
+from pathlib import Path
+
+from genrekit.cli._common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    add_format_option,
+    error,
+    info,
+    print_json,
+    progress,
+)
+
+EPILOG = """\
+examples:
+  genrekit predict song.mp3                 genre of one file, shipped model
+  genrekit predict ~/Music --format csv > genres.csv
+  genrekit predict album/ --top-k 3 --format json
+  genrekit predict album/ --write-tags --dry-run   show the genre tags it would write
+  genrekit predict album/ --write-tags             write them (confident predictions only)
+
+A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
+than 15 s joins the last window; a longer one gets its own window, aligned to the end);
+the file's probabilities are the mean over its windows. A top probability below
+--min-confidence is reported as "uncertain" and never written as a tag.
+
+exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
+bad model or no audio file found.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Register the subcommand."""
-    parser = subparsers.add_parser("predict", help="(not yet available)")
-    parser.set_defaults(func=lambda args: 2)
+    """Register ``genrekit predict``."""
+    from genrekit.predict import DEFAULT_MIN_CONFIDENCE
+
+    parser = subparsers.add_parser(
+        "predict",
+        help="genre of audio files or folders",
+        description="Predict the genre of audio files (any length, any format genrekit can decode).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        help="model folder from `genrekit train` (default: the shipped model)",
+    )
+    add_format_option(parser, ("table", "json", "csv"))
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=2, metavar="N", help="genres listed per file (default: 2)"
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        metavar="P",
+        help=f"top probability below which a file is 'uncertain' (default: {DEFAULT_MIN_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="worker processes (default: all cores)"
+    )
+    parser.add_argument(
+        "--write-tags", action="store_true", help="write the predicted genre into each file's genre tag"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="with --write-tags: show, write nothing")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    """Parse a positive integer argument."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict, print and optionally tag; return the exit status."""
+    from genrekit.decode import audio_files
+    from genrekit.predict import load_model
+
+    model = load_model(args.model)
+    files = audio_files(args.paths)
+    if not files:
+        error("no audio files found in " + ", ".join(map(str, args.paths)))
+        return EXIT_USAGE
+    writer = _Writer(args, tuple(str(c) for c in model.classes_))
+    failures = 0
+    results = model.predict_files(files, jobs=args.jobs)
+    for _path, result in progress(results, len(files), "predict", "file"):
+        if isinstance(result, Exception):
+            error(str(result))
+            failures += 1
+            continue
+        tag_note = _tag(result, args) if args.write_tags else ""
+        failures += tag_note.startswith("tag failed")
+        writer.row(result, tag_note)
+    writer.close()
+    info(f"predicted {len(files) - failures} of {len(files)} files, {failures} failed", args.quiet)
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _tag(prediction, args: argparse.Namespace) -> str:
+    """Write (or, on a dry run, describe) the genre tag of one file; return a short note."""
+    from genrekit.tags import TagError, write_genre
+
+    if prediction.confidence < args.min_confidence:
+        return "not tagged: uncertain"
+    try:
+        change = write_genre(prediction.path, prediction.genre, dry_run=args.dry_run)
+    except TagError as exc:
+        error(str(exc))
+        return "tag failed"
+    old = "/".join(change.old) or "none"
+    if change.old == (change.new,):
+        return "tag unchanged"
+    return f"{'would tag' if args.dry_run else 'tagged'} {old} -> {change.new}"
+
+
+class _Writer:
+    """Print predictions on stdout as a table, CSV (both streamed) or JSON (at the end)."""
+
+    def __init__(self, args: argparse.Namespace, classes: tuple[str, ...]) -> None:
+        self.args = args
+        self.classes = classes
+        self.records: list[dict] = []
+        self.csv = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+        if self.csv is not None:
+            self.csv.writerow(["file", "genre", "probability", "confident", "tags", *classes])
+        elif args.format == "table":
+            print(f"{'file':<40} {'genre':<10} {'prob':>5}  others")
+
+    def row(self, prediction, tag_note: str) -> None:
+        """Output one file's prediction."""
+        confident = prediction.confidence >= self.args.min_confidence
+        genre = prediction.genre if confident else "uncertain"
+        if self.csv is not None:
+            self.csv.writerow(
+                [prediction.path, genre, f"{prediction.confidence:.4f}", confident, tag_note]
+                + [f"{p:.4f}" for p in prediction.probabilities]
+            )
+        elif self.args.format == "table":
+            others = ", ".join(f"{g} {p:.2f}" for g, p in prediction.top(self.args.top_k)[1:])
+            if not confident:
+                others = f"(best guess {prediction.genre}) " + others
+            name = _shorten(str(prediction.path), 40)
+            print(f"{name:<40} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}".rstrip())
+        else:
+            self.records.append(_record(prediction, genre, confident, self.args.top_k, tag_note))
+
+    def close(self) -> None:
+        """Finish the output (prints the JSON document)."""
+        if self.args.format == "json":
+            print_json({"classes": list(self.classes), "files": self.records})
+
+
+def _record(prediction, genre: str, confident: bool, top_k: int, tag_note: str) -> dict:
+    """One file's prediction as a JSON-ready dict, windows included."""
+    return {
+        "file": str(prediction.path),
+        "genre": genre,
+        "best_guess": prediction.genre,
+        "probability": prediction.confidence,
+        "confident": confident,
+        "duration": prediction.duration,
+        "top_k": [{"genre": g, "probability": p} for g, p in prediction.top(top_k)],
+        "probabilities": dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
+        "windows": [
+            {
+                "start": float(start),
+                "end": float(end),
+                "probabilities": dict(zip(prediction.classes, proba.tolist(), strict=True)),
+            }
+            for (start, end), proba in zip(
+                prediction.window_bounds, prediction.window_probabilities, strict=True
+            )
+        ],
+        **({"tags": tag_note} if tag_note else {}),
+    }
+
+
+def _shorten(text: str, width: int) -> str:
+    """Keep the end of `text` (the file name) when it is wider than `width`."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]

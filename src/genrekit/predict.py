@@ -1,0 +1,314 @@
+"""Genres of audio files: decode, cut into windows, extract features, classify, average.
+
+A clip of any length is cut into 30-second windows like the GTZAN training clips
+(see :func:`genrekit.window.windows`); each window is classified and the file's
+genre probabilities are the mean over its windows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrekit.errors import GenrekitError
+from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+
+PRETRAINED_DIR: Path = Path(__file__).with_name("pretrained")
+"""The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
+
+DEFAULT_MIN_CONFIDENCE: float = 0.5
+"""Top probability below which a prediction is reported as uncertain."""
+
+BATCH_FILES: int = 32
+"""Files whose windows go through the model together in one batch."""
+
+
+@dataclass(frozen=True)
+class FileWindows:
+    """The 30-second windows of one decoded file and their features.
+
+    Attributes
+    ----------
+    n_samples : int
+        Length of the decoded file at 22,050 Hz.
+    bounds : ndarray of shape (n_windows, 2)
+        Start and end sample of each window.
+    features : ndarray of shape (n_windows, 57)
+        The GTZAN features of each window.
+    """
+
+    n_samples: int
+    bounds: np.ndarray
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class FilePrediction:
+    """Genre probabilities of one file, overall and per window.
+
+    Attributes
+    ----------
+    path : Path
+        The audio file.
+    classes : tuple of str
+        Genre names, in the order of the probability vectors.
+    probabilities : ndarray of shape (n_classes,)
+        Mean of the window probabilities.
+    window_bounds : ndarray of shape (n_windows, 2)
+        Start and end of each window in seconds.
+    window_probabilities : ndarray of shape (n_windows, n_classes)
+        Probabilities of each window.
+    duration : float
+        Length of the file in seconds.
+    """
+
+    path: Path
+    classes: tuple[str, ...]
+    probabilities: np.ndarray
+    window_bounds: np.ndarray
+    window_probabilities: np.ndarray
+    duration: float
+
+    def top(self, k: int = 1) -> list[tuple[str, float]]:
+        """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+
+    @property
+    def genre(self) -> str:
+        """The most probable genre."""
+        return self.top(1)[0][0]
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the most probable genre."""
+        return float(self.probabilities.max())
+
+
+def file_windows(path: str | os.PathLike[str]) -> FileWindows:
+    """Decode `path`, cut it into 30-second windows and compute each window's features.
+
+    Parameters
+    ----------
+    path : path-like
+        An audio file in any format :func:`genrekit.decode.load_audio` reads.
+
+    Returns
+    -------
+    FileWindows
+        The windows and their features.
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be decoded or is too short; the message names the file.
+    """
+    from genrekit.decode import load_audio
+    from genrekit.errors import AudioError
+    from genrekit.features import clip_features
+    from genrekit.window import windows
+
+    y = load_audio(path, sr=SAMPLE_RATE)
+    try:
+        bounds = np.asarray(windows(len(y), sr=SAMPLE_RATE), dtype=np.int64).reshape(-1, 2)
+        features = np.stack([clip_features(y[start:end], sr=SAMPLE_RATE) for start, end in bounds])
+    except AudioError as exc:
+        raise AudioError(f"{path}: {exc}") from exc
+    return FileWindows(len(y), bounds, features)
+
+
+def _file_windows_or_error(path: Path) -> FileWindows | GenrekitError:
+    """Like :func:`file_windows` but return the error, so one bad file never stops a batch."""
+    try:
+        return file_windows(path)
+    except GenrekitError as exc:
+        return exc
+
+
+class GenreModel:
+    """A trained genre classifier that predicts from features, feature tables or audio files.
+
+    Use :func:`load_model` to get one. ``predict_proba`` and ``predict`` accept
+    a feature table (a :class:`pandas.DataFrame` with the 57 GTZAN feature
+    columns), an array of shape (n, 57), or audio file paths.
+
+    Parameters
+    ----------
+    classifier : CNNClassifier
+        The fitted classifier.
+    metadata : dict
+        The metadata saved with the model.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        Genre names, in the order of the probability columns.
+    """
+
+    def __init__(self, classifier, metadata: dict) -> None:
+        self.classifier = classifier
+        self.metadata = metadata
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Genre names, in the order of the probability columns."""
+        return np.asarray(self.classifier.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Return genre probabilities, one row per table row, array row or file.
+
+        Parameters
+        ----------
+        X : DataFrame, ndarray of shape (n, 57), path or sequence of paths
+            Features, or audio files (each one averaged over its windows).
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            Probabilities; columns follow ``classes_``.
+
+        Raises
+        ------
+        AudioError
+            If a file cannot be decoded (use :meth:`predict_files` to skip bad files).
+        """
+        if isinstance(X, (str, os.PathLike)):
+            X = [X]
+        if isinstance(X, pd.DataFrame) or not _is_path_list(X):
+            return self.classifier.predict_proba(_feature_frame(X))
+        return np.stack([self.predict_file(path).probabilities for path in X])
+
+    def predict(self, X) -> np.ndarray:
+        """Return the most probable genre for each row or file of `X` (see :meth:`predict_proba`)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def predict_file(self, path: str | os.PathLike[str]) -> FilePrediction:
+        """Predict the genre of one audio file, with per-window detail.
+
+        Raises
+        ------
+        AudioError
+            If the file cannot be decoded or is too short.
+        """
+        return self._predict_windows([(Path(path), file_windows(path))])[0]
+
+    def predict_files(
+        self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None
+    ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
+        """Predict many files, extracting on `jobs` processes and batching the model.
+
+        Results come in the order of `paths`, as soon as they are ready. A file
+        that fails yields its error instead of a prediction; the others go on.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Audio files.
+        jobs : int, optional
+            Worker processes; all cores when None, in-process when 1.
+
+        Yields
+        ------
+        path : Path
+            The file.
+        result : FilePrediction or GenrekitError
+            Its prediction, or why it failed.
+        """
+        paths = [Path(p) for p in paths]
+        jobs = min(jobs or os.cpu_count() or 1, max(len(paths), 1))
+        if jobs == 1:
+            yield from self._predict_stream(paths, map(_file_windows_or_error, paths))
+            return
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            try:
+                yield from self._predict_stream(paths, pool.map(_file_windows_or_error, paths))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    def _predict_stream(
+        self, paths: Sequence[Path], results: Iterator[FileWindows | GenrekitError]
+    ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
+        """Batch the windows of up to :data:`BATCH_FILES` files through the model at a time."""
+        pairs = zip(paths, results, strict=True)
+        while batch := list(islice(pairs, BATCH_FILES)):
+            done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
+            predictions = iter(self._predict_windows(done))
+            for path, res in batch:
+                yield path, next(predictions) if isinstance(res, FileWindows) else res
+
+    def _predict_windows(self, items: Sequence[tuple[Path, FileWindows]]) -> list[FilePrediction]:
+        """Classify the windows of several files in one batch and average per file."""
+        if not items:
+            return []
+        proba = self.classifier.predict_proba(np.concatenate([w.features for _, w in items]))
+        splits = np.cumsum([len(w.features) for _, w in items])[:-1]
+        classes = tuple(str(c) for c in self.classes_)
+        return [
+            FilePrediction(
+                path=path,
+                classes=classes,
+                probabilities=window_proba.mean(axis=0),
+                window_bounds=w.bounds / SAMPLE_RATE,
+                window_probabilities=window_proba,
+                duration=w.n_samples / SAMPLE_RATE,
+            )
+            for (path, w), window_proba in zip(items, np.split(proba, splits), strict=True)
+        ]
+
+
+def _is_path_list(X) -> bool:
+    """Whether `X` is a non-empty list or tuple of file paths."""
+    return isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], (str, os.PathLike))
+
+
+def _feature_frame(X) -> pd.DataFrame:
+    """Return the 57 feature columns of `X` (a table or an (n, 57) array) in GTZAN order."""
+    if isinstance(X, pd.DataFrame):
+        missing = [name for name in FEATURE_NAMES if name not in X.columns]
+        if missing:
+            raise GenrekitError(f"feature table lacks column(s): {', '.join(missing)}")
+        return X.loc[:, list(FEATURE_NAMES)]
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
+        raise GenrekitError(f"expected features of shape (n, {len(FEATURE_NAMES)}), got {X.shape}")
+    return pd.DataFrame(X, columns=list(FEATURE_NAMES))
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
+    """Load a model saved by ``genrekit train``, or the one that ships with genrekit.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A model folder (``model.safetensors`` + ``model.json``). The shipped
+        model when omitted.
+
+    Returns
+    -------
+    GenreModel
+        The model, ready to predict.
+
+    Raises
+    ------
+    ModelError
+        If the folder is missing, corrupt or from an incompatible version.
+
+    Examples
+    --------
+    >>> import genrekit
+    >>> model = genrekit.load_model()
+    >>> model.predict(["song.mp3"])  # doctest: +SKIP
+    array(['rock'], dtype='<U9')
+    """
+    from genrekit.modelio import load_model_dir
+
+    classifier, metadata = load_model_dir(PRETRAINED_DIR if path is None else path)
+    return GenreModel(classifier, metadata)

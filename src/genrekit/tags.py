@@ -1,0 +1,120 @@
+"""Writing the predicted genre into a file's own genre tag (ID3, Vorbis comment, MP4) with mutagen."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from genrekit.errors import GenrekitError
+
+
+class TagError(GenrekitError):
+    """A file's genre tag cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """What tagging one file did (or, in a dry run, would do).
+
+    Attributes
+    ----------
+    path : Path
+        The audio file.
+    old : tuple of str
+        The genre values the file held before (empty when it had none).
+    new : str
+        The genre written.
+    written : bool
+        False for a dry run or when the tag already held exactly `new`.
+    """
+
+    path: Path
+    old: tuple[str, ...]
+    new: str
+    written: bool
+
+
+def _open(path: Path):
+    """Open `path` with mutagen's easy interface, creating an empty tag block if it has none."""
+    import mutagen
+
+    try:
+        audio = mutagen.File(path, easy=True)
+    except mutagen.MutagenError as exc:
+        raise TagError(f"{path}: cannot read tags: {exc}") from exc
+    if audio is None:
+        raise TagError(f"{path}: cannot be tagged: not a format with genre tags (ID3, Vorbis comment, MP4)")
+    if audio.tags is None:
+        try:
+            audio.add_tags()
+        except (mutagen.MutagenError, NotImplementedError) as exc:
+            raise TagError(f"{path}: cannot be tagged: {exc}") from exc
+    return audio
+
+
+def _is_raw_id3(tags) -> bool:
+    """Whether `tags` is a raw ID3 block (WAV, AIFF) rather than a key/value interface."""
+    from mutagen.id3 import ID3
+
+    return isinstance(tags, ID3)
+
+
+def read_genre(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """Return the genre values in the tag of `path` (empty when there are none).
+
+    Raises
+    ------
+    TagError
+        If the file cannot be read by mutagen or has no tag format.
+    """
+    return _genre_values(_open(Path(path)).tags)
+
+
+def _genre_values(tags) -> tuple[str, ...]:
+    """Return the genre values held by an open tag block."""
+    if _is_raw_id3(tags):
+        return tuple(str(text) for frame in tags.getall("TCON") for text in frame.text)
+    return tuple(tags.get("genre", ()))
+
+
+def write_genre(path: str | os.PathLike[str], genre: str, dry_run: bool = False) -> TagChange:
+    """Set the genre tag of `path` to `genre`, leaving audio data and every other tag as they were.
+
+    Parameters
+    ----------
+    path : path-like
+        An MP3, FLAC, Ogg (Vorbis, Opus), MP4/M4A, WAV or AIFF file.
+    genre : str
+        The genre to write.
+    dry_run : bool
+        If True, report what would change and write nothing.
+
+    Returns
+    -------
+    TagChange
+        The old and new values and whether the file was written.
+
+    Raises
+    ------
+    TagError
+        If the file cannot be tagged (unknown format, unreadable or read-only file).
+    """
+    import mutagen
+
+    path = Path(path)
+    audio = _open(path)
+    old = _genre_values(audio.tags)
+    if dry_run or old == (genre,):
+        return TagChange(path, old, genre, written=False)
+    if _is_raw_id3(audio.tags):
+        from mutagen.id3 import TCON
+
+        audio.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
+    else:
+        audio.tags["genre"] = [genre]
+    try:
+        audio.save()
+    except (mutagen.MutagenError, OSError) as exc:
+        raise TagError(f"{path}: cannot write tag: {exc}") from exc
+    return TagChange(path, old, genre, written=True)
