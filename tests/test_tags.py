@@ -1,0 +1,89 @@
+"""Genre tags: written into copies of real files, nothing else in the file touched."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genrekit.tags import TagError, read_genre, write_genre
+
+
+def _samples(path: Path) -> np.ndarray:
+    if path.suffix == ".m4a":
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-"], capture_output=True, check=True
+        ).stdout
+        return np.frombuffer(raw, dtype=np.int16)
+    return sf.read(path, dtype="int16")[0]
+
+
+@pytest.fixture
+def tagged_copies(tmp_path: Path, gtzan_flac_dir: Path, gtzan_wav_dir: Path, cross_dir: Path) -> list[Path]:
+    """One file per tag family, copied or converted from real clips, each with a title tag."""
+    flac = shutil.copy(gtzan_flac_dir / "jazz" / "jazz.00000.flac", tmp_path)
+    wav = shutil.copy(gtzan_wav_dir / "pop" / "pop.00000.wav", tmp_path)
+    ogg = shutil.copy(cross_dir / "sorohanro_-_solo-trumpet-06.ogg", tmp_path)
+    y, sr = sf.read(flac)
+    mp3 = tmp_path / "jazz.mp3"
+    sf.write(mp3, y[: sr * 5], sr, format="MP3")
+    files = [Path(p) for p in (flac, wav, ogg, mp3)]
+    if shutil.which("ffmpeg"):
+        m4a = tmp_path / "jazz.m4a"
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp3), "-c:a", "aac", str(m4a)], check=True)
+        files.append(m4a)
+    for path in files:
+        audio = mutagen.File(path, easy=True)
+        if audio.tags is None:
+            audio.add_tags()
+        if isinstance(audio.tags, mutagen.id3.ID3):
+            audio.tags.add(mutagen.id3.TIT2(encoding=3, text=["a title"]))
+        else:
+            audio.tags["title"] = ["a title"]
+        audio.save()
+    return files
+
+
+def _title(path: Path) -> str:
+    tags = mutagen.File(path, easy=True).tags
+    if isinstance(tags, mutagen.id3.ID3):
+        return str(tags.getall("TIT2")[0].text[0])
+    return tags["title"][0]
+
+
+def test_write_genre_sets_only_the_genre(tagged_copies: list[Path]) -> None:
+    for path in tagged_copies:
+        before = _samples(path)
+        change = write_genre(path, "jazz")
+        assert change.written and change.old == () and change.new == "jazz", path
+        assert read_genre(path) == ("jazz",), path
+        assert _title(path) == "a title", path
+        np.testing.assert_array_equal(_samples(path), before, err_msg=str(path))
+
+
+def test_rewrite_replaces_old_value(tagged_copies: list[Path]) -> None:
+    path = tagged_copies[0]
+    write_genre(path, "blues")
+    change = write_genre(path, "jazz")
+    assert change.old == ("blues",) and read_genre(path) == ("jazz",)
+    assert not write_genre(path, "jazz").written
+
+
+def test_dry_run_writes_nothing(tagged_copies: list[Path]) -> None:
+    for path in tagged_copies:
+        before = path.read_bytes()
+        change = write_genre(path, "rock", dry_run=True)
+        assert not change.written and change.new == "rock"
+        assert path.read_bytes() == before, path
+
+
+def test_untaggable_file_is_named(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    with pytest.raises(TagError, match="notes.txt"):
+        write_genre(text, "rock")
