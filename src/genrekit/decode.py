@@ -1,0 +1,299 @@
+"""Audio files to mono float32 signals at the feature sample rate.
+
+WAV, FLAC, Ogg (Vorbis, Opus), MP3, AIFF and AU go through libsndfile
+(:mod:`soundfile`); other containers (M4A/AAC, WMA, MP4, ...) go through an
+``ffmpeg`` subprocess when the ``ffmpeg`` program is installed.
+
+The libsndfile path reproduces :func:`librosa.load` at ``sr=22050``: float32
+samples, channels mixed to mono by their mean (as :func:`librosa.to_mono`),
+then resampled with soxr at quality ``"HQ"`` (librosa's default ``res_type``,
+``"soxr_hq"``) and cut or zero-padded to ``ceil(n * sr / sr_orig)`` samples (as
+:func:`librosa.resample`). It works block by block, so a long file never needs
+more memory than its decoded mono result plus one block. The ffmpeg path lets
+ffmpeg mix and resample (its own resampler, not soxr).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from genrekit.errors import AudioError
+from genrekit.features import MIN_SAMPLES
+from genrekit.schema import GENRES, SAMPLE_RATE
+
+SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd"}
+)
+"""File extensions decoded by libsndfile."""
+
+FFMPEG_EXTENSIONS: frozenset[str] = frozenset(
+    {".m4a", ".aac", ".mp4", ".m4b", ".wma", ".webm", ".mka", ".mkv", ".ac3", ".amr", ".ape", ".wv"}
+)
+"""File extensions decoded through an ``ffmpeg`` subprocess."""
+
+AUDIO_EXTENSIONS: frozenset[str] = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+"""File extensions :func:`audio_files` picks up when it walks a folder."""
+
+BLOCK_FRAMES: int = 1 << 16
+"""Frames read (and resampled) at a time."""
+
+_UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)
+"""Data-chunk sizes that streaming WAV writers use for "length unknown"."""
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sr: int = SAMPLE_RATE,
+    min_samples: int = MIN_SAMPLES,
+    block_frames: int = BLOCK_FRAMES,
+) -> np.ndarray:
+    """Decode an audio file to a mono float32 signal at `sr`.
+
+    Parameters
+    ----------
+    path : path-like
+        The audio file. Its extension picks the decoder (see the module docstring);
+        an unknown extension is tried with libsndfile.
+    sr : int > 0
+        Target sample rate in Hz (default 22050, the GTZAN rate).
+    min_samples : int >= 0
+        Shortest acceptable result, in samples at `sr` (default: the minimum
+        the features need, :data:`genrekit.features.MIN_SAMPLES`).
+    block_frames : int > 0
+        Frames decoded and resampled at a time (libsndfile path).
+
+    Returns
+    -------
+    ndarray of shape (n,), dtype float32
+        The signal, mono, at `sr`.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, not audio, truncated (its header promises
+        more audio than it holds), has no channels, holds NaN or Inf samples, is
+        shorter than `min_samples`, or needs ffmpeg and ffmpeg is not installed.
+        The message starts with the file name.
+    """
+    path = Path(path)
+    if sr <= 0:
+        raise ValueError(f"sr must be positive, got {sr}")
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    if path.suffix.lower() in FFMPEG_EXTENSIONS:
+        y = _load_ffmpeg(path, sr)
+    else:
+        y = _load_soundfile(path, sr, block_frames)
+    if len(y) < min_samples:
+        raise AudioError(
+            f"{path}: too short: {len(y)} samples at {sr} Hz ({len(y) / sr:.3f} s), "
+            f"need at least {min_samples}"
+        )
+    return y
+
+
+def _load_soundfile(path: Path, sr: int, block_frames: int) -> np.ndarray:
+    """Decode with libsndfile, mixing and resampling block by block."""
+    import soundfile as sf
+    import soxr
+
+    _check_wav_length(path)
+    try:
+        handle = sf.SoundFile(path)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: cannot decode: {_sf_reason(exc)}") from exc
+    with handle:
+        n_frames, channels, sr_orig = handle.frames, handle.channels, handle.samplerate
+        if channels < 1:
+            raise AudioError(f"{path}: no audio channels")
+        if sr_orig <= 0:
+            raise AudioError(f"{path}: invalid sample rate {sr_orig}")
+        n_out = math.ceil(n_frames * sr / sr_orig)
+        stream = None if sr_orig == sr else soxr.ResampleStream(sr_orig, sr, 1, dtype="float32", quality="HQ")
+        out = np.zeros(n_out, dtype=np.float32)
+        filled = read = 0
+        try:
+            for block in _mono_blocks(handle, block_frames):
+                if not np.all(np.isfinite(block)):
+                    bad = read + int(np.flatnonzero(~np.isfinite(block))[0])
+                    raise AudioError(f"{path}: NaN or Inf sample at {bad / sr_orig:.3f} s (frame {bad})")
+                read += len(block)
+                if read > n_frames:
+                    raise AudioError(f"{path}: holds more frames than its header declares ({n_frames})")
+                chunk = block if stream is None else stream.resample_chunk(block, last=read == n_frames)
+                take = min(len(chunk), n_out - filled)
+                out[filled : filled + take] = chunk[:take]
+                filled += take
+        except (sf.SoundFileError, RuntimeError) as exc:
+            raise AudioError(
+                f"{path}: truncated or corrupt: decoding failed after {read} of {n_frames} frames "
+                f"({_sf_reason(exc)})"
+            ) from exc
+    if read < n_frames:
+        raise AudioError(f"{path}: truncated: header declares {n_frames} frames, only {read} could be read")
+    return out
+
+
+def _mono_blocks(handle, block_frames: int) -> Iterator[np.ndarray]:
+    """Yield float32 mono blocks (the mean of the channels) of an open :class:`soundfile.SoundFile`."""
+    while True:
+        block = handle.read(block_frames, dtype="float32", always_2d=True)
+        if len(block) == 0:
+            return
+        yield block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+
+
+def _sf_reason(exc: Exception) -> str:
+    """Return the libsndfile reason of `exc`, without the file name soundfile puts in front."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+
+
+def _check_wav_length(path: Path) -> None:
+    """Raise `AudioError` if a RIFF/WAVE file's data chunk declares more bytes than the file holds.
+
+    libsndfile silently shortens such files to the bytes present, which would
+    hide a truncated download or copy; other formats are checked while reading.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size not in _UNKNOWN_WAV_SIZES and chunk_size > available:
+                    raise AudioError(
+                        f"{path}: truncated: header declares {chunk_size} bytes of audio, "
+                        f"the file holds {available}"
+                    )
+                return
+            offset += 8 + chunk_size + (chunk_size & 1)
+
+
+def ffmpeg_command(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, ffmpeg: str = "ffmpeg") -> list[str]:
+    """Return the ffmpeg command that decodes `path` to mono float32 at `sr` on stdout.
+
+    Parameters
+    ----------
+    path : path-like
+        The audio file.
+    sr : int > 0
+        Target sample rate in Hz.
+    ffmpeg : str
+        The ffmpeg program.
+
+    Returns
+    -------
+    list of str
+        The command line: first audio stream, mixed to one channel, raw
+        little-endian float32 (``f32le``) samples on stdout.
+    """
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", os.fspath(path),
+        "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
+    ]  # fmt: skip
+
+
+def _load_ffmpeg(path: Path, sr: int) -> np.ndarray:
+    """Decode through an ffmpeg subprocess (containers libsndfile cannot read)."""
+    program = shutil.which("ffmpeg")
+    if program is None:
+        raise AudioError(f"{path}: cannot decode {path.suffix.lower()} without ffmpeg; install ffmpeg")
+    buffer = bytearray()
+    with subprocess.Popen(
+        ffmpeg_command(path, sr, program), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        while chunk := proc.stdout.read(1 << 20):
+            buffer += chunk
+        stderr = proc.stderr.read().decode(errors="replace").strip()
+    if proc.returncode != 0:
+        reason = stderr.splitlines()[-1] if stderr else f"ffmpeg exited with status {proc.returncode}"
+        raise AudioError(f"{path}: cannot decode: {reason}")
+    usable = len(buffer) - len(buffer) % 4
+    y = np.frombuffer(memoryview(buffer)[:usable], dtype="<f4").astype(np.float32, copy=False)
+    if not np.all(np.isfinite(y)):
+        bad = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise AudioError(f"{path}: NaN or Inf sample at {bad / sr:.3f} s")
+    return y
+
+
+def audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders into the list of audio files to process.
+
+    A folder is walked recursively and contributes its files whose extension is
+    in :data:`AUDIO_EXTENSIONS` (case-insensitive), sorted by path; hidden files
+    and folders (names starting with ``.``) are skipped. A file named
+    explicitly is always taken, whatever its extension. Duplicates are dropped,
+    keeping the first occurrence.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and folders.
+
+    Returns
+    -------
+    list of Path
+        The audio files, in argument order, each folder's files sorted.
+
+    Raises
+    ------
+    AudioError
+        If a path does not exist.
+    """
+    found: dict[Path, None] = {}
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.update(dict.fromkeys(_walk_audio(item)))
+        elif item.exists():
+            found[item] = None
+        else:
+            raise AudioError(f"{item}: no such file or folder")
+    return list(found)
+
+
+def _walk_audio(folder: Path) -> list[Path]:
+    """Return the non-hidden audio files under `folder`, recursively, sorted."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [
+            Path(root, name)
+            for name in names
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+        ]
+    return sorted(files)
+
+
+def genre_from_path(path: str | os.PathLike[str], genres: Iterable[str] = GENRES) -> str:
+    """Return the genre named by the folder holding `path`, or ``""``.
+
+    Parameters
+    ----------
+    path : path-like
+        An audio file, e.g. ``gtzan/blues/blues.00000.wav``.
+    genres : iterable of str
+        The genre names (default: the ten GTZAN genres).
+
+    Returns
+    -------
+    str
+        The parent folder's name when it is one of `genres`, else ``""``.
+    """
+    parent = Path(path).parent.name
+    return parent if parent in set(genres) else ""
