@@ -1,0 +1,400 @@
+"""Evaluation protocols: how the rows of a feature table are split to train and judge a model.
+
+Every protocol yields :class:`Split` objects (train / validation / test row indices
+plus the repeat or fold number and the seed that drew them), deterministic from
+their seeds. Every reported number names the protocol that produced it.
+
+``paper``
+    Stratified 80/10/10 train/validation/test, redrawn for each seed. The paper
+    writes "88%" for the training share, a typo for 80% (80 + 10 + 10 = 100).
+``cv<k>``
+    Stratified k-fold cross-validation (``cv10`` by default); the validation set
+    for early stopping is carved, stratified, out of each training fold (1/9 of
+    it, so train/validation/test are about 80/10/10 for k = 10).
+``filtered``
+    The fault-filtered, artist-conscious split of Kereliuk, Sturm & Larsen (2015)
+    (train 443 / valid 197 / test 290 ids). The split is fixed: repeating it with
+    several seeds measures training randomness only.
+``optimistic``
+    The paper's probable protocol, reported separately: the same splits as
+    ``paper``, the model trained on the train + validation rows (90%) and early
+    stopping (best epoch restored) decided on the *test* rows. The test set then
+    chooses the model, so its accuracy is biased upwards.
+
+Baselines run on the same splits with the same scaler handling (statistics fitted
+on the training rows only); they do not use the validation rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
+
+from genrekit.errors import GenrekitError
+
+PAPER = "paper"
+FILTERED = "filtered"
+OPTIMISTIC = "optimistic"
+
+SPLIT_FILES: tuple[str, ...] = ("train.txt", "valid.txt", "test.txt")
+"""The id lists of a split folder (one GTZAN id such as ``blues.00012`` a line)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One train / validation / test partition of the table's rows.
+
+    Attributes
+    ----------
+    protocol : str
+        Name of the protocol that drew it (``"paper"``, ``"cv10"``, ...).
+    repeat : int
+        Repeat (seed) number or fold number within the protocol, from 0.
+    seed : int
+        Seed of the split and of the model trained on it.
+    train, val, test : numpy.ndarray
+        Row indices (int64, sorted). `val` holds the rows used for early
+        stopping; for ``optimistic`` it is the test set itself.
+    """
+
+    protocol: str
+    repeat: int
+    seed: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @property
+    def val_is_test(self) -> bool:
+        """Whether early stopping looks at the test rows (the optimistic protocol)."""
+        return bool(np.array_equal(self.val, self.test))
+
+
+def cv_name(n_folds: int) -> str:
+    """Return the protocol name of `n_folds`-fold cross-validation (``"cv10"`` for 10)."""
+    return f"cv{n_folds}"
+
+
+def describe_protocol(name: str) -> str:
+    """Return a one-sentence description of protocol `name` for reports.
+
+    Parameters
+    ----------
+    name : str
+        ``"paper"``, ``"filtered"``, ``"optimistic"`` or ``"cv<k>"``.
+
+    Returns
+    -------
+    str
+        The description.
+    """
+    if name == PAPER:
+        return (
+            "Stratified 80/10/10 train/validation/test split redrawn for each seed; early stopping on the "
+            "validation rows; mean, std and 95% t-interval over the seeds."
+        )
+    if name == FILTERED:
+        return (
+            "Fixed fault-filtered artist-conscious split (Kereliuk, Sturm & Larsen 2015; train 443 / "
+            "valid 197 / test 290); one run per seed, so the interval covers training randomness only."
+        )
+    if name == OPTIMISTIC:
+        return (
+            "OPTIMISTIC (the paper's probable protocol): the paper splits, trained on train + validation "
+            "(90%) with early stopping on the TEST rows, so the test set picks the epoch; biased upwards."
+        )
+    if name.startswith("cv") and name[2:].isdigit():
+        k = int(name[2:])
+        return (
+            f"Stratified {k}-fold cross-validation; early stopping on a stratified 1/9 of each training "
+            f"fold; mean, std and 95% t-interval over the {k} folds."
+        )
+    raise GenrekitError(f"unknown protocol {name!r}")
+
+
+def _sorted(indices: np.ndarray) -> np.ndarray:
+    return np.sort(np.asarray(indices, dtype=np.int64))
+
+
+def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Split:
+    """Draw one stratified 80/10/10 train/validation/test split.
+
+    Parameters
+    ----------
+    y : array-like of str, shape (n,)
+        The labels, for stratification.
+    seed : int
+        Seed of the draw.
+    repeat : int
+        Repeat number recorded in the split.
+
+    Returns
+    -------
+    Split
+        Protocol ``"paper"``: 10% test, then 1/9 of the rest (10% of all) validation.
+    """
+    y = np.asarray(y)
+    rows = np.arange(len(y))
+    rest, test = train_test_split(rows, test_size=0.1, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=1 / 9, stratify=y[rest], random_state=seed)
+    return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
+
+
+def paper_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int]) -> list[Split]:
+    """Return one :func:`paper_split` per seed (repeat ``i`` uses ``seeds[i]``)."""
+    return [paper_split(y, seed, repeat) for repeat, seed in enumerate(seeds)]
+
+
+def optimistic_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int]) -> list[Split]:
+    """Return the ``optimistic`` splits: the paper splits with the test rows as validation.
+
+    The training rows are the paper split's train + validation rows (90%), and
+    the validation rows (for early stopping) are the test rows.
+
+    Parameters
+    ----------
+    y : array-like of str, shape (n,)
+        The labels.
+    seeds : sequence of int
+        One split per seed, the same draws as :func:`paper_splits`.
+
+    Returns
+    -------
+    list of Split
+    """
+    splits = []
+    for split in paper_splits(y, seeds):
+        train = _sorted(np.concatenate([split.train, split.val]))
+        splits.append(Split(OPTIMISTIC, split.repeat, split.seed, train, split.test, split.test))
+    return splits
+
+
+def cv_splits(y: Sequence[str] | np.ndarray, n_folds: int = 10, seed: int = 0) -> list[Split]:
+    """Return stratified `n_folds`-fold cross-validation splits with a carved validation set.
+
+    Parameters
+    ----------
+    y : array-like of str, shape (n,)
+        The labels.
+    n_folds : int
+        Number of folds (at least 2).
+    seed : int
+        Seed of the fold assignment; fold ``k`` carves its validation set and
+        trains its model with seed ``seed + k``.
+
+    Returns
+    -------
+    list of Split
+        One per fold; the test sets partition the rows. The validation set is a
+        stratified 1/9 of the training fold.
+    """
+    if n_folds < 2:
+        raise GenrekitError(f"folds: need at least 2, got {n_folds}")
+    y = np.asarray(y)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    splits = []
+    for fold, (rest, test) in enumerate(folds.split(np.zeros(len(y)), y)):
+        carve = StratifiedShuffleSplit(n_splits=1, test_size=1 / 9, random_state=seed + fold)
+        train_pos, val_pos = next(carve.split(np.zeros(len(rest)), y[rest]))
+        splits.append(
+            Split(
+                cv_name(n_folds),
+                fold,
+                seed + fold,
+                _sorted(rest[train_pos]),
+                _sorted(rest[val_pos]),
+                _sorted(test),
+            )
+        )
+    return splits
+
+
+def read_split_dir(split_dir: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read the id lists ``train.txt``, ``valid.txt`` and ``test.txt`` of a split folder.
+
+    Parameters
+    ----------
+    split_dir : path-like
+        Folder holding the three files, one id (``blues.00012``) a line.
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "valid": [...], "test": [...]}`` in file order.
+
+    Raises
+    ------
+    GenrekitError
+        If a file is missing, an id repeats, or the lists overlap.
+    """
+    split_dir = Path(split_dir)
+    lists: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for name in SPLIT_FILES:
+        path = split_dir / name
+        if not path.is_file():
+            raise GenrekitError(f"{path}: split file not found")
+        ids = []
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            item = Path(line.strip()).name
+            if not item:
+                continue
+            item = item[:-4] if item.endswith((".wav", ".WAV", ".au")) else item
+            if item in seen:
+                raise GenrekitError(f"{path} line {line_no}: id {item!r} already listed in {seen[item]}")
+            seen[item] = name
+            ids.append(item)
+        lists[name.removesuffix(".txt")] = ids
+    return lists
+
+
+def table_ids(filenames: Sequence[str]) -> list[str]:
+    """Return the GTZAN id (file-name stem, ``blues.00012``) of each table ``filename``."""
+    return [Path(str(name)).stem for name in filenames]
+
+
+def filtered_split(filenames: Sequence[str], split_dir: str | os.PathLike[str]) -> tuple[Split, list[str]]:
+    """Match the ids of a split folder to table rows by file-name stem.
+
+    Parameters
+    ----------
+    filenames : sequence of str
+        The table's ``filename`` column (``blues.00012.wav``).
+    split_dir : path-like
+        Folder with ``train.txt``, ``valid.txt``, ``test.txt``.
+
+    Returns
+    -------
+    split : Split
+        Protocol ``"filtered"``, repeat 0, seed 0.
+    unmatched : list of str
+        Listed ids with no table row (left out of the split).
+
+    Raises
+    ------
+    GenrekitError
+        If a part of the split matches no table row.
+    """
+    lists = read_split_dir(split_dir)
+    position = {item: row for row, item in enumerate(table_ids(filenames))}
+    parts: dict[str, np.ndarray] = {}
+    unmatched: list[str] = []
+    for part, ids in lists.items():
+        rows = [position[item] for item in ids if item in position]
+        unmatched.extend(item for item in ids if item not in position)
+        if not rows:
+            raise GenrekitError(f"{Path(split_dir) / (part + '.txt')}: no id matches a table filename")
+        parts[part] = _sorted(np.array(rows))
+    return Split(FILTERED, 0, 0, parts["train"], parts["valid"], parts["test"]), unmatched
+
+
+def filtered_splits(
+    filenames: Sequence[str], split_dir: str | os.PathLike[str], seeds: Sequence[int]
+) -> tuple[list[Split], list[str]]:
+    """Return the fixed filtered split once per seed (training randomness only) and unmatched ids."""
+    split, unmatched = filtered_split(filenames, split_dir)
+    splits = [
+        Split(FILTERED, repeat, seed, split.train, split.val, split.test) for repeat, seed in enumerate(seeds)
+    ]
+    return splits, unmatched
+
+
+def fit_on_split(model, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool):
+    """Fit `model` on the training rows of `split`, with early stopping data when it takes it.
+
+    Parameters
+    ----------
+    model : estimator
+        A classifier with ``fit``; when `uses_validation`, ``fit(X, y, X_val, y_val)``.
+    X : numpy.ndarray, shape (n, n_features)
+        All rows.
+    y : numpy.ndarray of str, shape (n,)
+        All labels.
+    split : Split
+        Which rows to train and validate on.
+    uses_validation : bool
+        Pass the validation rows to ``fit`` (the CNN's early stopping); baselines
+        ignore them.
+
+    Returns
+    -------
+    estimator
+        The fitted `model`.
+    """
+    if uses_validation and len(split.val):
+        return model.fit(X[split.train], y[split.train], X[split.val], y[split.val])
+    return model.fit(X[split.train], y[split.train])
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Cross-validated scores of a training recipe (see :func:`cross_validate`).
+
+    Attributes
+    ----------
+    protocol : str
+        ``"cv<k>"``.
+    accuracies : numpy.ndarray
+        Test accuracy of each fold.
+    y_pred : numpy.ndarray of str
+        Out-of-fold prediction of every row.
+    """
+
+    protocol: str
+    accuracies: np.ndarray
+    y_pred: np.ndarray
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """Mean, std and 95% t-interval of the fold accuracies (see :func:`genrekit.evaluate.summarize`)."""
+        from genrekit.evaluate import summarize
+
+        return summarize(self.accuracies)
+
+
+def cross_validate(
+    make_model: Callable[[int], object],
+    X: np.ndarray,
+    y: Sequence[str] | np.ndarray,
+    n_folds: int = 10,
+    seed: int = 0,
+    uses_validation: bool = True,
+) -> CVResult:
+    """Cross-validate a training recipe under protocol ``cv<k>``.
+
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model(seed)`` returns a fresh unfitted classifier for one fold.
+    X : numpy.ndarray, shape (n, n_features)
+        Features.
+    y : array-like of str, shape (n,)
+        Labels.
+    n_folds : int
+        Number of folds.
+    seed : int
+        Seed of the folds (see :func:`cv_splits`).
+    uses_validation : bool
+        Pass each fold's carved validation rows to ``fit`` (for early stopping).
+
+    Returns
+    -------
+    CVResult
+        Per-fold accuracies and out-of-fold predictions; ``.summary`` gives the
+        mean, std and 95% t-interval over folds.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    y_pred = np.empty(len(y), dtype=object)
+    accuracies = []
+    for split in cv_splits(y, n_folds, seed):
+        model = fit_on_split(make_model(split.seed), X, y, split, uses_validation)
+        pred = np.asarray(model.predict(X[split.test]))
+        y_pred[split.test] = pred
+        accuracies.append(float(np.mean(pred == y[split.test])))
+    return CVResult(cv_name(n_folds), np.array(accuracies), y_pred.astype(str))

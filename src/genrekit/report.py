@@ -1,0 +1,603 @@
+"""The reproduction report: ``report.html``, ``report.md`` (+ ``figures/*.png``) and ``metrics.json``.
+
+The report is a pure function of the metrics dictionary that
+:func:`genrekit.reproduce.reproduce` builds (and writes as ``metrics.json``), so
+every number shown can be checked against that file. The document is built
+once as a list of blocks (headings, paragraphs, tables, figures) and rendered
+twice, as Markdown and as HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genrekit.atomic import atomic_write_bytes, atomic_write_text
+
+METRIC_TITLES: dict[str, str] = {
+    "accuracy": "Accuracy",
+    "precision_macro": "Precision (macro)",
+    "recall_macro": "Recall (macro)",
+    "f1_macro": "F1 (macro)",
+}
+"""The headline metrics (the paper's Table 1 columns) and their titles."""
+
+MODEL_TITLES: dict[str, str] = {"cnn": "CNN (paper's)", "knn": "k-NN", "svm": "SVM", "mlp": "MLP"}
+
+
+def format_percent(value: float | None, digits: int = 1) -> str:
+    """Format a fraction as a percentage (``0.77`` -> ``"77.0"``); ``"n/a"`` for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.{digits}f}"
+
+
+def format_summary(summary: dict) -> str:
+    """Format a metric summary as ``"mean ± std [ci_low, ci_high]"`` in percent.
+
+    Parameters
+    ----------
+    summary : dict
+        ``mean``, ``std``, ``ci_low``, ``ci_high`` (fractions), as from
+        :func:`genrekit.evaluate.summarize`.
+
+    Returns
+    -------
+    str
+        For example ``"66.1 ± 2.9 [64.0, 68.2]"``; the interval is left out
+        when it is undefined (a single run).
+    """
+    text = f"{format_percent(summary['mean'])} ± {format_percent(summary['std'])}"
+    if summary.get("ci_low") is None or math.isnan(summary["ci_low"]):
+        return text
+    return f"{text} [{format_percent(summary['ci_low'])}, {format_percent(summary['ci_high'])}]"
+
+
+@dataclass
+class Table:
+    """A table block: a header row, body rows of strings, and CSS classes per row."""
+
+    header: list[str]
+    rows: list[list[str]]
+    row_classes: list[str] = field(default_factory=list)
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    """A figure block: PNG bytes saved as ``figures/<name>.png``."""
+
+    name: str
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Heading:
+    """A section heading (level 2 or 3)."""
+
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    """A paragraph of plain text; ``warning`` ones are highlighted."""
+
+    text: str
+    warning: bool = False
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+
+def _png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def figure_headline(metrics: dict) -> bytes:
+    """Bar chart of mean test accuracy with 95% t-intervals per protocol and model, paper values marked."""
+    plt = _pyplot()
+    protocols = [item["name"] for item in metrics["protocols"]]
+    models = list(MODEL_TITLES)
+    colors = ["#4c72b0", "#55a868", "#8172b2", "#c44e52"]
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / len(protocols)
+    for p, protocol in enumerate(protocols):
+        means, lows, highs = [], [], []
+        for model in models:
+            summary = _entry(metrics, protocol, model)["summary"]["accuracy"]
+            means.append(100 * summary["mean"])
+            low = summary["ci_low"] if summary["ci_low"] is not None else summary["mean"]
+            high = summary["ci_high"] if summary["ci_high"] is not None else summary["mean"]
+            lows.append(100 * (summary["mean"] - low))
+            highs.append(100 * (high - summary["mean"]))
+        x = np.arange(len(models)) + (p - (len(protocols) - 1) / 2) * width
+        label = "OPTIMISTIC (early-stopped on test)" if protocol == "optimistic" else protocol
+        ax.bar(
+            x,
+            means,
+            width * 0.92,
+            yerr=[lows, highs],
+            capsize=2,
+            label=label,
+            color=colors[p % 4],
+            hatch="//" if protocol == "optimistic" else None,
+            edgecolor="white",
+            linewidth=0.5,
+        )
+    paper = [100 * metrics["paper_table1"][model]["accuracy"] for model in models]
+    ax.scatter(
+        np.arange(len(models)), paper, marker="D", color="black", zorder=5, s=28, label="paper, Table 1"
+    )
+    ax.set_xticks(np.arange(len(models)), [MODEL_TITLES[model] for model in models])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(30, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=5, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.set_title("Test accuracy: mean and 95% t-interval over repeats/folds")
+    return _png(fig)
+
+
+def figure_curves(curves: dict) -> bytes:
+    """Train vs validation accuracy and loss of one CNN run, best (restored) epoch marked."""
+    plt = _pyplot()
+    history = curves["history"]
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for ax, key, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        scale = 100 if key == "accuracy" else 1
+        ax.plot(epochs, [scale * row[f"train_{key}"] for row in history], label="train", color="#4c72b0")
+        ax.plot(epochs, [scale * row[f"val_{key}"] for row in history], label="validation", color="#c44e52")
+        ax.axvline(curves["best_epoch"], color="grey", linestyle="--", linewidth=0.8, label="best epoch")
+        ax.set_xlabel("epoch")
+        ax.set_title(title + (" (%)" if key == "accuracy" else ""))
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False)
+    return _png(fig)
+
+
+def figure_confusion(pooled: dict) -> bytes:
+    """Confusion-matrix heatmap with genre names: counts, colour = share of the true genre's row."""
+    plt = _pyplot()
+    labels = pooled["labels"]
+    counts = np.asarray(pooled["confusion"])
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if counts[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
+                    color="white" if share[i, j] > 0.55 else "black",
+                )
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    ax.spines[:].set_visible(False)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true genre")
+    return _png(fig)
+
+
+def figure_per_genre(pooled: dict) -> bytes:
+    """Per-genre F1 and one-vs-rest ROC-AUC bars."""
+    plt = _pyplot()
+    labels = pooled["labels"]
+    f1 = [pooled["classification_report"][name]["f1"] for name in labels]
+    auc = [pooled["roc_auc"][name] for name in labels]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    ax.bar(x - 0.2, f1, 0.4, label="F1", color="#4c72b0")
+    ax.bar(x + 0.2, auc, 0.4, label="ROC-AUC (one-vs-rest)", color="#dd8452")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False, ncol=2, loc="lower left")
+    return _png(fig)
+
+
+# ------------------------------------------------------------------------------------------------ blocks
+
+
+def _entry(metrics: dict, protocol: str, model: str) -> dict:
+    """Return the results entry of `protocol` x `model`."""
+    for entry in metrics["results"]:
+        if entry["protocol"] == protocol and entry["model"] == model:
+            return entry
+    raise KeyError(f"no results for protocol {protocol!r}, model {model!r}")
+
+
+def headline_table(metrics: dict) -> Table:
+    """Build the headline table: the paper's Table 1 beside ours per protocol and model (percent)."""
+    header = ["Protocol", "Model", *METRIC_TITLES.values(), "Runs"]
+    rows, classes = [], []
+    for model in MODEL_TITLES:
+        paper = metrics["paper_table1"][model]
+        rows.append(
+            ["paper's Table 1", MODEL_TITLES[model], *(format_percent(paper[m]) for m in METRIC_TITLES), "1"]
+        )
+        classes.append("paper")
+    for protocol in metrics["protocols"]:
+        for model in MODEL_TITLES:
+            entry = _entry(metrics, protocol["name"], model)
+            name = (
+                "OPTIMISTIC (test set used for early stopping)"
+                if protocol["optimistic"]
+                else protocol["name"]
+            )
+            rows.append(
+                [
+                    name,
+                    MODEL_TITLES[model],
+                    *(format_summary(entry["summary"][m]) for m in METRIC_TITLES),
+                    str(entry["summary"]["accuracy"]["n"]),
+                ]
+            )
+            classes.append("optimistic" if protocol["optimistic"] else "")
+    return Table(header, rows, classes, caption="Percent; ours: mean ± std [95% t-interval of the mean].")
+
+
+def _report_table(pooled: dict) -> Table:
+    """Per-genre precision / recall / F1 / support, plus ROC-AUC."""
+    rows = []
+    for name, row in pooled["classification_report"].items():
+        auc = pooled["roc_auc"].get(name, pooled["roc_auc"]["macro"] if name == "macro avg" else None)
+        rows.append(
+            [
+                name,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+                "" if auc is None else f"{auc:.3f}",
+            ]
+        )
+    classes = ["avg" if name.endswith("avg") else "" for name in pooled["classification_report"]]
+    return Table(["Genre", "Precision", "Recall", "F1", "Support", "ROC-AUC (OvR)"], rows, classes)
+
+
+def _pairs_table(detail: dict) -> Table:
+    rows = [
+        [f"{a} ↔ {b}", str(pair["a_as_b"]), str(pair["b_as_a"]), str(pair["total"])]
+        for pair in detail["confused_pairs"]
+        for a, b in [pair["pair"]]
+    ]
+    return Table(["Pair (a ↔ b)", "a as b", "b as a", "Total"], rows)
+
+
+def _paper_pairs_table(detail: dict) -> Table:
+    rows = [
+        [
+            " ↔ ".join(item["pair"]),
+            str(item["total"]),
+            "never" if item["rank"] is None else f"#{item['rank']}",
+        ]
+        for item in detail["paper_pairs"]
+    ]
+    return Table(["Pair named by the paper", "Confusions (both ways)", "Rank among all pairs"], rows)
+
+
+def _per_run_table(metrics: dict) -> Table:
+    rows = []
+    for entry in metrics["results"]:
+        if entry["model"] != "cnn":
+            continue
+        epochs = [run["best_epoch"] for run in entry["runs"]]
+        rows.append(
+            [
+                entry["protocol"],
+                str(entry["n_train"]),
+                str(entry["n_val"]),
+                str(entry["n_test"]),
+                entry["early_stopping"],
+                ", ".join(format_percent(run["metrics"]["accuracy"], 0) for run in entry["runs"]),
+                f"{min(epochs)} to {max(epochs)}",
+            ]
+        )
+    return Table(
+        ["Protocol", "Train", "Val", "Test", "Early stopping on", "Accuracy of each run (%)", "Best epochs"],
+        rows,
+    )
+
+
+def _model_summary_table(rows: list[dict]) -> Table:
+    header = list(rows[0]) if rows else []
+    return Table(header, [[str(row[key]) for key in header] for row in rows])
+
+
+def _environment_table(metrics: dict) -> Table:
+    env = metrics["environment"]
+    settings = env["settings"]
+    items = [
+        ("Data", f"{metrics['data']['path']} ({metrics['data']['rows']} rows)"),
+        ("Data SHA-256", metrics["data"]["sha256"]),
+        ("Seeds", ", ".join(map(str, env["seeds"]))),
+        (
+            "Folds / epoch cap / patience",
+            f"{settings['folds']} / {settings['epochs']} / {settings['patience']}",
+        ),
+        ("Quick settings", "yes (reduced, not for citing)" if settings["quick"] else "no"),
+        ("Worker processes (torch threads each: 1)", str(env["jobs"])),
+        ("Wall time", f"{env['wall_seconds']:.0f} s ({env['note']})"),
+        ("CPU count", str(env["cpu_count"])),
+        ("Date (UTC)", env["date"]),
+        ("Platform", env["platform"]),
+        *((name, env[name]) for name in ("python", "numpy", "torch", "scikit-learn", "librosa", "genrekit")),
+    ]
+    return Table(["Item", "Value"], [[name, str(value)] for name, value in items])
+
+
+def build_blocks(metrics: dict) -> list:
+    """Build the report as a list of :class:`Heading`, :class:`Paragraph`, :class:`Table`, :class:`Figure`.
+
+    Parameters
+    ----------
+    metrics : dict
+        The reproduction's metrics (the content of ``metrics.json``).
+
+    Returns
+    -------
+    list
+        The blocks, in reading order.
+    """
+    detail = metrics["cnn_detail"]
+    settings = metrics["environment"]["settings"]
+    cnn = {p["name"]: _entry(metrics, p["name"], "cnn")["summary"]["accuracy"] for p in metrics["protocols"]}
+    blocks: list = [Heading(metrics["title"], 1)]
+    if settings["quick"]:
+        blocks.append(
+            Paragraph(
+                "QUICK RUN: reduced seeds, folds and epochs (a smoke test); do not cite these numbers.",
+                warning=True,
+            )
+        )
+    summary_line = "; ".join(f"{name}: {format_summary(value)}" for name, value in cnn.items())
+    blocks += [
+        Paragraph(
+            f"The paper reports 77.0% test accuracy for its 1D CNN on a single 100-track test set. "
+            f"Our CNN test accuracy (%, mean ± std [95% t-interval]) by protocol — {summary_line}."
+        ),
+        Heading("Headline: the paper's Table 1 beside ours"),
+        headline_table(metrics),
+        Figure(
+            "accuracy",
+            figure_headline(metrics),
+            "Mean test accuracy with 95% t-intervals; black diamonds: the paper's Table 1.",
+        ),
+        Paragraph(
+            "OPTIMISTIC rows use the test rows as the early-stopping validation set (the best epoch on "
+            "the test set is restored), which is what the paper's equal final validation and test "
+            "accuracies (77.00%) suggest. The test set then selects the model, so those numbers are "
+            "biased upwards and are not an estimate of accuracy on unseen music.",
+            warning=True,
+        ),
+        Heading("Protocols"),
+        Table(
+            ["Protocol", "What it is"],
+            [[p["name"], p["description"]] for p in metrics["protocols"]],
+            ["optimistic" if p["optimistic"] else "" for p in metrics["protocols"]],
+        ),
+        Paragraph(
+            "Baselines (k-NN, SVM, MLP: StandardScaler + classifier) train on exactly the training rows "
+            "of each split, with scaler statistics fitted on those rows only; they do not use the "
+            "validation rows. Intervals are Student-t 95% intervals of the mean over repeats (paper, "
+            "filtered, optimistic) or folds (cv); for the fixed filtered split they cover training "
+            "randomness only."
+        ),
+    ]
+    blocks += [
+        Paragraph(f"Note ({note['protocol']}): {note['note']}", warning=True) for note in metrics["notes"]
+    ]
+    curves = detail["curves"]
+    blocks += [
+        Heading("The CNN in detail"),
+        Heading("Learning curves", 3),
+        Figure(
+            "curves",
+            figure_curves(curves),
+            f"Protocol {curves['protocol']}, repeat {curves['repeat']} (seed {curves['seed']}): "
+            f"{curves['n_epochs_run']} epochs run, best validation epoch {curves['best_epoch']} restored.",
+        ),
+        _per_run_table(metrics),
+        Heading("Confusion matrix", 3),
+        Paragraph(f"Pooled over {detail['pooled_over']} ({detail['n_predictions']} predictions)."),
+        Figure(
+            "confusion",
+            figure_confusion(detail),
+            f"CNN confusion matrix, protocol {detail['protocol']} "
+            "(rows: true genre; colour: share of the row).",
+        ),
+        Heading("Per-genre classification report and ROC-AUC", 3),
+        Paragraph(
+            f"Protocol {detail['protocol']}, the same pooled out-of-fold predictions; ROC-AUC is "
+            "one-vs-rest from the predicted probabilities."
+        ),
+        _report_table(detail),
+        Figure("per_genre", figure_per_genre(detail), "Per-genre F1 and ROC-AUC (same predictions)."),
+        Heading("Most confused genre pairs vs the paper's error analysis", 3),
+        _pairs_table(detail),
+        _paper_pairs_table(detail),
+        Heading("Example predictions", 3),
+        Paragraph(
+            f"Protocol {detail['examples']['protocol']}, repeat {detail['examples']['repeat']}: the most "
+            "confident mistakes, then the most confident correct predictions."
+        ),
+        Table(
+            ["File", "True", "Predicted", "Probability"],
+            [
+                [row["file"], row["true"], row["predicted"], f"{row['probability']:.2f}"]
+                for row in detail["examples"]["rows"]
+            ],
+            ["" if row["correct"] else "wrong" for row in detail["examples"]["rows"]],
+        ),
+        Heading("Model summary", 3),
+        _model_summary_table(detail["model_summary"]),
+        Paragraph(detail["params_note"]),
+        Heading("Environment"),
+        _environment_table(metrics),
+    ]
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------- renderers
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list) -> str:
+    """Render `blocks` as Markdown; figures link to ``figures/<name>.png``."""
+    lines: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            lines += ["#" * block.level + " " + block.text, ""]
+        elif isinstance(block, Paragraph):
+            lines += [("> **Warning:** " if block.warning else "") + block.text, ""]
+        elif isinstance(block, Figure):
+            lines += [f"![{block.caption}](figures/{block.name}.png)", "", f"*{block.caption}*", ""]
+        elif isinstance(block, Table):
+            lines.append("| " + " | ".join(map(_md_cell, block.header)) + " |")
+            lines.append("|" + "|".join("---" for _ in block.header) + "|")
+            for row, css in zip(block.rows, block.row_classes or [""] * len(block.rows), strict=True):
+                cells = [
+                    f"**{_md_cell(cell)}**" if css == "optimistic" and cell else _md_cell(cell)
+                    for cell in row
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines += (["", f"*{block.caption}*"] if block.caption else []) + [""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;max-width:1080px;margin:2rem auto;
+padding:0 1.5rem;color:#1f2328;line-height:1.5;background:#fff}
+h1{font-size:1.6rem;border-bottom:2px solid #e5e7eb;padding-bottom:.4rem}
+h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #e5e7eb;padding-bottom:.25rem}
+h3{font-size:1.05rem;margin-top:1.6rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.86rem;width:100%}
+th,td{padding:.35rem .6rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+tbody tr:nth-child(even){background:#fbfbfc}
+tr.paper td{color:#57606a;font-style:italic}
+tr.optimistic td{background:#fff4e5;color:#8a4b00;font-weight:600}
+tr.avg td{font-weight:600;border-top:1px solid #d0d7de}
+tr.wrong td{color:#b42318}
+caption{caption-side:bottom;text-align:left;color:#57606a;font-size:.8rem;padding-top:.3rem}
+figure{margin:1rem 0;text-align:center}
+figure img{max-width:100%;height:auto}
+figcaption{color:#57606a;font-size:.85rem}
+p.warning{background:#fff4e5;border-left:4px solid #f59e0b;padding:.5rem .8rem}
+"""
+
+
+def to_html(blocks: list) -> str:
+    """Render `blocks` as one self-contained HTML page (CSS inline, figures as base64 PNG)."""
+    title = next((block.text for block in blocks if isinstance(block, Heading)), "genrekit report")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+    ]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p{' class=warning' if block.warning else ''}>{html.escape(block.text)}</p>")
+        elif isinstance(block, Figure):
+            data = base64.b64encode(block.png).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+            )
+        elif isinstance(block, Table):
+            parts.append("<table>")
+            if block.caption:
+                parts.append(f"<caption>{html.escape(block.caption)}</caption>")
+            parts.append(
+                "<thead><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
+                + "</tr></thead><tbody>"
+            )
+            for row, css in zip(block.rows, block.row_classes or [""] * len(block.rows), strict=True):
+                attr = f' class="{css}"' if css else ""
+                parts.append(
+                    f"<tr{attr}>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                )
+            parts.append("</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def jsonable(obj):
+    """Return `obj` with NumPy values and tuples made plain and NaN made None, for strict JSON."""
+    if isinstance(obj, dict):
+        return {str(key): jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def write_report(metrics: dict, out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.md`` with ``figures/*.png``, and ``report.html`` to `out`, atomically.
+
+    Parameters
+    ----------
+    metrics : dict
+        The reproduction's metrics (see :func:`genrekit.reproduce.reproduce`).
+    out : path-like
+        Output folder (created).
+
+    Returns
+    -------
+    dict
+        ``{"json", "markdown", "html"}`` paths.
+    """
+    out = Path(out)
+    metrics = jsonable(metrics)
+    blocks = build_blocks(metrics)
+    for block in blocks:
+        if isinstance(block, Figure):
+            atomic_write_bytes(out / "figures" / f"{block.name}.png", block.png)
+    paths = {"json": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html"}
+    atomic_write_text(paths["json"], json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(paths["markdown"], to_markdown(blocks))
+    atomic_write_text(paths["html"], to_html(blocks))
+    return paths

@@ -1,0 +1,549 @@
+"""Reproduce the paper: every protocol x (the CNN and three baselines), then the report.
+
+:func:`reproduce` reads and checks the table, plans one run per (split, model),
+trains them (in parallel worker processes when ``jobs > 1``: one torch thread
+each, results identical to a sequential run because every run is seeded),
+aggregates the scores with :mod:`genrekit.evaluate` and writes the report with
+:mod:`genrekit.report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genrekit import __version__
+from genrekit.errors import GenrekitError, TableError
+from genrekit.evaluate import (
+    SCALAR_METRICS,
+    classification_table,
+    confused_pairs,
+    confusion_frame,
+    example_predictions,
+    predicted_labels,
+    roc_auc_per_class,
+    score_run,
+    summarize,
+)
+from genrekit.protocols import (
+    OPTIMISTIC,
+    PAPER,
+    Split,
+    cv_name,
+    cv_splits,
+    describe_protocol,
+    filtered_splits,
+    fit_on_split,
+    optimistic_splits,
+    paper_splits,
+)
+from genrekit.schema import LABEL_COLUMN
+
+MODELS: tuple[str, ...] = ("cnn", "knn", "svm", "mlp")
+"""The models of the paper's Table 1: the proposed CNN, then the baselines."""
+
+
+PAPER_TITLE = "Reproduction of 'A Novel CNN Architecture for Music Genre Classification from Audio Features'"
+
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "knn": {"accuracy": 0.605, "precision_macro": 0.582, "recall_macro": 0.591, "f1_macro": 0.586},
+    "svm": {"accuracy": 0.683, "precision_macro": 0.667, "recall_macro": 0.672, "f1_macro": 0.669},
+    "mlp": {"accuracy": 0.712, "precision_macro": 0.701, "recall_macro": 0.705, "f1_macro": 0.703},
+    "cnn": {"accuracy": 0.770, "precision_macro": 0.758, "recall_macro": 0.763, "f1_macro": 0.760},
+}
+"""The paper's Table 1 (one 100-track test set; its protocol is not stated)."""
+
+PAPER_ERROR_PAIRS: tuple[tuple[str, str], ...] = (("blues", "jazz"), ("pop", "rock"), ("classical", "jazz"))
+"""The confusions named in the paper's error analysis (section 9)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to run.
+
+    Attributes
+    ----------
+    seeds : int
+        Repeats of the ``paper``, ``optimistic`` and ``filtered`` protocols (seeds 0..seeds-1).
+    folds : int
+        Folds of the cross-validation protocol.
+    epochs : int
+        The CNN's epoch cap (the paper: 200).
+    patience : int
+        Epochs without validation improvement before the CNN stops.
+    jobs : int
+        Worker processes (1: run in this process).
+    quick : bool
+        Whether these are the reduced ``--quick`` settings (recorded in the report).
+    """
+
+    seeds: int = 10
+    folds: int = 10
+    epochs: int = 200
+    patience: int = 20
+    jobs: int = 1
+    quick: bool = False
+
+    @classmethod
+    def make_quick(cls, jobs: int = 1) -> Settings:
+        """Return the ``--quick`` settings: 2 seeds, 3 folds, at most 20 epochs (patience 5)."""
+        return cls(seeds=2, folds=3, epochs=20, patience=5, jobs=jobs, quick=True)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One training run: a model on a split."""
+
+    split: Split
+    model: str
+
+
+def make_model(name: str, seed: int, settings: Settings):
+    """Return a fresh unfitted model `name` (``cnn``, ``knn``, ``svm`` or ``mlp``) seeded with `seed`."""
+    if name == "cnn":
+        from genrekit.cnn import CNNClassifier
+
+        return CNNClassifier(epochs=settings.epochs, patience=settings.patience, random_state=seed)
+    from genrekit.baselines import make_baseline
+
+    return make_baseline(name, random_state=seed)
+
+
+def plan(
+    y: np.ndarray, filenames: np.ndarray, settings: Settings, split_dir: str | os.PathLike[str] | None
+) -> tuple[list[Task], list[dict[str, str]]]:
+    """Plan every run of the reproduction.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str
+        Labels of the table rows.
+    filenames : numpy.ndarray of str
+        The table's ``filename`` column (to match the filtered split).
+    settings : Settings
+        Seeds, folds, ...
+    split_dir : path-like, optional
+        Folder of the filtered split; without it that protocol is skipped.
+
+    Returns
+    -------
+    tasks : list of Task
+        CNN runs first (the longest), then baselines, protocol by protocol.
+    notes : list of dict
+        ``{"protocol", "note"}`` for skipped protocols and unmatched split ids.
+    """
+    seeds = list(range(settings.seeds))
+    if not seeds:
+        raise GenrekitError("seeds: need at least 1")
+    notes: list[dict[str, str]] = []
+    splits = paper_splits(y, seeds) + cv_splits(y, settings.folds, seed=0)
+    if split_dir is None:
+        notes.append({"protocol": "filtered", "note": "skipped: no --split-dir given (see the README)"})
+    else:
+        filtered, unmatched = filtered_splits(filenames, split_dir, seeds)
+        splits += filtered
+        if unmatched:
+            notes.append(
+                {
+                    "protocol": "filtered",
+                    "note": f"{len(unmatched)} listed ids have no table row: "
+                    + ", ".join(unmatched[:10])
+                    + (" ..." if len(unmatched) > 10 else ""),
+                }
+            )
+    splits += optimistic_splits(y, seeds)
+    tasks = [Task(split, model) for model in MODELS for split in splits]
+    return tasks, notes
+
+
+def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> dict:
+    """Train one model on one split and score it on the split's test rows.
+
+    Parameters
+    ----------
+    task : Task
+        The split and model.
+    X : numpy.ndarray, shape (n, 57)
+        All features.
+    y : numpy.ndarray of str, shape (n,)
+        All labels.
+    classes : numpy.ndarray of str
+        The classes, in the order of the returned probability columns.
+    settings : Settings
+        Epoch cap and patience of the CNN.
+
+    Returns
+    -------
+    dict
+        ``protocol, model, repeat, seed, n_train, n_val, n_test, early_stopping,
+        metrics, fit_seconds, test, proba`` and, for the CNN, ``history,
+        best_epoch, n_epochs_run``.
+    """
+    split = task.split
+    uses_validation = task.model == "cnn"
+    model = make_model(task.model, split.seed, settings)
+    start = time.perf_counter()
+    fit_on_split(model, X, y, split, uses_validation)
+    fit_seconds = time.perf_counter() - start
+    raw = np.asarray(model.predict_proba(X[split.test]), dtype=float)
+    proba = raw[:, [list(model.classes_).index(name) for name in classes]]
+    if not uses_validation:
+        stopping = "none (baselines do not use the validation rows)"
+    else:
+        stopping = "test rows (OPTIMISTIC)" if split.val_is_test else "validation rows"
+    result = {
+        "protocol": split.protocol,
+        "model": task.model,
+        "repeat": split.repeat,
+        "seed": split.seed,
+        "n_train": len(split.train),
+        "n_val": len(split.val) if uses_validation else 0,
+        "n_test": len(split.test),
+        "early_stopping": stopping,
+        "metrics": score_run(y[split.test], proba, classes),
+        "fit_seconds": fit_seconds,
+        "test": split.test,
+        "proba": proba,
+    }
+    if task.model == "cnn":
+        result["history"] = model.history_
+        result["best_epoch"] = int(model.best_epoch_)
+        result["n_epochs_run"] = int(model.n_epochs_run_)
+    return result
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads, then restore the previous number."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(X=X, y=y, classes=classes, settings=settings)
+
+
+def _worker_run(task: Task) -> dict:
+    return run_task(task, _WORKER["X"], _WORKER["y"], _WORKER["classes"], _WORKER["settings"])
+
+
+def run_tasks(
+    tasks: list[Task],
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: np.ndarray,
+    settings: Settings,
+    progress: Callable[..., Iterable] | None = None,
+) -> list[dict]:
+    """Run `tasks` (in ``settings.jobs`` processes, one torch thread each) and return results in task order.
+
+    Parameters
+    ----------
+    tasks : list of Task
+        The runs.
+    X, y, classes, settings
+        As for :func:`run_task`.
+    progress : callable, optional
+        ``progress(iterable, total=, desc=, unit=)`` wrapper shown while runs complete
+        (for example :func:`genrekit.cli._common.progress`).
+
+    Returns
+    -------
+    list of dict
+        One :func:`run_task` result per task, in the order of `tasks`.
+    """
+    wrap = progress or (lambda iterable, **_: iterable)
+    if settings.jobs <= 1:
+        with _torch_threads(1):
+            return [
+                run_task(task, X, y, classes, settings)
+                for task in wrap(tasks, total=len(tasks), desc="training", unit="run")
+            ]
+    results: list[dict | None] = [None] * len(tasks)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=settings.jobs,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(X, y, classes, settings),
+    ) as pool:
+        futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
+        try:
+            for future in wrap(as_completed(futures), total=len(tasks), desc="training", unit="run"):
+                results[futures[future]] = future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results  # type: ignore[return-value]
+
+
+def _pooled(runs: list[dict], y: np.ndarray, classes: np.ndarray) -> dict:
+    """Confusion matrix, per-class report, ROC-AUC and confused pairs of the pooled test predictions."""
+    rows = np.concatenate([run["test"] for run in runs])
+    proba = np.concatenate([run["proba"] for run in runs])
+    y_true = y[rows]
+    y_pred = predicted_labels(proba, classes)
+    confusion = confusion_frame(y_true, y_pred, classes)
+    report = classification_table(y_true, y_pred, classes)
+    auc = roc_auc_per_class(y_true, proba, classes)
+    return {
+        "n_predictions": len(rows),
+        "labels": [str(name) for name in classes],
+        "confusion": confusion.to_numpy().tolist(),
+        "classification_report": {
+            str(name): {key: (int(value) if key == "support" else float(value)) for key, value in row.items()}
+            for name, row in report.iterrows()
+        },
+        "roc_auc": {**auc, "macro": float(np.nanmean(list(auc.values())))},
+        "confused_pairs": [{**pair, "pair": list(pair["pair"])} for pair in confused_pairs(confusion)],
+    }
+
+
+def aggregate(
+    results: list[dict], y: np.ndarray, filenames: np.ndarray, classes: np.ndarray, settings: Settings
+) -> dict:
+    """Summarise run results per protocol and model, and pick the CNN details for the report.
+
+    Parameters
+    ----------
+    results : list of dict
+        :func:`run_task` results.
+    y, filenames, classes
+        Labels and file names of the table rows, and the class order.
+    settings : Settings
+        The settings of the runs.
+
+    Returns
+    -------
+    dict
+        ``protocols`` (names and descriptions, in order), ``results`` (one entry per
+        protocol and model: metric summaries over runs, each run's scores, pooled
+        details) and ``cnn_detail`` (pooled ``cv`` confusion, report, ROC-AUC,
+        confused pairs vs the paper's, learning curves and example predictions of
+        the first ``paper`` run).
+    """
+    protocols = list(dict.fromkeys(run["protocol"] for run in results))
+    entries = []
+    for protocol in protocols:
+        for model in MODELS:
+            runs = [run for run in results if run["protocol"] == protocol and run["model"] == model]
+            if not runs:
+                continue
+            entry = {
+                "protocol": protocol,
+                "model": model,
+                "early_stopping": runs[0]["early_stopping"],
+                "n_train": runs[0]["n_train"],
+                "n_val": runs[0]["n_val"],
+                "n_test": runs[0]["n_test"],
+                "summary": {
+                    name: summarize([run["metrics"][name] for run in runs]) for name in SCALAR_METRICS
+                },
+                "runs": [
+                    {key: run[key] for key in ("repeat", "seed", "metrics", "fit_seconds")}
+                    | (
+                        {"best_epoch": run["best_epoch"], "n_epochs_run": run["n_epochs_run"]}
+                        if model == "cnn"
+                        else {}
+                    )
+                    for run in runs
+                ],
+                "pooled": _pooled(runs, y, classes),
+            }
+            entries.append(entry)
+    cv = cv_name(settings.folds)
+    cv_cnn = next(entry for entry in entries if entry["protocol"] == cv and entry["model"] == "cnn")
+    first = next(run for run in results if run["protocol"] == PAPER and run["model"] == "cnn")
+    observed = {tuple(sorted(pair["pair"])): pair["total"] for pair in _all_pairs(cv_cnn["pooled"])}
+    detail = {
+        "protocol": cv,
+        "pooled_over": f"the out-of-fold test predictions of the {settings.folds} {cv} folds "
+        "(every table row tested exactly once)",
+        **cv_cnn["pooled"],
+        "paper_pairs": [
+            {
+                "pair": list(pair),
+                "total": observed.get(tuple(sorted(pair)), 0),
+                "rank": _rank(cv_cnn["pooled"], pair),
+            }
+            for pair in PAPER_ERROR_PAIRS
+        ],
+        "curves": {
+            "protocol": PAPER,
+            "repeat": first["repeat"],
+            "seed": first["seed"],
+            "best_epoch": first["best_epoch"],
+            "n_epochs_run": first["n_epochs_run"],
+            "history": first["history"],
+        },
+        "examples": {
+            "protocol": PAPER,
+            "repeat": first["repeat"],
+            "seed": first["seed"],
+            "rows": example_predictions(filenames[first["test"]], y[first["test"]], first["proba"], classes),
+        },
+    }
+    return {
+        "protocols": [
+            {"name": name, "description": describe_protocol(name), "optimistic": name == OPTIMISTIC}
+            for name in protocols
+        ],
+        "results": entries,
+        "cnn_detail": detail,
+    }
+
+
+def _all_pairs(pooled: dict) -> list[dict]:
+    """Every confused pair (both directions counted) of a pooled confusion matrix."""
+    labels = pooled["labels"]
+    import pandas as pd
+
+    frame = pd.DataFrame(pooled["confusion"], index=labels, columns=labels)
+    return confused_pairs(frame, top=len(labels) ** 2)
+
+
+def _rank(pooled: dict, pair: tuple[str, str]) -> int | None:
+    """1-based rank of `pair` among the most confused pairs (None when never confused)."""
+    for rank, item in enumerate(_all_pairs(pooled), start=1):
+        if sorted(item["pair"]) == sorted(pair):
+            return rank
+    return None
+
+
+def environment(settings: Settings) -> dict:
+    """Package versions, CPU count, date and settings of this run."""
+    import librosa
+    import sklearn
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "librosa": librosa.__version__,
+        "genrekit": __version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": asdict(settings),
+        "seeds": list(range(settings.seeds)),
+    }
+
+
+def load_data(data: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Read and check the labelled feature table.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n, 57)
+    y : numpy.ndarray of str
+    filenames : numpy.ndarray of str
+    info : dict
+        ``path``, ``sha256``, ``rows``.
+
+    Raises
+    ------
+    TableError
+        If the table is missing, invalid, or has unlabelled rows.
+    """
+    from genrekit.table import feature_matrix, file_sha256, read_table
+
+    path = Path(data)
+    if not path.is_file():
+        raise TableError(f"{path}: feature table not found")
+    frame = read_table(path)
+    labels = frame[LABEL_COLUMN]
+    missing = labels.isna() | (labels.astype(str).str.strip() == "")
+    if missing.any():
+        row = int(np.flatnonzero(missing.to_numpy())[0])
+        raise TableError(
+            f"{path} row {row + 1}, column {LABEL_COLUMN!r}: no label; reproduce needs labelled rows"
+        )
+    info = {"path": str(path), "sha256": file_sha256(path), "rows": len(frame)}
+    return (
+        feature_matrix(frame),
+        labels.astype(str).to_numpy(),
+        frame["filename"].astype(str).to_numpy(),
+        info,
+    )
+
+
+def reproduce(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    split_dir: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    progress: Callable[..., Iterable] | None = None,
+) -> dict:
+    """Run the whole reproduction and write ``report.html``, ``report.md`` and ``metrics.json`` to `out`.
+
+    Parameters
+    ----------
+    data : path-like
+        The GTZAN feature table (CSV or Parquet).
+    out : path-like
+        Output folder (created).
+    split_dir : path-like, optional
+        Folder of the filtered split (``train.txt``, ``valid.txt``, ``test.txt``);
+        without it the ``filtered`` protocol is skipped with a note.
+    settings : Settings, optional
+        Defaults: 10 seeds, 10 folds, 200 epochs, patience 20, one process.
+    progress : callable, optional
+        Progress wrapper (see :func:`run_tasks`).
+
+    Returns
+    -------
+    dict
+        The metrics written to ``metrics.json``.
+    """
+    from genrekit.report import jsonable, write_report
+
+    settings = settings or Settings()
+    start = time.perf_counter()
+    X, y, filenames, data_info = load_data(data)
+    classes = np.unique(y)
+    tasks, notes = plan(y, filenames, settings, split_dir)
+    results = run_tasks(tasks, X, y, classes, settings, progress)
+    metrics = {
+        "title": PAPER_TITLE,
+        "data": data_info,
+        "paper_table1": PAPER_TABLE1,
+        "notes": notes,
+        **aggregate(results, y, filenames, classes, settings),
+    }
+    from genrekit.cnn import PAPER_PARAMS_NOTE, model_summary
+
+    metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
+    metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
+    metrics["environment"] = environment(settings) | {
+        "jobs": settings.jobs,
+        "data_sha256": data_info["sha256"],
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "note": "wall time measured on a CPU shared with other work unless stated otherwise",
+    }
+    metrics = jsonable(metrics)
+    write_report(metrics, out)
+    return metrics
