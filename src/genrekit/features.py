@@ -1,17 +1,75 @@
 """The 57 GTZAN features of one mono clip, as librosa computes them at its defaults.
 
-Placeholder body: the fast path currently delegates to the reference recipe.
+Two implementations give the same numbers:
+
+- :func:`reference_features`, "the plain recipe": one librosa call per feature, each computing its
+  own STFT, with librosa's own ``effects.hpss`` and ``beat.beat_track``. Slow (about 2 s per 30-second
+  clip), it is the yardstick for tests and benchmarks.
+- :func:`clip_features`, the fast path: one STFT shared by every spectral feature, HPSS median
+  filters with ``bottleneck.move_median`` (exact), tuning, tempogram and tempo in NumPy, and
+  frame-aligned blocks so that long signals take bounded memory. It imports neither librosa nor numba.
+
+Definitions (librosa 0.11 defaults, written out because the fast path re-implements them)
+----------------------------------------------------------------------------------------
+Signal: mono float32 at ``sr=22050``. STFT: ``n_fft=2048``, ``hop_length=512``, periodic Hann
+window of 2048, ``center=True`` with zero padding (librosa's ``pad_mode="constant"``) of 1024
+samples each side, so a signal of ``n`` samples has ``1 + n // 512`` frames.
+
+- ``chroma_stft``: power spectrogram ``|X|**2``; tuning estimated from it (``estimate_tuning``:
+  ``piptrack`` with fmin 150 Hz, fmax 4000 Hz, threshold 0.1 of each frame's maximum, parabolic
+  interpolation; median magnitude threshold over all candidates; histogram of residuals with
+  resolution 0.01 of a bin, 12 bins per octave); chroma filter bank (12 chroma, ``ctroct=5``,
+  ``octwidth=2``, L2-normalised columns, ``base_c=True``); each frame max-normalised.
+  Mean and variance over all 12 x frames values.
+- ``rms``: frames of 2048 samples of the zero-padded signal (pad 1024 each side), root mean square.
+- ``spectral_centroid``, ``spectral_bandwidth`` (p=2, normalised), ``rolloff`` (85 %): on the
+  magnitude spectrogram ``|X|``, bin frequencies ``k * sr / n_fft``.
+- ``zero_crossing_rate``: frames of 2048 of the edge-padded signal, crossings where the sign bit
+  changes after values within +-1e-10 are set to 0, the first sample of a frame never counts,
+  divided by 2048.
+- ``harmony`` / ``perceptr``: ``effects.hpss``: median filters of kernel 31 on ``|X|`` along time
+  (harmonic) and frequency (percussive), both ``scipy.ndimage.median_filter(mode="reflect")``;
+  soft masks with power 2 (``margin=1``, zeros split to 0); inverse STFT with the Hann window,
+  window-sum-square normalisation, trimmed to the input length. Mean and variance over samples.
+- ``tempo``: ``beat.beat_track``: onset strength = median over 128 mel bands of the positive
+  first difference (lag 1) of the mel power spectrogram in dB (``power_to_db``: ref 1, amin 1e-10,
+  top_db 80), shifted right by 3 frames; 0 when the envelope is all zeros. Tempogram: windows of
+  344 frames (8 s), linear-ramp padding, Hann window, autocorrelation, max-normalised, averaged over
+  time; log-normal prior around 120 BPM (1 octave), tempi of 320 BPM or more excluded; the argmax of
+  ``log1p(1e6 * tg) + prior`` gives the tempo.
+- ``mfcc1..20``: the same mel dB spectrogram (128 Slaney mels, 0 Hz to sr/2, Slaney norm),
+  DCT type II orthonormal, first 20 coefficients.
+
+Every variance uses ``ddof=0``.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import scipy.fft
 
 from .errors import AudioError
-from .schema import N_FFT, SAMPLE_RATE
+from .schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 MIN_SAMPLES: int = N_FFT
-"""Shortest signal (in samples) for which the features are defined: one full STFT frame."""
+"""Shortest signal (samples) for which features are defined: one full STFT frame (``n_fft``).
+
+Shorter signals make librosa warn that ``n_fft`` is too large for the signal, and every frame would
+be mostly padding; such features would describe the padding rather than the audio.
+"""
+
+BLOCK_FRAMES: int = 2584
+"""Default block length of :func:`clip_features`, in STFT frames (about 60 s at 22,050 Hz)."""
+
+_HPSS_KERNEL = 31
+_N_MELS = 128
+_N_MFCC = 20
+_N_CHROMA = 12
+_TEMPO_WIN = 344  # librosa.time_to_frames(8.0, sr=22050, hop_length=512)
+_ZC_THRESHOLD = 1e-10
+_TINY32 = np.finfo(np.float32).tiny
 
 
 def _check_signal(y: np.ndarray, sr: int) -> np.ndarray:
@@ -31,7 +89,25 @@ def _check_signal(y: np.ndarray, sr: int) -> np.ndarray:
 
 
 def reference_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Compute the 57 features with one plain librosa call per feature (slow yardstick)."""
+    """Compute the 57 features with one plain librosa call per feature.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, float32 or float64, at least :data:`MIN_SAMPLES` samples.
+    sr : int
+        Sample rate; must be 22050.
+
+    Returns
+    -------
+    np.ndarray [shape=(57,), dtype=float64]
+        The features in ``schema.FEATURE_NAMES`` order.
+
+    Raises
+    ------
+    AudioError
+        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong.
+    """
     import librosa
 
     y = _check_signal(y, sr)
@@ -48,12 +124,479 @@ def reference_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     for values in rows:
         out += [np.mean(values, dtype=np.float64), np.var(values, dtype=np.float64)]
     out.append(float(np.atleast_1d(librosa.beat.beat_track(y=y, sr=sr)[0])[0]))
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
-    for row in mfcc:
+    for row in librosa.feature.mfcc(y=y, sr=sr, n_mfcc=_N_MFCC):
         out += [np.mean(row, dtype=np.float64), np.var(row, dtype=np.float64)]
     return np.asarray(out, dtype=np.float64)
 
 
-def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Compute the 57 features quickly (currently the reference recipe)."""
-    return reference_features(y, sr)
+# ----------------------------------------------------------------------------------------------
+# Constants: window and filter banks (NumPy re-implementations of librosa.filters, cached).
+
+
+@functools.lru_cache(maxsize=4)
+def hann_window(n_fft: int = N_FFT) -> np.ndarray:
+    """Periodic Hann window of `n_fft` samples (``scipy.signal.get_window("hann", n_fft)``), float32."""
+    n = np.arange(n_fft, dtype=np.float64)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
+
+
+def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa ``hz_to_mel(htk=False)``)."""
+    freq = np.asarray(freq, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_mel = 1000.0 / f_sp
+    logstep = np.log(6.4) / 27.0
+    linear = freq / f_sp
+    logpart = min_log_mel + np.log(np.maximum(freq, 1e-300) / 1000.0) / logstep
+    return np.where(freq >= 1000.0, logpart, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hz_to_mel` (librosa ``mel_to_hz(htk=False)``)."""
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_mel = 1000.0 / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mels >= min_log_mel, 1000.0 * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = _N_MELS) -> np.ndarray:
+    """Slaney mel filter bank, 0 Hz to sr/2, Slaney norm (``librosa.filters.mel`` defaults).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
+    """
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=128)
+def chroma_filterbank(tuning: float, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
+    """Chroma filter bank for a tuning offset (``librosa.filters.chroma`` defaults, 12 chroma).
+
+    Returns
+    -------
+    np.ndarray [shape=(12, 1 + n_fft // 2), dtype=float32]
+    """
+    n_chroma = _N_CHROMA
+    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    a440 = 440.0 * 2.0 ** (tuning / n_chroma)
+    frqbins = n_chroma * np.log2(frequencies / (a440 / 16))
+    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
+    binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
+    dist = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
+    half = np.round(float(n_chroma) / 2)
+    dist = np.remainder(dist + half + 10 * n_chroma, n_chroma) - half
+    wts = np.exp(-0.5 * (2 * dist / binwidthbins[None, :]) ** 2)
+    wts /= np.sqrt(np.sum(wts**2, axis=0, keepdims=True))
+    wts *= np.exp(-0.5 * ((frqbins / n_chroma - 5.0) / 2.0) ** 2)[None, :]
+    wts = np.roll(wts, -3, axis=0)
+    return np.ascontiguousarray(wts[:, : 1 + n_fft // 2], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _dct_matrix(n_out: int = _N_MFCC, n_in: int = _N_MELS) -> np.ndarray:
+    """Orthonormal DCT-II matrix, first `n_out` rows (``scipy.fft.dct(type=2, norm="ortho")``)."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
+# ----------------------------------------------------------------------------------------------
+# Framing and STFT over frame ranges (frames are rows: shape (frames, ...)).
+
+
+def n_frames(n_samples: int, hop_length: int = HOP_LENGTH) -> int:
+    """Count the centred STFT frames of a signal of `n_samples` (``1 + n_samples // hop_length``)."""
+    return 1 + n_samples // hop_length
+
+
+def _segment(y: np.ndarray, start: int, stop: int, mode: str) -> np.ndarray:
+    """Return ``y[start:stop]``, indices outside the signal filled per `mode` ("constant" or "edge")."""
+    n = y.shape[0]
+    lo, hi = max(start, 0), min(stop, n)
+    seg = y[lo:hi]
+    before, after = lo - start, stop - hi
+    if before or after:
+        seg = np.pad(seg, (before, after), mode=mode)
+    return seg
+
+
+def _frames(
+    y: np.ndarray, f0: int, f1: int, mode: str, frame_length: int = N_FFT, hop_length: int = HOP_LENGTH
+) -> np.ndarray:
+    """Return centred frames ``f0..f1-1`` of `y` padded by `mode` [shape=(f1-f0, frame_length)], a view."""
+    half = frame_length // 2
+    seg = _segment(y, f0 * hop_length - half, (f1 - 1) * hop_length + half, mode)
+    return np.lib.stride_tricks.sliding_window_view(seg, frame_length)[::hop_length]
+
+
+def stft_frames(
+    y: np.ndarray, f0: int, f1: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH
+) -> np.ndarray:
+    """Frames ``f0..f1-1`` of librosa's centred, zero-padded STFT (Hann), as rows.
+
+    Returns
+    -------
+    np.ndarray [shape=(f1 - f0, 1 + n_fft // 2), dtype=complex64]
+        The transpose of the matching columns of ``librosa.stft(y)``.
+    """
+    frames = _frames(y, f0, f1, "constant", n_fft, hop_length) * hann_window(n_fft)
+    return scipy.fft.rfft(frames, axis=-1)
+
+
+def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Overlap-add rows of length ``n_fft`` (a multiple of `hop_length`) spaced by `hop_length`."""
+    n, width = frames.shape
+    k = width // hop_length
+    parts = frames.reshape(n, k, hop_length)
+    out = np.zeros((n + k - 1, hop_length), dtype=frames.dtype)
+    for j in range(k):
+        out[j : j + n] += parts[:, j]
+    return out.ravel()
+
+
+# ----------------------------------------------------------------------------------------------
+# HPSS
+
+
+def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> np.ndarray:
+    """Median filter of odd `size` along `axis`, exactly ``scipy.ndimage.median_filter(mode="reflect")``.
+
+    Uses ``bottleneck.move_median`` on a symmetrically padded copy (NumPy's "symmetric" padding is
+    SciPy's "reflect": the edge sample is repeated).
+    """
+    import bottleneck
+
+    half = size // 2
+    x = np.moveaxis(x, axis, -1)
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode="symmetric")
+    out = bottleneck.move_median(np.ascontiguousarray(padded), size, axis=-1)[..., size - 1 :]
+    return np.moveaxis(out, -1, axis)
+
+
+def _harmonic_median(mag: np.ndarray, pad_before: int, pad_after: int, size: int) -> np.ndarray:
+    """Time-direction median of `mag` rows (frames) whose first/last rows may be true signal edges.
+
+    `pad_before` / `pad_after` rows are reflected at the ends (only at the signal's own edges); the
+    result has ``len(mag) + pad_before + pad_after - (size - 1)`` rows.
+    """
+    import bottleneck
+
+    padded = np.pad(mag.T, ((0, 0), (pad_before, pad_after)), mode="symmetric")
+    return bottleneck.move_median(padded, size, axis=-1)[:, size - 1 :].T
+
+
+def _soft_masks(harm: np.ndarray, perc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compute librosa's ``util.softmask`` with power 2 for both directions (0 where both inputs vanish)."""
+    z = np.maximum(harm, perc)
+    bad = z < _TINY32
+    z[bad] = 1
+    h2 = np.square(harm / z)
+    p2 = np.square(perc / z)
+    den = h2 + p2
+    den[bad] = 1
+    mask_h = h2 / den
+    mask_p = p2 / den
+    mask_h[bad] = 0
+    mask_p[bad] = 0
+    return mask_h, mask_p
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-frame spectral features
+
+
+def _piptrack_candidates(power: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pitch/magnitude pairs of librosa's ``piptrack(S=power)`` (fmin 150, fmax 4000, threshold 0.1).
+
+    Returns only the nonzero entries (frame order), both float32.
+    """
+    freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    bins = np.flatnonzero((freqs >= 150.0) & (freqs < min(4000.0, sr / 2)))
+    lo, hi = bins[0], bins[-1] + 1
+    s = power[:, lo - 1 : hi + 1]
+    ref = np.float32(0.1) * power.max(axis=1, keepdims=True)
+    thr = s * (s > ref)
+    centre = thr[:, 1:-1]
+    is_peak = (centre > thr[:, :-2]) & (centre >= thr[:, 2:])
+    x0, xm, xp = s[:, 1:-1], s[:, :-2], s[:, 2:]
+    a = xp + xm - 2 * x0
+    b = (xp - xm) / 2
+    rows, cols = np.nonzero(is_peak)
+    a, b = a[rows, cols], b[rows, cols]
+    ok = np.abs(b) < np.abs(a)
+    shift = np.zeros_like(a)
+    shift[ok] = -b[ok] / a[ok]
+    pitch = (cols + lo + shift) * np.float32(sr / n_fft)
+    mag = x0[rows, cols] + np.float32(0.5) * b * shift
+    return pitch.astype(np.float32), mag.astype(np.float32)
+
+
+def estimate_tuning(pitch: np.ndarray, mag: np.ndarray, resolution: float = 0.01) -> float:
+    """Tuning offset (fraction of a bin) from piptrack candidates, as librosa ``estimate_tuning``."""
+    keep = pitch > 0
+    if not keep.any():
+        return 0.0
+    threshold = np.median(mag[keep])
+    freqs = pitch[keep & (mag >= threshold)]
+    freqs = freqs[freqs > 0]
+    if not freqs.size:
+        return 0.0
+    residual = np.mod(_N_CHROMA * np.log2(freqs / (440.0 / 16)), 1.0)
+    residual[residual >= 0.5] -= 1.0
+    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / resolution)) + 1)
+    counts, edges = np.histogram(residual, edges)
+    return float(edges[np.argmax(counts)])
+
+
+def _spectral_shape(mag: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spectral centroid, bandwidth (p=2) and 85 % rolloff of each row of a magnitude spectrogram."""
+    freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    moments = mag.astype(np.float64) @ np.stack([np.ones_like(freqs), freqs, freqs**2], axis=1)
+    total = moments[:, 0]
+    total = np.where(total < _TINY32, 1.0, total)
+    centroid = moments[:, 1] / total
+    spread = moments[:, 2] / total - 2 * centroid * moments[:, 1] / total
+    spread += centroid**2 * moments[:, 0] / total
+    bandwidth = np.sqrt(np.maximum(spread, 0.0))
+    cumulative = np.cumsum(mag, axis=1)
+    above = cumulative >= np.float32(0.85) * cumulative[:, -1:]
+    rolloff = freqs[np.argmax(above, axis=1)]
+    return centroid, bandwidth, rolloff
+
+
+def _chroma(power: np.ndarray, tuning: float, sr: int, n_fft: int) -> np.ndarray:
+    """Max-normalised chroma of each row of a power spectrogram [shape=(frames, 12)]."""
+    raw = power @ chroma_filterbank(tuning, sr, n_fft).T
+    peak = raw.max(axis=1, keepdims=True)
+    return raw / np.where(peak < _TINY32, 1, peak)
+
+
+def _rms(y: np.ndarray, f0: int, f1: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """RMS of frames ``f0..f1-1`` of length 2048 of the zero-padded signal (librosa ``rms``)."""
+    seg = _segment(y, f0 * hop_length - N_FFT // 2, (f1 - 1) * hop_length + N_FFT // 2, "constant")
+    cum = np.concatenate(([0.0], np.cumsum(np.square(seg, dtype=np.float64))))
+    starts = np.arange(f1 - f0) * hop_length
+    return np.sqrt(np.maximum(cum[starts + N_FFT] - cum[starts], 0.0) / N_FFT)
+
+
+def _zero_crossing_rate(y: np.ndarray, f0: int, f1: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Zero-crossing rate of frames ``f0..f1-1`` of the edge-padded signal (librosa defaults)."""
+    seg = _segment(y, f0 * hop_length - N_FFT // 2, (f1 - 1) * hop_length + N_FFT // 2, "edge")
+    negative = seg < -np.asarray(_ZC_THRESHOLD, dtype=seg.dtype)
+    changes = np.concatenate(([0], np.cumsum(negative[1:] != negative[:-1])))
+    starts = np.arange(f1 - f0) * hop_length
+    return (changes[starts + N_FFT - 1] - changes[starts]) / N_FFT
+
+
+# ----------------------------------------------------------------------------------------------
+# Mel-based features: MFCC and tempo
+
+
+def power_to_db(power: np.ndarray, amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
+    """Convert power to dB as librosa ``power_to_db`` with ``ref=1.0`` (top_db over the whole array)."""
+    log_spec = np.float32(10.0) * np.log10(np.maximum(np.float32(amin), power))
+    return np.maximum(log_spec, log_spec.max() - np.float32(top_db))
+
+
+def onset_strength(mel_db: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Compute librosa's ``onset_strength(aggregate=np.median)`` from mel dB [shape=(frames, mels)]."""
+    diff = np.maximum(0.0, mel_db[1:] - mel_db[:-1])
+    env = np.median(diff, axis=1)
+    pad = 1 + n_fft // (2 * hop_length)
+    return np.concatenate((np.zeros(pad, dtype=env.dtype), env))[: mel_db.shape[0]]
+
+
+def tempo_from_onsets(
+    onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, win_length: int = _TEMPO_WIN
+) -> float:
+    """Global tempo (BPM) as librosa ``beat_track`` estimates it from an onset envelope."""
+    if not onset_env.any():
+        return 0.0
+    n = onset_env.shape[0]
+    half = win_length // 2
+    padded = np.pad(onset_env, (half, half), mode="linear_ramp", end_values=(0, 0))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n]
+    n = np.arange(win_length)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
+    spec = scipy.fft.rfft(frames * window, n=n_pad, axis=-1)
+    autocorr = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=-1)[:, :win_length]
+    peak = np.max(np.abs(autocorr), axis=1, keepdims=True)
+    tg = np.mean(autocorr / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak), axis=0)
+    bpms = np.full(win_length, np.inf)
+    bpms[1:] = 60.0 * sr / (hop_length * np.arange(1.0, win_length))
+    logprior = -0.5 * ((np.log2(bpms) - np.log2(120.0)) / 1.0) ** 2
+    logprior[: int(np.argmax(bpms < 320.0))] = -np.inf
+    return float(bpms[np.argmax(np.log1p(1e6 * tg) + logprior)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming statistics
+
+
+def _moments(values: list[np.ndarray]) -> np.ndarray:
+    """Count, mean and sum of squared deviations of each array [shape=(3, len(values))]."""
+    out = np.empty((3, len(values)))
+    for i, v in enumerate(values):
+        out[0, i] = v.size
+        out[1, i] = np.mean(v, dtype=np.float64)
+        out[2, i] = np.sum(np.square(v - out[1, i], dtype=np.float64))
+    return out
+
+
+def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Chan et al.'s parallel combination of two :func:`_moments` results."""
+    n = a[0] + b[0]
+    delta = b[1] - a[1]
+    return np.stack([n, a[1] + delta * b[0] / n, a[2] + b[2] + delta**2 * a[0] * b[0] / n])
+
+
+# ----------------------------------------------------------------------------------------------
+# The fast path
+
+
+def _blocks(total: int, block_frames: int) -> list[tuple[int, int]]:
+    """Split frames ``0..total-1`` into consecutive ranges of at most `block_frames`."""
+    return [(f0, min(f0 + block_frames, total)) for f0 in range(0, total, block_frames)]
+
+
+def _context(f0: int, f1: int, n_samples: int, hop_length: int = HOP_LENGTH) -> tuple[int, ...]:
+    """Sample and frame ranges a block of core frames ``f0..f1-1`` needs.
+
+    Returns ``(s0, s1, e0, e1, g0, g1)``: the block's samples ``s0..s1-1`` (the frames' hops, the
+    last block running to the end of the signal); the frames ``e0..e1-1`` whose windows overlap
+    those samples (inverse STFT); the frames ``g0..g1-1`` the harmonic median filter needs around
+    them. All ranges are clipped to the signal, so every per-frame or per-sample value equals the
+    whole-signal computation.
+    """
+    total = n_frames(n_samples, hop_length)
+    half, radius = N_FFT // 2, _HPSS_KERNEL // 2
+    s0 = f0 * hop_length
+    s1 = n_samples if f1 == total else f1 * hop_length
+    e0 = max(0, (s0 - half) // hop_length + 1)
+    e1 = min(total, -(-(s1 + half) // hop_length))
+    return s0, s1, e0, e1, max(0, e0 - radius), min(total, e1 + radius)
+
+
+def _hpss_signals(
+    spec: np.ndarray, mag: np.ndarray, e0: int, e1: int, g0: int, g1: int, s0: int, s1: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return harmonic and percussive samples ``s0..s1-1`` (``effects.hpss``) from frames ``g0..g1-1``."""
+    radius = _HPSS_KERNEL // 2
+    harm = _harmonic_median(mag, radius - (e0 - g0), radius - (g1 - e1), _HPSS_KERNEL)
+    core = slice(e0 - g0, e1 - g0)
+    perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
+    mask_h, mask_p = _soft_masks(harm, perc)
+    spec = spec[core]
+    frames = scipy.fft.irfft(np.concatenate((spec * mask_h, spec * mask_p)), n=N_FFT, axis=-1)
+    window = hann_window(N_FFT)
+    frames *= window
+    count = e1 - e0
+    offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
+    wss = _overlap_add(np.broadcast_to(np.square(window), (count, N_FFT)))[offset : offset + s1 - s0]
+    wss = np.where(wss > _TINY32, wss, np.float32(1))
+    y_harm = _overlap_add(frames[:count])[offset : offset + s1 - s0] / wss
+    y_perc = _overlap_add(frames[count:])[offset : offset + s1 - s0] / wss
+    return y_harm, y_perc
+
+
+def _block_moments(
+    y: np.ndarray, spec: np.ndarray, mag: np.ndarray, f0: int, f1: int, tuning: float, sr: int
+) -> np.ndarray:
+    """Moments of the 8 frame/sample features of one block (see :func:`_context`).
+
+    `spec` and `mag` hold the STFT and its magnitude for the frames ``g0..g1-1``.
+    """
+    s0, s1, e0, e1, g0, g1 = _context(f0, f1, y.shape[0])
+    core = mag[f0 - g0 : f1 - g0]
+    centroid, bandwidth, rolloff = _spectral_shape(core, sr, N_FFT)
+    y_harm, y_perc = _hpss_signals(spec, mag, e0, e1, g0, g1, s0, s1)
+    return _moments(
+        [
+            _chroma(np.square(core), tuning, sr, N_FFT).ravel(),
+            _rms(y, f0, f1),
+            centroid,
+            bandwidth,
+            rolloff,
+            _zero_crossing_rate(y, f0, f1),
+            y_harm,
+            y_perc,
+        ]
+    )
+
+
+def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = BLOCK_FRAMES) -> np.ndarray:
+    """Compute the 57 features fast; same definitions as :func:`reference_features`.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, float32 or float64, at least :data:`MIN_SAMPLES` samples.
+    sr : int
+        Sample rate; must be 22050.
+    block_frames : int
+        Frames per processing block (default :data:`BLOCK_FRAMES`, about 60 s). Memory grows with
+        the block, not the signal (apart from the 128-band mel spectrogram, 0.5 kB per frame, kept
+        whole for the global dB range and the tempo). Results do not depend on it beyond rounding.
+
+    Returns
+    -------
+    np.ndarray [shape=(57,), dtype=float64]
+        The features in ``schema.FEATURE_NAMES`` order.
+
+    Raises
+    ------
+    AudioError
+        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong.
+    """
+    y = _check_signal(y, sr)
+    if block_frames < 1:
+        raise ValueError(f"block_frames must be positive, got {block_frames}")
+    total = n_frames(y.shape[0])
+    blocks = _blocks(total, block_frames)
+    whole = stft_frames(y, 0, total) if len(blocks) == 1 else None
+    whole_mag = None if whole is None else np.abs(whole)
+
+    mel = np.empty((total, _N_MELS), dtype=np.float32)
+    pitches, mags = [], []
+    for f0, f1 in blocks:
+        power = np.square(whole_mag if whole_mag is not None else np.abs(stft_frames(y, f0, f1)))
+        mel[f0:f1] = power @ mel_filterbank(sr, N_FFT, _N_MELS).T
+        pitch, mag = _piptrack_candidates(power, sr, N_FFT)
+        pitches.append(pitch)
+        mags.append(mag)
+    tuning = estimate_tuning(np.concatenate(pitches), np.concatenate(mags))
+    mel_db = power_to_db(mel)
+    tempo = tempo_from_onsets(onset_strength(mel_db), sr)
+    mfcc = mel_db @ _dct_matrix(_N_MFCC, _N_MELS).T
+
+    stats = None
+    for f0, f1 in blocks:
+        if whole is None:
+            _, _, _, _, g0, g1 = _context(f0, f1, y.shape[0])
+            spec = stft_frames(y, g0, g1)
+            block = _block_moments(y, spec, np.abs(spec), f0, f1, tuning, sr)
+        else:
+            block = _block_moments(y, whole, whole_mag, f0, f1, tuning, sr)
+        stats = block if stats is None else _combine(stats, block)
+
+    out = np.empty(len(FEATURE_NAMES))
+    out[0:16:2] = stats[1]
+    out[1:16:2] = stats[2] / stats[0]
+    out[16] = tempo
+    out[17::2] = mfcc.mean(axis=0)
+    out[18::2] = mfcc.var(axis=0)
+    return out
