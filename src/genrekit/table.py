@@ -1,15 +1,45 @@
-"""Feature tables: reading, checking and writing tables with the GTZAN columns."""
+"""Feature tables: reading, checking and writing tables with the GTZAN columns.
+
+Reading rules (:func:`read_table`)
+----------------------------------
+* The format follows the extension: ``.csv`` or ``.parquet``.
+* All 60 :data:`~genrekit.schema.TABLE_COLUMNS` must be present. Their order may
+  differ: the result is reordered to ``TABLE_COLUMNS``. Extra columns (an index
+  column written by a spreadsheet, notes, ...) are **ignored** and dropped, so a
+  misspelt column shows up as the missing column it should have been.
+* Every feature and ``length`` must be a finite number; ``filename`` must be
+  non-empty and unique.
+* Labels, chosen by the `labels` argument:
+
+  ``"gtzan"``
+      Every label must be one of the ten :data:`~genrekit.schema.GENRES`.
+  ``None`` or ``"any"``
+      The labels in the table, whatever they are, as long as there are at least
+      two of them, except that a label which is a near miss of a GTZAN genre
+      (``"bluse"``, ``"Blues"``, ``"hip-hop"``) is rejected as a likely typo. A
+      table that really uses such a name passes it in an explicit list.
+  a sequence of names
+      Every label must be in that list (no typo check: the list is the truth).
+
+Errors name the file, the 1-based data row (and its CSV line) and the column.
+"""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import io
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from genrekit.atomic import atomic_write, atomic_write_bytes
 from genrekit.errors import TableError
+from genrekit.schema import FEATURE_NAMES, GENRES, ID_COLUMNS, LABEL_COLUMN, TABLE_COLUMNS
 
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 """File extensions a feature table may have; the extension picks the format."""
@@ -49,3 +79,261 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         atomic_write_bytes(path, buffer.getvalue())
+
+
+LabelSpec = Sequence[str] | str | None
+"""What :func:`read_table` accepts as `labels`: ``"gtzan"``, ``"any"``/``None`` or a list of names."""
+
+_NEAR_MISS_CUTOFF: float = 0.8
+"""Similarity (difflib ratio, case-folded) above which a label counts as a GTZAN-genre typo."""
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Return the SHA-256 hex digest of the file at `path`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    TableError
+        If the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise TableError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """Return the 57 feature columns of `frame` as a float64 matrix.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table holding (at least) the :data:`~genrekit.schema.FEATURE_NAMES` columns.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows, 57)
+        The features in ``FEATURE_NAMES`` order.
+
+    Raises
+    ------
+    TableError
+        If a feature column is missing.
+    """
+    missing = [name for name in FEATURE_NAMES if name not in frame.columns]
+    if missing:
+        raise TableError(f"missing feature column {missing[0]!r} ({len(missing)} missing in all)")
+    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+
+
+def read_table(
+    path: str | os.PathLike[str], labels: LabelSpec = None, *, require_labels: bool = True
+) -> pd.DataFrame:
+    """Read and check a GTZAN feature table (CSV or Parquet by extension).
+
+    See the module docstring for the rules; the first problem found raises.
+
+    Parameters
+    ----------
+    path : path-like
+        The table, ``.csv`` or ``.parquet``.
+    labels : {None, "any", "gtzan"} or sequence of str, default=None
+        Which labels are allowed: ``"gtzan"`` for the ten GTZAN genres, ``None``
+        or ``"any"`` for the table's own labels (at least two, no near misses of
+        a GTZAN genre), or an explicit list of allowed names.
+    require_labels : bool, default=True
+        If False, empty labels are allowed (a table of unlabelled clips) and kept
+        as empty strings; non-empty labels are still checked.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The 60 ``TABLE_COLUMNS`` in order: ``filename`` and ``label`` as str,
+        ``length`` as int64, the features as float64, a fresh RangeIndex.
+
+    Raises
+    ------
+    TableError
+        If the file is missing, empty, of unknown format or breaks a rule.
+    """
+    fmt = table_format(path)
+    raw = _read_raw(path, fmt)
+    missing = [name for name in TABLE_COLUMNS if name not in raw.columns]
+    if missing:
+        raise TableError(f"{path}: missing column {missing[0]!r} ({len(missing)} of 60 missing)")
+    if len(raw) == 0:
+        raise TableError(f"{path}: no data rows (only a header)")
+    where = _RowNamer(path, header_lines=1 if fmt == "csv" else None)
+    frame = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    frame["filename"] = _text_column(raw["filename"], "filename", where, allow_empty=False)
+    _check_unique(frame["filename"], where)
+    frame["length"] = _number_column(raw["length"], "length", where).astype(np.int64)
+    features = {name: _number_column(raw[name], name, where) for name in FEATURE_NAMES}
+    frame = pd.concat([frame, pd.DataFrame(features)], axis=1)
+    label = _text_column(raw[LABEL_COLUMN], LABEL_COLUMN, where, allow_empty=not require_labels)
+    _check_labels(label, labels, where)
+    frame[LABEL_COLUMN] = label
+    return frame.loc[:, list(TABLE_COLUMNS)]
+
+
+class _RowNamer:
+    """Format ``file row N (line M), column 'c'`` for error messages."""
+
+    def __init__(self, path: str | os.PathLike[str], header_lines: int | None) -> None:
+        self.path = path
+        self.header_lines = header_lines
+
+    def __call__(self, row: int, column: str) -> str:
+        line = "" if self.header_lines is None else f" (line {row + 1 + self.header_lines})"
+        return f"{self.path} row {row + 1}{line}, column {column!r}"
+
+
+def _read_raw(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
+    """Read `path` with every cell as text (CSV) or as stored (Parquet)."""
+    if not Path(path).is_file():
+        raise TableError(f"{path}: no such file")
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise TableError(f"{path}: empty file (no header, no rows)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise TableError(f"{path}: cannot read as {fmt}: {exc}") from exc
+
+
+def _is_blank(value: object) -> bool:
+    """Return True for None, NaN and whitespace-only strings."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _text_column(column: pd.Series, name: str, where: _RowNamer, allow_empty: bool) -> pd.Series:
+    """Return `column` as stripped str, raising at the first empty cell unless `allow_empty`."""
+    values = []
+    for row, value in enumerate(column.tolist()):
+        if _is_blank(value):
+            if not allow_empty:
+                raise TableError(f"{where(row, name)}: empty")
+            values.append("")
+        else:
+            values.append(str(value).strip())
+    return pd.Series(values, dtype=object)
+
+
+def _number_column(column: pd.Series, name: str, where: _RowNamer) -> pd.Series:
+    """Return `column` as float64, raising at the first non-number or non-finite cell."""
+    values = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        cell = column.iloc[row]
+        if _is_blank(cell):
+            reason = "empty"
+        elif isinstance(cell, str) and not _parses_as_float(cell):
+            reason = f"not a number ({cell!r})"
+        else:
+            reason = f"not finite ({cell!r})"
+        raise TableError(f"{where(row, name)}: {reason}")
+    return values
+
+
+def _parses_as_float(text: str) -> bool:
+    """Return True if Python reads `text` as a float (``nan`` and ``inf`` included)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_unique(names: pd.Series, where: _RowNamer) -> None:
+    """Raise at the first file name that repeats an earlier row's."""
+    first_row: dict[str, int] = {}
+    for row, name in enumerate(names.tolist()):
+        if name in first_row:
+            raise TableError(
+                f"{where(row, ID_COLUMNS[0])}: duplicate file name {name!r}"
+                f" (first in row {first_row[name] + 1})"
+            )
+        first_row[name] = row
+
+
+def allowed_labels(labels: LabelSpec) -> tuple[str, ...] | None:
+    """Return the explicit label set of a `labels` spec, or None for "the table's own labels".
+
+    Parameters
+    ----------
+    labels : {None, "any", "gtzan"} or sequence of str
+        As for :func:`read_table`; a comma-separated string such as
+        ``"rock,jazz"`` is split.
+
+    Returns
+    -------
+    tuple of str or None
+        The allowed labels, or None for any labels.
+
+    Raises
+    ------
+    TableError
+        If an explicit list is empty or has an empty name.
+    """
+    if labels is None or labels == "any":
+        return None
+    if labels == "gtzan":
+        return GENRES
+    names = labels.split(",") if isinstance(labels, str) else list(labels)
+    names = [name.strip() for name in names]
+    if not names or any(not name for name in names):
+        raise TableError(f"label list {labels!r}: empty label name")
+    return tuple(names)
+
+
+def _check_labels(label: pd.Series, labels: LabelSpec, where: _RowNamer) -> None:
+    """Raise at the first label the `labels` rule rejects."""
+    allowed = allowed_labels(labels)
+    present = label[label != ""]
+    if allowed is not None:
+        allowed_set = set(allowed)
+        for row, value in present.items():
+            if value not in allowed_set:
+                raise TableError(
+                    f"{where(int(row), LABEL_COLUMN)}: unknown label {value!r}"
+                    f"{_suggestion(value, allowed)}; allowed: {', '.join(allowed)}"
+                )
+        return
+    for row, value in present.items():
+        if value not in GENRES and _suggestion(value, GENRES):
+            raise TableError(
+                f"{where(int(row), LABEL_COLUMN)}: label {value!r} looks like a misspelt GTZAN genre"
+                f"{_suggestion(value, GENRES)}; list the labels explicitly if it is meant"
+            )
+    distinct = present.unique()
+    if len(present) and len(distinct) < 2:
+        raise TableError(
+            f"{where.path}: column {LABEL_COLUMN!r} has one label only ({distinct[0]!r}); need >= 2"
+        )
+
+
+def _suggestion(value: str, choices: Sequence[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for a near miss of one of `choices`, else ``""``."""
+    folded = {choice.casefold(): choice for choice in choices}
+    close = difflib.get_close_matches(value.casefold(), list(folded), n=1, cutoff=_NEAR_MISS_CUTOFF)
+    return f" (did you mean {folded[close[0]]!r}?)" if close else ""
