@@ -37,7 +37,7 @@ def test_segments_edge_cases():
 
 def test_segment_name():
     assert segment_name("blues.00000.wav", 0) == "blues.00000.0.wav"
-    assert segment_name("some/dir/song.mp3", 12) == "song.12.mp3"
+    assert segment_name("some/dir/song.mp3", 12) == "some/dir/song.12.mp3"
     assert segment_name("noext", 1) == "noext.1"
 
 

@@ -91,7 +91,9 @@ def segment_name(filename: str | os.PathLike[str], index: int) -> str:
     Parameters
     ----------
     filename : str or path-like
-        The clip's file name (any folder part is ignored).
+        The clip's name in the table; a folder part (used by
+        :func:`genrekit.extract.extract` to tell apart files with the same name)
+        is kept.
     index : int
         The segment number, from 0.
 
@@ -106,8 +108,7 @@ def segment_name(filename: str | os.PathLike[str], index: int) -> str:
     >>> segment_name("blues.00000.wav", 3)
     'blues.00000.3.wav'
     """
-    name = os.path.basename(os.fspath(filename))
-    stem, ext = os.path.splitext(name)
+    stem, ext = os.path.splitext(os.fspath(filename))
     return f"{stem}.{index}{ext}"
 
 

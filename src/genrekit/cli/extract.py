@@ -1,11 +1,137 @@
-"""``genrekit extract`` (placeholder until the stage lands)."""
+"""``genrekit extract``: audio files and folders -> a GTZAN feature table (CSV or Parquet)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from genrekit.cli._common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    add_format_option,
+    error,
+    print_json,
+    progress,
+)
+
+_EPILOG = """\
+examples:
+  genrekit extract gtzan/genres_original -o features_30_sec.csv
+      one row per file, like the public GTZAN 30-second table
+  genrekit extract gtzan/genres_original -o features_3_sec.parquet --segment-seconds 3
+      ten rows of 66,149 samples per 30-s clip (blues.00000.0.wav ... .9.wav)
+  genrekit extract music/ -o features.csv --resume
+      continue an interrupted run: files already in features.csv are skipped
+  genrekit extract song.mp3 -o song.csv --format json
+
+Folders are searched recursively for audio files (wav flac ogg oga opus mp3 aiff
+au; m4a aac mp4 wma ... need the ffmpeg program). A file's label is the name of
+its folder when that is a GTZAN genre (blues/, rock/, ...), else empty.
+The filename column holds the file's real name (blues.00000.flac stays .flac);
+files that share a name get their path below the common folder instead.
+
+The table is rewritten atomically every 30 s and at the end, also on Ctrl-C,
+together with OUT.progress.json, the record --resume reads.
+
+exit status: 0 all files extracted, 1 some files failed (each named on stderr),
+2 usage error, no input files or nothing extracted, 130 interrupted.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Register the subcommand."""
-    parser = subparsers.add_parser("extract", help="(not yet available)")
-    parser.set_defaults(func=lambda args: 2)
+    """Register ``genrekit extract``."""
+    parser = subparsers.add_parser(
+        "extract",
+        help="audio files -> GTZAN feature table (CSV/Parquet)",
+        description="Compute the 57 GTZAN features of audio files into a table (CSV or Parquet).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files and folders")
+    parser.add_argument(
+        "-o", "--out", required=True, metavar="OUT", help="output table; .csv or .parquet picks the format"
+    )
+    parser.add_argument(
+        "--segment-seconds",
+        type=_positive_float,
+        metavar="S",
+        help="one row per S-second segment instead of per file (3: the public 3-second table)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="worker processes (default: all cores)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the files already in OUT and extract only the rest"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("fast", "librosa"),
+        default="fast",
+        help="fast (default) or the plain librosa recipe (slow, the reference)",
+    )
+    add_format_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary unless failures")
+    parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    """Parse an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """Parse a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract, report failures as they happen, summarize; return the exit status."""
+    from genrekit.extract import extract
+
+    result = extract(
+        args.paths,
+        out=args.out,
+        segment_seconds=args.segment_seconds,
+        jobs=args.jobs,
+        resume=args.resume,
+        engine=args.engine,
+        progress=None if args.quiet else lambda items, total: progress(items, total, "extract", "file"),
+        on_failure=lambda path, reason: error(f"{path}: {reason}"),
+    )
+    n_ok = len(result.extracted) + len(result.resumed)
+    if n_ok + len(result.failures) == 0:
+        error("no audio files found in " + ", ".join(args.paths))
+        return EXIT_USAGE
+    status = EXIT_OK if not result.failures else EXIT_PARTIAL if n_ok else EXIT_USAGE
+    if args.format == "json":
+        print_json(
+            {
+                "out": str(args.out) if len(result.table) else None,
+                "extracted": len(result.extracted),
+                "resumed": len(result.resumed),
+                "failed": len(result.failures),
+                "rows": len(result.table),
+                "failures": [{"path": str(path), "reason": reason} for path, reason in result.failures],
+                "exit_status": status,
+            }
+        )
+    elif result.failures or not args.quiet:
+        _summary(result, args.out)
+    return status
+
+
+def _summary(result, out: str) -> None:
+    """Print the human summary: counts, the output, and every failure again."""
+    resumed = f" ({len(result.resumed)} already done)" if result.resumed else ""
+    written = f"; {len(result.table)} rows in {out}" if len(result.table) else "; nothing written"
+    failed = f", {len(result.failures)} failed:" if result.failures else ""
+    lines = [f"extracted {len(result.extracted)} files{resumed}{written}{failed}"]
+    lines += [f"  {path}: {reason}" for path, reason in result.failures]
+    print("\n".join(lines), file=sys.stdout)

@@ -1,0 +1,412 @@
+"""Many audio files to one GTZAN feature table.
+
+Each file gives one row (or one row per segment with `segment_seconds`) with
+the 60 :data:`~genrekit.schema.TABLE_COLUMNS`:
+
+``filename``
+    The file's own name, e.g. ``blues.00000.flac``. genrekit keeps the real
+    name, so a GTZAN clip converted to FLAC is ``blues.00000.flac`` where the
+    public table says ``blues.00000.wav``: match such rows by their stem. When
+    two input files share a name (``a/song.mp3`` and ``b/song.mp3``), those
+    files are named by their path relative to the folder common to all inputs,
+    so every ``filename`` is unique. Segment ``i`` of ``blues.00000.wav`` is
+    ``blues.00000.<i>.wav`` (see :mod:`genrekit.window`).
+``length``
+    Samples at 22,050 Hz of the clip or segment.
+``label``
+    The genre folder holding the file (:func:`genrekit.decode.genre_from_path`),
+    or empty.
+
+Rows are in the order of the source paths (sorted), whatever order the worker
+processes finish in.
+
+Output and resume
+-----------------
+The table is written atomically (:func:`genrekit.table.write_table`) as soon
+as the first file is done (so an unwritable output shows at once), then every
+:data:`CHECKPOINT_SECONDS`, and at the end, also when the run is interrupted, so
+a killed run keeps the rows done up to its last write. Beside it,
+``OUT.progress.json`` (also written atomically, right after the table) records
+the settings and, in the table's row order, each done source file's absolute
+path and row names. ``resume=True`` reads both, checks that they agree, keeps
+those rows and extracts only the other files. The source path, not the file
+name, is the key, so two files with the same name in different folders are
+never confused. Rows of sources that are not among the inputs of the resumed
+run are kept. Failed files are not recorded, so a resumed run retries them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrekit.atomic import atomic_write_text
+from genrekit.decode import audio_files, genre_from_path, load_audio
+from genrekit.errors import AudioError, GenrekitError, TableError
+from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE, TABLE_COLUMNS
+from genrekit.table import table_format, write_table
+from genrekit.window import segment_length, segment_name, segments
+
+ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
+"""Feature engines: name -> function of :mod:`genrekit.features` that computes the 57 features."""
+
+CHECKPOINT_SECONDS: float = 30.0
+"""How often (seconds) a running extraction rewrites its output table."""
+
+PROGRESS_SUFFIX: str = ".progress.json"
+"""Appended to the output table's name to name its resume record."""
+
+_PROGRESS_FORMAT = "genrekit-extract-progress"
+_PROGRESS_VERSION = 1
+
+ProgressWrapper = Callable[[Iterable, int], Iterable]
+"""``progress(iterable, total)``: wraps the stream of finished files (e.g. in a progress bar)."""
+
+
+@dataclass
+class ExtractResult:
+    """What :func:`extract` did.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The feature table (``TABLE_COLUMNS``), rows ordered by source path,
+        resumed rows included.
+    failures : list of (Path, str)
+        Each file that failed and why (the reason, without the file name).
+    extracted : list of Path
+        Files extracted by this run.
+    resumed : list of Path
+        Input files whose rows were taken from the existing output (``resume``).
+    out : Path or None
+        The table written, if any.
+    """
+
+    table: pd.DataFrame
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    extracted: list[Path] = field(default_factory=list)
+    resumed: list[Path] = field(default_factory=list)
+    out: Path | None = None
+
+
+def progress_path(out: str | os.PathLike[str]) -> Path:
+    """Return the resume record beside the output table `out` (``OUT.progress.json``)."""
+    out = Path(out)
+    return out.with_name(out.name + PROGRESS_SUFFIX)
+
+
+def extract_file(
+    path: str | os.PathLike[str],
+    segment_seconds: float | None = None,
+    engine: str = "fast",
+    filename: str | None = None,
+) -> pd.DataFrame:
+    """Compute the feature-table rows of one audio file.
+
+    Parameters
+    ----------
+    path : path-like
+        The audio file (any format :func:`genrekit.decode.load_audio` reads).
+    segment_seconds : float, optional
+        Cut the clip into segments of this many seconds (3 gives the public
+        3-second table's segments of 66,149 samples) and return one row per
+        segment; one row for the whole clip when None.
+    engine : {"fast", "librosa"}
+        ``"fast"``: :func:`genrekit.features.clip_features`; ``"librosa"``: the
+        plain librosa recipe, :func:`genrekit.features.reference_features`.
+    filename : str, optional
+        Name for the ``filename`` column; the file's name when None.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per clip or segment, columns ``TABLE_COLUMNS``.
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be decoded or is too short (for a segment, when
+        segmenting); the message names the file.
+    """
+    features_fn = _feature_function(engine)
+    y = load_audio(path, sr=SAMPLE_RATE)
+    name = Path(path).name if filename is None else filename
+    if segment_seconds is None:
+        spans, names = [(0, len(y))], [name]
+    else:
+        length = segment_length(segment_seconds, sr=SAMPLE_RATE)
+        spans = segments(len(y), length)
+        if not spans:
+            raise AudioError(
+                f"{path}: too short for one {segment_seconds:g} s segment: {len(y)} samples, need {length}"
+            )
+        names = [segment_name(name, i) for i in range(len(spans))]
+    rows = []
+    for i, (start, end) in enumerate(spans):
+        try:
+            rows.append(features_fn(y[start:end], sr=SAMPLE_RATE))
+        except AudioError as exc:
+            where = "" if segment_seconds is None else f"segment {i}: "
+            raise AudioError(f"{path}: {where}{exc}") from exc
+    return _rows_frame(names, [end - start for start, end in spans], np.asarray(rows), genre_from_path(path))
+
+
+def extract(
+    paths: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    segment_seconds: float | None = None,
+    jobs: int | None = None,
+    resume: bool = False,
+    engine: str = "fast",
+    progress: ProgressWrapper | None = None,
+    on_failure: Callable[[Path, str], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> ExtractResult:
+    """Extract the feature table of many audio files, on several processes.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Audio files and folders (see :func:`genrekit.decode.audio_files`).
+    out : path-like, optional
+        Table to write (``.csv`` or ``.parquet``), atomically, after the first
+        file, then every `checkpoint_seconds`, and at the end (also on an
+        exception or Ctrl-C). Nothing is written when None.
+    segment_seconds : float, optional
+        Segment length in seconds (see :func:`extract_file`).
+    jobs : int, optional
+        Worker processes, one file per task; all available cores when None. With
+        1, files are extracted in this process.
+    resume : bool
+        Keep the rows of files already in `out` (per its ``.progress.json``
+        record) and extract only the others. Starts afresh if `out` does not exist.
+    engine : {"fast", "librosa"}
+        Feature engine (see :func:`extract_file`).
+    progress : callable, optional
+        ``progress(iterable, total)`` wraps the stream of finished files, e.g.
+        :func:`genrekit.cli._common.progress`.
+    on_failure : callable, optional
+        Called as ``on_failure(path, reason)`` as soon as a file fails.
+    checkpoint_seconds : float
+        Minimum time between two writes of `out` while running.
+
+    Returns
+    -------
+    ExtractResult
+        The table and the failures.
+
+    Raises
+    ------
+    AudioError
+        If an input path does not exist.
+    TableError
+        If `out` has an unknown extension, or `resume` finds an output that
+        does not match its progress record or was made with other settings.
+    """
+    _feature_function(engine)
+    settings = {"segment_seconds": segment_seconds, "engine": engine}
+    out = None if out is None else Path(out)
+    if out is not None:
+        table_format(out)
+    files = sorted(audio_files(paths), key=_source_key)
+    names = _unique_names(files)
+    done = _load_progress(out, settings) if resume and out is not None else {}
+    result = ExtractResult(table=_concat({}), out=out)
+    result.resumed = [path for path in files if _source_key(path) in done]
+    todo = [path for path in files if _source_key(path) not in done]
+    tasks = _run(todo, names, segment_seconds, engine, jobs)
+    if progress is not None:
+        tasks = progress(tasks, len(todo))
+    last_write, dirty = -math.inf, False
+    try:
+        for path, frame, reason in tasks:
+            if frame is None:
+                result.failures.append((path, reason))
+                if on_failure is not None:
+                    on_failure(path, reason)
+                continue
+            done[_source_key(path)] = frame
+            result.extracted.append(path)
+            dirty = True
+            if out is not None and time.monotonic() - last_write >= checkpoint_seconds:
+                _write(done, out, settings)
+                last_write, dirty = -math.inf, False
+    finally:
+        if out is not None and dirty:
+            _write(done, out, settings)
+    result.table = _concat(done)
+    return result
+
+
+def _feature_function(engine: str) -> Callable[..., np.ndarray]:
+    """Return the features function of `engine`, or raise ValueError naming the engines."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    from genrekit import features
+
+    return getattr(features, ENGINES[engine])
+
+
+def _rows_frame(names: Sequence[str], lengths: Sequence[int], values: np.ndarray, label: str) -> pd.DataFrame:
+    """Build table rows from names, lengths and an (n, 57) feature array, all with `label`."""
+    frame = pd.DataFrame(
+        np.asarray(values, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), columns=FEATURE_NAMES
+    )
+    frame.insert(0, "filename", pd.Series(list(names), dtype=object))
+    frame.insert(1, "length", pd.Series(list(lengths), dtype=np.int64))
+    frame["label"] = label
+    return frame.loc[:, list(TABLE_COLUMNS)]
+
+
+def _source_key(path: Path) -> str:
+    """Return the stable identity of a source file: its absolute path."""
+    return str(path.resolve())
+
+
+def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
+    """Name each file for the table: its name, or its path below the common folder when names repeat."""
+    counts = Counter(path.name for path in files)
+    if all(count == 1 for count in counts.values()):
+        return {path: path.name for path in files}
+    root = Path(os.path.commonpath([path.resolve().parent for path in files]))
+    return {
+        path: path.name if counts[path.name] == 1 else path.resolve().relative_to(root).as_posix()
+        for path in files
+    }
+
+
+def _task(
+    path: Path, filename: str, segment_seconds: float | None, engine: str
+) -> tuple[Path, pd.DataFrame | None, str]:
+    """Extract one file; return ``(path, rows, "")`` or ``(path, None, reason)``, never raise."""
+    try:
+        return path, extract_file(path, segment_seconds, engine, filename), ""
+    except GenrekitError as exc:
+        return path, None, str(exc).removeprefix(f"{path}: ")
+    except Exception as exc:  # a bug or a resource error in one file must not stop the batch
+        return path, None, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _ignore_sigint() -> None:
+    """Let only the parent process handle Ctrl-C (workers would print tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(
+    files: Sequence[Path],
+    names: dict[Path, str],
+    segment_seconds: float | None,
+    engine: str,
+    jobs: int | None,
+) -> Iterator[tuple[Path, pd.DataFrame | None, str]]:
+    """Yield ``_task`` results as they finish, in this process or on `jobs` worker processes."""
+    jobs = min(jobs or _cpu_count(), max(len(files), 1))
+    if jobs <= 1:
+        for path in files:
+            yield _task(path, names[path], segment_seconds, engine)
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+    try:
+        futures = {pool.submit(_task, path, names[path], segment_seconds, engine): path for path in files}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool as exc:
+                yield futures[future], None, f"worker process died ({exc}); out of memory?"
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cpu_count() -> int:
+    """Return the number of cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _concat(done: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Return the rows of every done source, ordered by source path."""
+    if not done:
+        return _rows_frame([], [], np.empty((0, len(FEATURE_NAMES))), "")
+    return pd.concat([done[key] for key in sorted(done)], ignore_index=True)
+
+
+def _write(done: dict[str, pd.DataFrame], out: Path, settings: dict) -> None:
+    """Write the table, then its progress record, each atomically."""
+    try:
+        write_table(_concat(done), out)
+    except OSError as exc:
+        raise TableError(f"{out}: cannot write: {exc}") from exc
+    record = {
+        "format": _PROGRESS_FORMAT,
+        "version": _PROGRESS_VERSION,
+        "table": out.name,
+        **settings,
+        "done": [{"source": key, "filenames": done[key]["filename"].tolist()} for key in sorted(done)],
+    }
+    try:
+        atomic_write_text(progress_path(out), json.dumps(record, indent=1) + "\n")
+    except OSError as exc:
+        raise TableError(f"{progress_path(out)}: cannot write: {exc}") from exc
+
+
+def _load_progress(out: Path, settings: dict) -> dict[str, pd.DataFrame]:
+    """Read the rows of a previous run of `out` back, per source, checking them against its record."""
+    record_path = progress_path(out)
+    if not out.exists():
+        return {}
+    if not record_path.exists():
+        raise TableError(f"{out}: cannot resume: {record_path.name} is missing; rerun without --resume")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("format") != _PROGRESS_FORMAT or record.get("version") != _PROGRESS_VERSION:
+            raise ValueError("not a genrekit extract progress record of a known version")
+        sources = [(item["source"], list(item["filenames"])) for item in record["done"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TableError(f"{record_path}: cannot resume: unreadable progress record ({exc})") from exc
+    for key, value in settings.items():
+        if record.get(key) != value:
+            raise TableError(
+                f"{out}: cannot resume: it was extracted with {key}={record.get(key)!r}, "
+                f"not {value!r}; use the same settings or rerun without --resume"
+            )
+    table = _read_output(out)
+    expected = [name for _, filenames in sources for name in filenames]
+    if list(table.columns) != list(TABLE_COLUMNS) or table["filename"].tolist() != expected:
+        raise TableError(
+            f"{out}: cannot resume: its rows do not match {record_path.name} "
+            "(edited, or interrupted between the two writes); rerun without --resume"
+        )
+    done, start = {}, 0
+    for key, filenames in sources:
+        done[key] = table.iloc[start : start + len(filenames)].reset_index(drop=True)
+        start += len(filenames)
+    return done
+
+
+def _read_output(out: Path) -> pd.DataFrame:
+    """Read a table written by :func:`_write` back exactly (floats round-trip, empty labels kept)."""
+    try:
+        if table_format(out) == "csv":
+            return pd.read_csv(
+                out,
+                dtype={"filename": str, "label": str},
+                keep_default_na=False,
+                float_precision="round_trip",
+            )
+        return pd.read_parquet(out)
+    except (OSError, ValueError) as exc:
+        raise TableError(f"{out}: cannot resume: cannot read it ({exc})") from exc
