@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genrekit import __version__
-from genrekit.errors import GenrekitError, TableError
+from genrekit.errors import GenrekitError
 from genrekit.evaluate import (
     SCALAR_METRICS,
     classification_table,
@@ -223,14 +223,20 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch threads, then restore the previous number."""
+def _single_threaded() -> Iterator[None]:
+    """Run the block with one torch thread and one BLAS/OpenMP thread, then restore the settings.
+
+    One thread per run keeps the parallel workers from oversubscribing the CPU and
+    makes a run's arithmetic the same whether it runs in a worker or in this process.
+    """
     import torch
+    from threadpoolctl import threadpool_limits
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(previous)
 
@@ -239,10 +245,9 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    _WORKER.update(X=X, y=y, classes=classes, settings=settings)
+    limits = _single_threaded()
+    limits.__enter__()  # for the worker's whole life
+    _WORKER.update(X=X, y=y, classes=classes, settings=settings, limits=limits)
 
 
 def _worker_run(task: Task) -> dict:
@@ -276,7 +281,7 @@ def run_tasks(
     """
     wrap = progress or (lambda iterable, **_: iterable)
     if settings.jobs <= 1:
-        with _torch_threads(1):
+        with _single_threaded():
             return [
                 run_task(task, X, y, classes, settings)
                 for task in wrap(tasks, total=len(tasks), desc="training", unit="run")
@@ -467,21 +472,14 @@ def load_data(data: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.
     Raises
     ------
     TableError
-        If the table is missing, invalid, or has unlabelled rows.
+        If the table is missing, invalid, or has unlabelled rows (see
+        :func:`genrekit.table.read_table`).
     """
     from genrekit.table import feature_matrix, file_sha256, read_table
 
     path = Path(data)
-    if not path.is_file():
-        raise TableError(f"{path}: feature table not found")
     frame = read_table(path)
     labels = frame[LABEL_COLUMN]
-    missing = labels.isna() | (labels.astype(str).str.strip() == "")
-    if missing.any():
-        row = int(np.flatnonzero(missing.to_numpy())[0])
-        raise TableError(
-            f"{path} row {row + 1}, column {LABEL_COLUMN!r}: no label; reproduce needs labelled rows"
-        )
     info = {"path": str(path), "sha256": file_sha256(path), "rows": len(frame)}
     return (
         feature_matrix(frame),
