@@ -1,0 +1,193 @@
+"""Parity of the fast and reference feature recipes with librosa and the GTZAN table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.ndimage
+import soundfile as sf
+
+from genrekit import features
+from genrekit.errors import AudioError
+from genrekit.features import MIN_SAMPLES, clip_features, reference_features
+from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+
+TOLERANCE = 0.02  # absolute difference / column std over the table's 1,000 rows
+TEMPO = FEATURE_NAMES.index("tempo")
+
+
+@pytest.fixture(scope="module")
+def table(gtzan_table: Path) -> pd.DataFrame:
+    return pd.read_csv(gtzan_table).set_index("filename")
+
+
+@pytest.fixture(scope="module")
+def scale(table: pd.DataFrame) -> np.ndarray:
+    return table[list(FEATURE_NAMES)].to_numpy().std(axis=0)
+
+
+@pytest.fixture(scope="module")
+def flacs(gtzan_flac_dir: Path) -> dict[str, np.ndarray]:
+    paths = sorted(gtzan_flac_dir.glob("*/*.flac"))
+    assert len(paths) == 14
+    return {p.stem: sf.read(p, dtype="float32")[0] for p in paths}
+
+
+def deviation(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) / scale
+
+
+def assert_parity(got: np.ndarray, want: np.ndarray, scale: np.ndarray, tol: float = TOLERANCE) -> None:
+    assert got.shape == (len(FEATURE_NAMES),)
+    assert got[TEMPO] == want[TEMPO]
+    dev = deviation(got, want, scale)
+    worst = int(np.argmax(dev))
+    assert dev[worst] <= tol, f"{FEATURE_NAMES[worst]}: {got[worst]} vs {want[worst]} ({dev[worst]:.4g} std)"
+
+
+# ---- against the published table -------------------------------------------------------------
+
+
+def test_clip_features_match_table(flacs, table, scale):
+    for stem, y in flacs.items():
+        want = table.loc[f"{stem}.wav", list(FEATURE_NAMES)].to_numpy(dtype=float)
+        assert_parity(clip_features(y), want, scale)
+
+
+@pytest.mark.parametrize("stem", ["blues.00000", "reggae.00000"])
+def test_reference_features_match_table(flacs, table, scale, stem):
+    want = table.loc[f"{stem}.wav", list(FEATURE_NAMES)].to_numpy(dtype=float)
+    assert_parity(reference_features(flacs[stem]), want, scale)
+
+
+# ---- fast vs reference on audio not in the table ---------------------------------------------
+
+
+def _cross(cross_dir: Path, name: str) -> np.ndarray:
+    y, sr = sf.read(cross_dir / name, dtype="float32")
+    assert sr == SAMPLE_RATE and y.ndim == 1
+    return y
+
+
+def _variants(flacs: dict[str, np.ndarray], cross_dir: Path) -> dict[str, np.ndarray]:
+    import soxr
+
+    y = flacs["jazz.00000"]
+    up = soxr.resample(flacs["disco.00000"], SAMPLE_RATE, 2 * SAMPLE_RATE)
+    stereo = np.stack([flacs["blues.00001"], flacs["blues.00002"][: flacs["blues.00001"].size]], axis=1)
+    return {
+        "trumpet (5.3 s ogg)": _cross(cross_dir, "sorohanro_-_solo-trumpet-06.ogg"),
+        "vibe ace (61 s ogg, two blocks)": _cross(cross_dir, "Kevin_MacLeod_-_Vibe_Ace.ogg"),
+        "gain x0.3": (0.3 * y).astype(np.float32),
+        "44.1 kHz round trip": soxr.resample(up, 2 * SAMPLE_RATE, SAMPLE_RATE).astype(np.float32),
+        "stereo mixed to mono": stereo.mean(axis=1).astype(np.float32),
+    }
+
+
+def test_clip_features_match_reference_off_table(flacs, cross_dir, scale):
+    for name, y in _variants(flacs, cross_dir).items():
+        got, want = clip_features(y), reference_features(y)
+        try:
+            assert_parity(got, want, scale)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+
+
+def test_blocks_equal_whole_signal(flacs, scale):
+    y = np.concatenate([flacs[s] for s in ("blues.00000", "metal.00000", "classical.00001", "pop.00000")])
+    y = y[: 180 * SAMPLE_RATE + 1234]  # about 3 minutes, not a multiple of the hop
+    whole = clip_features(y, block_frames=10**6)
+    for block_frames in (700, 1500):
+        assert_parity(clip_features(y, block_frames=block_frames), whole, scale, tol=1e-4)
+
+
+# ---- building blocks -------------------------------------------------------------------------
+
+
+def test_running_median_equals_scipy_median_filter(flacs):
+    spec = np.abs(features.stft_frames(flacs["country.00000"], 0, 400)).T  # (bins, frames), float32
+    for size in [(1, 31), (31, 1)]:
+        want = scipy.ndimage.median_filter(spec, size=size, mode="reflect")
+        got = features.running_median(spec, 31, axis=0 if size[0] == 31 else 1)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    for n in (5, 6, 9, 16, 31, 40):  # tiny inputs: reflection repeats beyond the array
+        small = spec[:n, :n]
+        np.testing.assert_array_equal(
+            features.running_median(small, 31, axis=1),
+            scipy.ndimage.median_filter(small, size=(1, 31), mode="reflect"),
+        )
+
+
+def test_stft_and_filterbanks_match_librosa(flacs):
+    import librosa
+    import scipy.fft
+
+    y = flacs["hiphop.00000"][: 10 * SAMPLE_RATE + 77]
+    want = librosa.stft(y).T
+    got = features.stft_frames(y, 0, features.n_frames(y.size))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(
+        features.mel_filterbank(), librosa.filters.mel(sr=SAMPLE_RATE, n_fft=2048), rtol=1e-5, atol=1e-9
+    )
+    for tuning in (0.0, -0.13, 0.27):
+        np.testing.assert_allclose(
+            features.chroma_filterbank(tuning),
+            librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=2048, tuning=tuning),
+            rtol=1e-5,
+            atol=1e-8,
+        )
+    x = np.random.default_rng(0).normal(size=(7, 128))
+    np.testing.assert_allclose(
+        x @ features._dct_matrix().T, scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :20], atol=1e-12
+    )
+    assert features.estimate_tuning(
+        *features._piptrack_candidates(np.abs(got) ** 2, SAMPLE_RATE, 2048)
+    ) == librosa.estimate_tuning(S=np.abs(want.T) ** 2, sr=SAMPLE_RATE, bins_per_octave=12)
+
+
+# ---- input checking --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("func", [clip_features, reference_features])
+@pytest.mark.parametrize(
+    ("signal", "sr", "message"),
+    [
+        (np.zeros(1000, np.float32), SAMPLE_RATE, f"too short: 1000 samples, need at least {MIN_SAMPLES}"),
+        (np.full(5000, np.nan, np.float32), SAMPLE_RATE, "contains NaN or Inf samples"),
+        (np.zeros(5000, np.float32), 44100, "sr must be 22050"),
+        (np.zeros((5000, 2), np.float32), SAMPLE_RATE, "mono"),
+        (np.zeros(5000, np.int16), SAMPLE_RATE, "floating point"),
+    ],
+)
+def test_unusable_input_raises(func, signal, sr, message):
+    with pytest.raises(AudioError, match=message):
+        func(signal, sr)
+
+
+def test_edge_cases_match_reference(flacs, scale):
+    rng = np.random.default_rng(1)
+    cases = {
+        "MIN_SAMPLES of noise": rng.normal(scale=0.1, size=MIN_SAMPLES),
+        "silence": np.zeros(3 * SAMPLE_RATE),
+        "float64 music": flacs["rock.00000"][: 4 * SAMPLE_RATE].astype(np.float64),
+    }
+    for name, y in cases.items():
+        got, want = clip_features(y), reference_features(y)
+        assert np.all(np.isfinite(got)), name
+        assert_parity(got, want, scale)
+
+
+def test_fast_path_needs_neither_librosa_nor_numba():
+    code = (
+        "import sys, numpy as np; from genrekit.features import clip_features; "
+        "clip_features(np.random.default_rng(0).normal(size=50000).astype('float32')); "
+        "print(sorted(m for m in ('librosa', 'numba') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
