@@ -232,7 +232,7 @@ def _load_ffmpeg(path: Path, sr: int) -> np.ndarray:
     return y
 
 
-def audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def audio_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Expand files and folders into the list of audio files to process.
 
     A folder is walked recursively and contributes its files whose extension is
@@ -243,7 +243,7 @@ def audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
     Parameters
     ----------
-    paths : iterable of path-like
+    paths : path-like or iterable of path-like
         Files and folders.
 
     Returns
@@ -256,6 +256,8 @@ def audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     AudioError
         If a path does not exist.
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     found: dict[Path, None] = {}
     for item in map(Path, paths):
         if item.is_dir():

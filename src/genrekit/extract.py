@@ -70,6 +70,9 @@ PROGRESS_SUFFIX: str = ".progress.json"
 _PROGRESS_FORMAT = "genrekit-extract-progress"
 _PROGRESS_VERSION = 1
 
+_EXACT_CSV = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+"""pandas 3 reads floats back exactly by default; pandas 2 needs ``float_precision="round_trip"``."""
+
 ProgressWrapper = Callable[[Iterable, int], Iterable]
 """``progress(iterable, total)``: wraps the stream of finished files (e.g. in a progress bar)."""
 
@@ -163,7 +166,7 @@ def extract_file(
 
 
 def extract(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     out: str | os.PathLike[str] | None = None,
     segment_seconds: float | None = None,
     jobs: int | None = None,
@@ -177,7 +180,7 @@ def extract(
 
     Parameters
     ----------
-    paths : iterable of path-like
+    paths : path-like or iterable of path-like
         Audio files and folders (see :func:`genrekit.decode.audio_files`).
     out : path-like, optional
         Table to write (``.csv`` or ``.parquet``), atomically, after the first
@@ -263,9 +266,9 @@ def _rows_frame(names: Sequence[str], lengths: Sequence[int], values: np.ndarray
     frame = pd.DataFrame(
         np.asarray(values, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), columns=FEATURE_NAMES
     )
-    frame.insert(0, "filename", pd.Series(list(names), dtype=object))
+    frame.insert(0, "filename", pd.Series(list(names), dtype=str))
     frame.insert(1, "length", pd.Series(list(lengths), dtype=np.int64))
-    frame["label"] = label
+    frame["label"] = pd.Series([label] * len(frame), dtype=str)
     return frame.loc[:, list(TABLE_COLUMNS)]
 
 
@@ -402,10 +405,7 @@ def _read_output(out: Path) -> pd.DataFrame:
     try:
         if table_format(out) == "csv":
             return pd.read_csv(
-                out,
-                dtype={"filename": str, "label": str},
-                keep_default_na=False,
-                float_precision="round_trip",
+                out, dtype={"filename": str, "label": str}, keep_default_na=False, **_EXACT_CSV
             )
         return pd.read_parquet(out)
     except (OSError, ValueError) as exc:

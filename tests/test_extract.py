@@ -1,0 +1,181 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from genrekit import extract as extract_mod
+from genrekit.errors import AudioError, TableError
+from genrekit.extract import extract, extract_file, progress_path
+from genrekit.features import clip_features
+from genrekit.schema import FEATURE_NAMES, TABLE_COLUMNS
+
+EXCERPT = 5 * 22050  # 5-s excerpts keep these tests quick
+
+
+@pytest.fixture(scope="module")
+def excerpts(tmp_path_factory, gtzan_flac_dir):
+    """Five-second excerpts of five real GTZAN clips, in genre folders, plus one unlabelled."""
+    root = tmp_path_factory.mktemp("excerpts")
+    for genre, ident, start in [
+        ("blues", "00001", 0),
+        ("classical", "00000", 100_000),
+        ("disco", "00000", 200_000),
+        ("rock", "00000", 300_000),
+    ]:
+        y, sr = sf.read(gtzan_flac_dir / genre / f"{genre}.{ident}.flac", dtype="float32")
+        (root / genre).mkdir()
+        sf.write(root / genre / f"{genre}.{ident}.wav", y[start : start + EXCERPT], sr, subtype="FLOAT")
+    (root / "misc").mkdir()
+    sf.write(root / "misc" / "song.flac", y[:EXCERPT], sr)
+    return root
+
+
+def test_extract_file_one_row(gtzan_flac_dir, gtzan_table):
+    path = gtzan_flac_dir / "disco" / "disco.00000.flac"
+    rows = extract_file(path)
+    assert list(rows.columns) == list(TABLE_COLUMNS)
+    assert rows["filename"].tolist() == ["disco.00000.flac"]
+    assert rows["label"].tolist() == ["disco"]
+    table = pd.read_csv(gtzan_table).set_index("filename")
+    expected = table.loc["disco.00000.wav"]
+    assert rows["length"].iloc[0] == expected["length"] == 664_180
+    std = table[list(FEATURE_NAMES)].std()
+    for column in ("rms_mean", "spectral_centroid_mean", "mfcc1_mean", "mfcc5_var"):
+        assert abs(rows[column].iloc[0] - expected[column]) < 0.02 * std[column], column
+
+
+def test_segments_named_like_the_3_sec_table(gtzan_flac_dir):
+    path = gtzan_flac_dir / "blues" / "blues.00000.flac"
+    rows = extract_file(path, segment_seconds=3)
+    assert rows["filename"].tolist() == [f"blues.00000.{i}.flac" for i in range(10)]
+    assert (rows["length"] == 66_149).all()
+    assert (rows["label"] == "blues").all()
+    y, _ = sf.read(path, dtype="float32")
+    np.testing.assert_allclose(
+        rows.loc[7, list(FEATURE_NAMES)].to_numpy(float), clip_features(y[7 * 66_149 : 8 * 66_149]), rtol=1e-9
+    )
+
+
+def test_too_short_for_a_segment_names_the_file(excerpts):
+    path = excerpts / "misc" / "song.flac"
+    with pytest.raises(AudioError, match=r"song\.flac: too short for one 10 s segment"):
+        extract_file(path, segment_seconds=10)
+    with pytest.raises(ValueError, match="unknown engine"):
+        extract_file(path, engine="turbo")
+
+
+def test_extract_in_order_with_labels_and_csv_parquet_agree(excerpts, tmp_path):
+    csv = extract(excerpts, out=tmp_path / "t.csv", jobs=1)
+    parquet = extract(excerpts, out=tmp_path / "t.parquet", jobs=2)
+    names = ["blues.00001.wav", "classical.00000.wav", "disco.00000.wav", "song.flac", "rock.00000.wav"]
+    assert csv.table["filename"].tolist() == names  # sorted by source path: misc/ before rock/
+    assert csv.table["label"].tolist() == ["blues", "classical", "disco", "", "rock"]
+    assert (csv.table["length"] == EXCERPT).all() and not csv.failures
+    pd.testing.assert_frame_equal(csv.table, parquet.table)
+    back_csv = pd.read_csv(tmp_path / "t.csv", dtype={"label": str}, keep_default_na=False)
+    pd.testing.assert_frame_equal(back_csv, csv.table)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), csv.table)
+
+
+def test_same_name_in_two_folders_stays_unique(tmp_path, excerpts):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "x.flac").write_bytes((excerpts / "misc" / "song.flac").read_bytes())
+    result = extract([tmp_path / "in"], jobs=1)
+    assert result.table["filename"].tolist() == ["a/x.flac", "b/x.flac"]
+
+
+def test_one_broken_file_never_stops_the_batch(tmp_path, excerpts):
+    (tmp_path / "blues").mkdir()
+    good = excerpts / "blues" / "blues.00001.wav"
+    (tmp_path / "blues" / "a.wav").write_bytes(good.read_bytes())
+    (tmp_path / "blues" / "b.wav").write_bytes(b"not audio at all" * 100)
+    (tmp_path / "blues" / "c.wav").write_bytes(good.read_bytes()[:-20_000])
+    (tmp_path / "blues" / "d.wav").write_bytes(good.read_bytes())
+    seen = []
+    result = extract([tmp_path], out=tmp_path / "o.csv", jobs=2, on_failure=lambda p, r: seen.append(p.name))
+    assert result.table["filename"].tolist() == ["a.wav", "d.wav"]
+    assert sorted(seen) == ["b.wav", "c.wav"]
+    reasons = dict((p.name, r) for p, r in result.failures)
+    assert "cannot decode" in reasons["b.wav"] and "truncated" in reasons["c.wav"]
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 2
+
+
+class _Interrupt:
+    """A progress wrapper that presses Ctrl-C after `after` files."""
+
+    def __init__(self, after):
+        self.after = after
+
+    def __call__(self, items, total):
+        for i, item in enumerate(items):
+            if i == self.after:
+                raise KeyboardInterrupt
+            yield item
+
+
+def test_interrupted_run_keeps_rows_and_resume_completes_it(excerpts, tmp_path, monkeypatch):
+    calls = []
+    real = extract_mod.extract_file
+
+    def counting(path, *args, **kwargs):
+        calls.append(path.name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract_mod, "extract_file", counting)
+    out = tmp_path / "t.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        extract(excerpts, out=out, jobs=1, progress=_Interrupt(after=2))
+    partial = pd.read_parquet(out)
+    assert partial["filename"].tolist() == ["blues.00001.wav", "classical.00000.wav"]
+    record = json.loads(progress_path(out).read_text())
+    assert [len(d["filenames"]) for d in record["done"]] == [1, 1]
+
+    calls.clear()
+    resumed = extract(excerpts, out=out, jobs=1, resume=True)
+    assert sorted(calls) == ["disco.00000.wav", "rock.00000.wav", "song.flac"]  # done files not recomputed
+    assert len(resumed.resumed) == 2 and len(resumed.extracted) == 3
+
+    calls.clear()
+    one_shot = extract(excerpts, out=tmp_path / "one.parquet", jobs=1)
+    assert len(calls) == 5
+    pd.testing.assert_frame_equal(resumed.table, one_shot.table)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), one_shot.table)
+
+    calls.clear()
+    again = extract(excerpts, out=out, jobs=1, resume=True)
+    assert calls == [] and len(again.resumed) == 5
+    pd.testing.assert_frame_equal(pd.read_parquet(out), one_shot.table)
+
+
+def test_output_is_rewritten_while_running(excerpts, tmp_path):
+    out = tmp_path / "t.csv"
+    sizes = []
+
+    def watch(items, total):
+        for item in items:
+            yield item
+            sizes.append(len(pd.read_csv(out)))  # always a complete, parseable table
+
+    extract(excerpts, out=out, jobs=1, progress=watch, checkpoint_seconds=0)
+    assert sizes == [1, 2, 3, 4, 5]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_refuses_mismatched_output(excerpts, tmp_path):
+    out = tmp_path / "t.csv"
+    extract([excerpts / "misc"], out=out, jobs=1)
+    with pytest.raises(TableError, match="segment_seconds"):
+        extract([excerpts / "misc"], out=out, jobs=1, resume=True, segment_seconds=3)
+    table = pd.read_csv(out)
+    table.loc[0, "filename"] = "edited.flac"
+    table.to_csv(out, index=False)
+    with pytest.raises(TableError, match="do not match"):
+        extract([excerpts / "misc"], out=out, jobs=1, resume=True)
+    progress_path(out).unlink()
+    with pytest.raises(TableError, match=r"progress\.json is missing"):
+        extract([excerpts / "misc"], out=out, jobs=1, resume=True)
+    with pytest.raises(TableError, match="unknown table format"):
+        extract([excerpts / "misc"], out=tmp_path / "t.xlsx")
