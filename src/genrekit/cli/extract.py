@@ -132,6 +132,7 @@ def _summary(result, out: str) -> None:
     resumed = f" ({len(result.resumed)} already done)" if result.resumed else ""
     written = f"; {len(result.table)} rows in {out}" if len(result.table) else "; nothing written"
     failed = f", {len(result.failures)} failed:" if result.failures else ""
-    lines = [f"extracted {len(result.extracted)} files{resumed}{written}{failed}"]
+    n_files = len(result.extracted)
+    lines = [f"extracted {n_files} file{'s' * (n_files != 1)}{resumed}{written}{failed}"]
     lines += [f"  {path}: {reason}" for path, reason in result.failures]
     print("\n".join(lines), file=sys.stdout)
