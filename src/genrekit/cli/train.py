@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         error(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
         return EXIT_USAGE
     frame = read_table(data, labels=args.labels)
+    if frame["label"].nunique() < 2:
+        raise TableError(f"{data}: only one label ({frame['label'].iloc[0]!r}); training needs at least two")
     summary = _fit_and_save(frame, args, data_meta={"name": Path(data).name, "sha256": file_sha256(data)})
     if args.format == "json":
         print_json(summary)
