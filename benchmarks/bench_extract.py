@@ -7,8 +7,9 @@ Usage::
 The input is the 14 real 30-second GTZAN FLAC clips of the test data
 (``GENREKIT_TEST_DATA`` or ``../shared/data`` beside the repository), copied
 `--copies` times into a temporary folder. Both throughputs are measured in the
-same run, alternating, best of `--rounds`, after one warm-up file, so their ratio is what the benchmark reports;
-absolute figures depend on the machine and its load. The cold start is the wall
+same run, alternating, best of `--rounds`, after one warm-up file, so their
+ratio is what the benchmark reports; absolute figures depend on the machine and
+its load. The cold start is the wall
 time of a new process ``genrekit extract one.flac -o out.csv`` (median of 3),
 imports included.
 """
