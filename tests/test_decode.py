@@ -177,3 +177,21 @@ def test_genre_from_path():
     assert genre_from_path("x/Blues/blues.00000.wav") == ""
     assert genre_from_path("song.mp3") == ""
     assert genre_from_path("x/polka/a.wav", genres=("polka",)) == "polka"
+
+
+def test_long_stereo_file_decodes_in_bounded_memory(tmp_path, blues_samples):
+    import tracemalloc
+
+    up = soxr.resample(np.tile(blues_samples, 3), 22050, 44100, quality="HQ")  # 90 s at 44.1 kHz
+    path = tmp_path / "long.wav"
+    sf.write(path, np.stack([up, up[::-1]], axis=1), 44100, subtype="PCM_16")
+    del up
+    tracemalloc.start()
+    try:
+        y = load_audio(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(y) == 3 * len(blues_samples)
+    # the mono 22,050 Hz result plus about one block, far below the 31 MB of decoded stereo float32
+    assert peak < y.nbytes + 4 * 2**20, (peak, y.nbytes)
