@@ -52,6 +52,8 @@ def test_column_order_extra_columns_and_parquet(raw, tmp_path):
     shuffled.insert(3, "notes", "x")
     frame = read_table(_write(shuffled, tmp_path))
     assert tuple(frame.columns) == TABLE_COLUMNS
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "t.csv").read_bytes())
+    assert read_table(tmp_path / "bom.csv").equals(frame)
     write_table(frame, tmp_path / "t.parquet")
     assert read_table(tmp_path / "t.parquet").equals(frame)
 
@@ -90,6 +92,10 @@ def test_column_order_extra_columns_and_parquet(raw, tmp_path):
             r"row 31 \(line 32\), column 'label': empty",
         ),
         (lambda f: f.iloc[:0], r"no data rows"),
+        (
+            lambda f: f.assign(length=f["length"].where(f.index != 3, "12.5")),
+            r"row 4 \(line 5\), column 'length': not a sample count",
+        ),
     ],
     ids=[
         "missing-column",
@@ -101,6 +107,7 @@ def test_column_order_extra_columns_and_parquet(raw, tmp_path):
         "typo-label",
         "empty-label",
         "header-only",
+        "fractional-length",
     ],
 )
 def test_broken_tables(raw, tmp_path, edit, message):

@@ -7,8 +7,9 @@ Reading rules (:func:`read_table`)
   differ: the result is reordered to ``TABLE_COLUMNS``. Extra columns (an index
   column written by a spreadsheet, notes, ...) are **ignored** and dropped, so a
   misspelt column shows up as the missing column it should have been.
-* Every feature and ``length`` must be a finite number; ``filename`` must be
-  non-empty and unique.
+* Every feature must be a finite number and ``length`` a whole, non-negative
+  sample count; ``filename`` must be non-empty and unique. Column names are
+  stripped of surrounding spaces and a UTF-8 byte-order mark is ignored.
 * Labels, chosen by the `labels` argument:
 
   ``"gtzan"``
@@ -181,7 +182,7 @@ def read_table(
     frame = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     frame["filename"] = _text_column(raw["filename"], "filename", where, allow_empty=False)
     _check_unique(frame["filename"], where)
-    frame["length"] = _number_column(raw["length"], "length", where).astype(np.int64)
+    frame["length"] = _length_column(raw["length"], where)
     features = {name: _number_column(raw[name], name, where) for name in FEATURE_NAMES}
     frame = pd.concat([frame, pd.DataFrame(features)], axis=1)
     label = _text_column(raw[LABEL_COLUMN], LABEL_COLUMN, where, allow_empty=not require_labels)
@@ -208,12 +209,14 @@ def _read_raw(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
         raise TableError(f"{path}: no such file")
     try:
         if fmt == "csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-        return pd.read_parquet(path)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise TableError(f"{path}: empty file (no header, no rows)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise TableError(f"{path}: cannot read as {fmt}: {exc}") from exc
+    return frame.rename(columns=lambda name: str(name).strip())
 
 
 def _is_blank(value: object) -> bool:
@@ -253,6 +256,16 @@ def _number_column(column: pd.Series, name: str, where: _RowNamer) -> pd.Series:
             reason = f"not finite ({cell!r})"
         raise TableError(f"{where(row, name)}: {reason}")
     return values
+
+
+def _length_column(column: pd.Series, where: _RowNamer) -> pd.Series:
+    """Return the ``length`` column as int64, raising at the first non-count (negative or fractional)."""
+    values = _number_column(column, "length", where)
+    bad = (values < 0) | (values != np.floor(values))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise TableError(f"{where(row, 'length')}: not a sample count ({column.iloc[row]!r})")
+    return values.astype(np.int64)
 
 
 def _parses_as_float(text: str) -> bool:
