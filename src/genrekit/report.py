@@ -151,8 +151,16 @@ def figure_headline(metrics: dict) -> bytes:
             linewidth=0.5,
         )
     paper = [100 * metrics["paper_table1"][model]["accuracy"] for model in models]
-    ax.scatter(
-        np.arange(len(models)), paper, marker="D", color="black", zorder=5, s=28, label="paper, Table 1"
+    centres = np.arange(len(models))
+    ax.hlines(
+        paper,
+        centres - 0.45,
+        centres + 0.45,
+        colors="black",
+        linestyles="--",
+        linewidth=1.2,
+        zorder=5,
+        label="paper, Table 1",
     )
     ax.set_xticks(np.arange(len(models)), [MODEL_TITLES[model] for model in models])
     ax.set_ylabel("test accuracy (%)")
@@ -393,7 +401,7 @@ def build_blocks(metrics: dict) -> list:
         Figure(
             "accuracy",
             figure_headline(metrics),
-            "Mean test accuracy with 95% t-intervals; black diamonds: the paper's Table 1.",
+            "Mean test accuracy with 95% t-intervals; dashed black lines: the paper's Table 1.",
         ),
         Paragraph(
             "OPTIMISTIC rows use the test rows as the early-stopping validation set (the best epoch on "
