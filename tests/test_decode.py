@@ -61,6 +61,7 @@ def test_block_decode_equals_one_shot(tmp_path, blues_samples):
         np.testing.assert_allclose(y, one_shot[:n], atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # audioread, imported by librosa.load
 def test_decode_matches_librosa_load(tmp_path, blues_samples):
     librosa = pytest.importorskip("librosa")
     path = tmp_path / "x.ogg"
