@@ -419,23 +419,37 @@ def onset_strength(mel_db: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP
     return np.concatenate((np.zeros(pad, dtype=env.dtype), env))[: mel_db.shape[0]]
 
 
-def tempo_from_onsets(
-    onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, win_length: int = _TEMPO_WIN
-) -> float:
-    """Global tempo (BPM) as librosa ``beat_track`` estimates it from an onset envelope."""
-    if not onset_env.any():
-        return 0.0
+def mean_tempogram(onset_env: np.ndarray, win_length: int = _TEMPO_WIN, chunk: int = 2048) -> np.ndarray:
+    """Time average of librosa's ``tempogram`` (autocorrelation, Hann, max-normalised) of an envelope.
+
+    Frames are processed `chunk` at a time, so memory stays bounded for long signals.
+    """
     n = onset_env.shape[0]
     half = win_length // 2
     padded = np.pad(onset_env, (half, half), mode="linear_ramp", end_values=(0, 0))
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n]
-    n = np.arange(win_length)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
     n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
-    spec = scipy.fft.rfft(frames * window, n=n_pad, axis=-1)
-    autocorr = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=-1)[:, :win_length]
-    peak = np.max(np.abs(autocorr), axis=1, keepdims=True)
-    tg = np.mean(autocorr / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak), axis=0)
+    total = np.zeros(win_length)
+    for start in range(0, n, chunk):
+        spec = scipy.fft.rfft(frames[start : start + chunk] * window, n=n_pad, axis=-1)
+        autocorr = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=-1)[:, :win_length]
+        peak = np.max(np.abs(autocorr), axis=1, keepdims=True)
+        total += np.sum(autocorr / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak), axis=0)
+    return total / n
+
+
+def tempo_from_onsets(
+    onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, win_length: int = _TEMPO_WIN
+) -> float:
+    """Estimate the global tempo (BPM) from an onset envelope as librosa ``beat_track`` does.
+
+    Returns 0 for an all-zero envelope; otherwise the argmax of ``log1p(1e6 * tg)`` plus a log-normal
+    prior (120 BPM, 1 octave) over the tempogram lags, excluding tempi of 320 BPM and more.
+    """
+    if not onset_env.any():
+        return 0.0
+    tg = mean_tempogram(onset_env, win_length)
     bpms = np.full(win_length, np.inf)
     bpms[1:] = 60.0 * sr / (hop_length * np.arange(1.0, win_length))
     logprior = -0.5 * ((np.log2(bpms) - np.log2(120.0)) / 1.0) ** 2
@@ -491,26 +505,47 @@ def _context(f0: int, f1: int, n_samples: int, hop_length: int = HOP_LENGTH) -> 
     return s0, s1, e0, e1, max(0, e0 - radius), min(total, e1 + radius)
 
 
+def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
+    """Invert STFT rows ``e0..`` (all frames overlapping samples ``s0..s1-1``) as librosa's ``istft``.
+
+    Hann synthesis window, overlap-add, division by the window sum-square where it exceeds tiny.
+    """
+    window = hann_window(N_FFT)
+    frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1)
+    frames *= window
+    offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
+    wss = _overlap_add(np.broadcast_to(np.square(window), frames.shape))[offset : offset + s1 - s0]
+    return _overlap_add(frames)[offset : offset + s1 - s0] / np.where(wss > _TINY32, wss, np.float32(1))
+
+
 def _hpss_signals(
-    spec: np.ndarray, mag: np.ndarray, e0: int, e1: int, g0: int, g1: int, s0: int, s1: int
+    y: np.ndarray, spec: np.ndarray, mag: np.ndarray, bounds: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return harmonic and percussive samples ``s0..s1-1`` (``effects.hpss``) from frames ``g0..g1-1``."""
+    """Return harmonic and percussive samples ``s0..s1-1`` (``effects.hpss``) of one block.
+
+    `spec` and `mag` hold the STFT frames ``g0..g1-1``; `bounds` is ``(s0, s1, e0, e1, g0, g1)`` from
+    :func:`_context`. Since the two soft masks sum to 1 wherever they are defined and the inverse STFT
+    is linear and reconstructs `y` exactly, the percussive part is ``y - harmonic`` unless some
+    nonzero STFT bin gets both masks 0; then both parts are inverted separately as librosa does.
+    """
+    s0, s1, e0, e1, g0, g1 = bounds
     radius = _HPSS_KERNEL // 2
     harm = _harmonic_median(mag, radius - (e0 - g0), radius - (g1 - e1), _HPSS_KERNEL)
     core = slice(e0 - g0, e1 - g0)
     perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
-    mask_h, mask_p = _soft_masks(harm, perc)
     spec = spec[core]
-    frames = scipy.fft.irfft(np.concatenate((spec * mask_h, spec * mask_p)), n=N_FFT, axis=-1)
-    window = hann_window(N_FFT)
-    frames *= window
-    count = e1 - e0
-    offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
-    wss = _overlap_add(np.broadcast_to(np.square(window), (count, N_FFT)))[offset : offset + s1 - s0]
-    wss = np.where(wss > _TINY32, wss, np.float32(1))
-    y_harm = _overlap_add(frames[:count])[offset : offset + s1 - s0] / wss
-    y_perc = _overlap_add(frames[count:])[offset : offset + s1 - s0] / wss
-    return y_harm, y_perc
+    mask_h = np.square(harm)
+    den = np.square(perc)
+    den += mask_h
+    vanished = den == 0
+    if vanished.any():
+        if np.any(mag[core][vanished] > 0):
+            mask_h, mask_p = _soft_masks(harm, perc)
+            return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
+        den[vanished] = 1
+    mask_h /= den
+    y_harm = _istft_segment(spec * mask_h, e0, s0, s1)
+    return y_harm, y[s0:s1] - y_harm
 
 
 def _block_moments(
@@ -520,10 +555,11 @@ def _block_moments(
 
     `spec` and `mag` hold the STFT and its magnitude for the frames ``g0..g1-1``.
     """
-    s0, s1, e0, e1, g0, g1 = _context(f0, f1, y.shape[0])
+    bounds = _context(f0, f1, y.shape[0])
+    g0 = bounds[4]
     core = mag[f0 - g0 : f1 - g0]
     centroid, bandwidth, rolloff = _spectral_shape(core, sr, N_FFT)
-    y_harm, y_perc = _hpss_signals(spec, mag, e0, e1, g0, g1, s0, s1)
+    y_harm, y_perc = _hpss_signals(y, spec, mag, bounds)
     return _moments(
         [
             _chroma(np.square(core), tuning, sr, N_FFT).ravel(),
