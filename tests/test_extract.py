@@ -161,6 +161,11 @@ def test_output_is_rewritten_while_running(excerpts, tmp_path):
 
     extract(excerpts, out=out, jobs=1, progress=watch, checkpoint_seconds=0)
     assert sizes == [1, 2, 3, 4, 5]
+    sizes.clear()
+    out.unlink()
+    extract(excerpts, out=out, jobs=1, progress=watch, checkpoint_seconds=3600)
+    assert sizes == [1, 1, 1, 1, 1]  # first file at once, then not before an hour
+    assert len(pd.read_csv(out)) == 5  # and at the end
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

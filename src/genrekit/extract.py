@@ -245,7 +245,7 @@ def extract(
             dirty = True
             if out is not None and time.monotonic() - last_write >= checkpoint_seconds:
                 _write(done, out, settings)
-                last_write, dirty = -math.inf, False
+                last_write, dirty = time.monotonic(), False
     finally:
         if out is not None and dirty:
             _write(done, out, settings)
