@@ -140,9 +140,10 @@ def test_usage_errors_exit_2(tmp_path, mixed, capsys):
     assert main(["extract", str(only_bad), "-o", str(tmp_path / "o.csv"), "--quiet"]) == 2
     assert "nothing written" in capsys.readouterr().out
     assert not (tmp_path / "o.csv").exists()
-    with pytest.raises(SystemExit) as info:
-        main(["extract", str(mixed), "-o", str(tmp_path / "o.csv"), "--jobs", "0"])
-    assert info.value.code == 2
+    for bad in (["--jobs", "0"], ["--segment-seconds", "0"], ["--segment-seconds", "x"]):
+        with pytest.raises(SystemExit) as info:
+            main(["extract", str(mixed), "-o", str(tmp_path / "o.csv"), *bad])
+        assert info.value.code == 2
 
 
 def test_help_has_examples(capsys):

@@ -215,10 +215,15 @@ def extract(
     AudioError
         If an input path does not exist.
     TableError
-        If `out` has an unknown extension, or `resume` finds an output that
-        does not match its progress record or was made with other settings.
+        If `out` has an unknown extension or cannot be written, or `resume`
+        finds an output that does not match its progress record or was made
+        with other settings.
+    ValueError
+        If `engine` is unknown or `segment_seconds` holds no sample.
     """
     _feature_function(engine)
+    if segment_seconds is not None:
+        segment_length(segment_seconds, sr=SAMPLE_RATE)
     settings = {"segment_seconds": segment_seconds, "engine": engine}
     out = None if out is None else Path(out)
     if out is not None:

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--segment-seconds",
-        type=_positive_float,
+        type=_segment_seconds,
         metavar="S",
         help="one row per S-second segment instead of per file (3: the public 3-second table)",
     )
@@ -83,11 +83,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    """Parse a number above 0."""
+def _segment_seconds(text: str) -> float:
+    """Parse a segment duration that holds at least one sample at 22,050 Hz."""
+    from genrekit.window import segment_length
+
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    try:
+        segment_length(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     return value
 
 
