@@ -169,15 +169,37 @@ def test_output_is_rewritten_while_running(excerpts, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_resume_refuses_mismatched_output(excerpts, tmp_path):
+def test_resume_recomputes_only_sources_whose_rows_are_missing(excerpts, tmp_path, monkeypatch):
+    out = tmp_path / "t.csv"
+    full = extract(excerpts, out=out, jobs=1).table
+    table = _read(out)
+    table = table[table["filename"] != "disco.00000.wav"].reset_index(drop=True)  # as if not yet written
+    table.loc[len(table)] = table.iloc[0].to_list()
+    table.loc[len(table) - 1, "filename"] = "stray.wav"  # a row the record does not claim
+    table.to_csv(out, index=False)
+    calls = []
+    real = extract_mod.extract_file
+    monkeypatch.setattr(
+        extract_mod, "extract_file", lambda p, *a, **k: calls.append(p.name) or real(p, *a, **k)
+    )
+    result = extract(excerpts, out=out, jobs=1, resume=True)
+    assert calls == ["disco.00000.wav"]
+    pd.testing.assert_frame_equal(result.table, full)
+    pd.testing.assert_frame_equal(_read(out), full)
+
+
+def _read(path):
+    return pd.read_csv(path, dtype={"label": str}, keep_default_na=False)
+
+
+def test_resume_refuses_unusable_output(excerpts, tmp_path):
     out = tmp_path / "t.csv"
     extract([excerpts / "misc"], out=out, jobs=1)
     with pytest.raises(TableError, match="segment_seconds"):
         extract([excerpts / "misc"], out=out, jobs=1, resume=True, segment_seconds=3)
-    table = pd.read_csv(out)
-    table.loc[0, "filename"] = "edited.flac"
-    table.to_csv(out, index=False)
-    with pytest.raises(TableError, match="do not match"):
+    table = _read(out)
+    pd.concat([table, table]).to_csv(out, index=False)
+    with pytest.raises(TableError, match="repeated filenames"):
         extract([excerpts / "misc"], out=out, jobs=1, resume=True)
     progress_path(out).unlink()
     with pytest.raises(TableError, match=r"progress\.json is missing"):

@@ -28,8 +28,9 @@ as the first file is done (so an unwritable output shows at once), then every
 a killed run keeps the rows done up to its last write. Beside it,
 ``OUT.progress.json`` (also written atomically, right after the table) records
 the settings and, in the table's row order, each done source file's absolute
-path and row names. ``resume=True`` reads both, checks that they agree, keeps
-those rows and extracts only the other files. The source path, not the file
+path and row names. ``resume=True`` reads both, keeps the rows of each source
+whose rows are all in the table and extracts the other files (so a run killed
+between the two writes, or a table with rows deleted, still resumes correctly). The source path, not the file
 name, is the key, so two files with the same name in different folders are
 never confused. Rows of sources that are not among the inputs of the resumed
 run are kept. Failed files are not recorded, so a resumed run retries them.
@@ -216,8 +217,8 @@ def extract(
         If an input path does not exist.
     TableError
         If `out` has an unknown extension or cannot be written, or `resume`
-        finds an output that does not match its progress record or was made
-        with other settings.
+        finds an output without its progress record, with other columns or
+        repeated filenames, or made with other settings.
     ValueError
         If `engine` is unknown or `segment_seconds` holds no sample.
     """
@@ -386,7 +387,13 @@ def _write(done: dict[str, pd.DataFrame], out: Path, settings: dict) -> None:
 
 
 def _load_progress(out: Path, settings: dict) -> dict[str, pd.DataFrame]:
-    """Read the rows of a previous run of `out` back, per source, checking them against its record."""
+    """Read the rows of a previous run of `out` back, per source, as its progress record lists them.
+
+    A source counts as done only if all its rows are in the table; rows the
+    record does not claim are dropped. So a run killed between writing the
+    table and writing the record (either may be the newer) resumes correctly:
+    the files in doubt are extracted again.
+    """
     record_path = progress_path(out)
     if not out.exists():
         return {}
@@ -406,17 +413,16 @@ def _load_progress(out: Path, settings: dict) -> dict[str, pd.DataFrame]:
                 f"not {value!r}; use the same settings or rerun without --resume"
             )
     table = _read_output(out)
-    expected = [name for _, filenames in sources for name in filenames]
-    if list(table.columns) != list(TABLE_COLUMNS) or table["filename"].tolist() != expected:
-        raise TableError(
-            f"{out}: cannot resume: its rows do not match {record_path.name} "
-            "(edited, or interrupted between the two writes); rerun without --resume"
-        )
-    done, start = {}, 0
-    for key, filenames in sources:
-        done[key] = table.iloc[start : start + len(filenames)].reset_index(drop=True)
-        start += len(filenames)
-    return done
+    if list(table.columns) != list(TABLE_COLUMNS):
+        raise TableError(f"{out}: cannot resume: not a GTZAN feature table (columns differ)")
+    if table["filename"].duplicated().any():
+        raise TableError(f"{out}: cannot resume: repeated filenames; rerun without --resume")
+    row_of = {name: i for i, name in enumerate(table["filename"])}
+    return {
+        key: table.iloc[[row_of[name] for name in filenames]].reset_index(drop=True)
+        for key, filenames in sources
+        if filenames and all(name in row_of for name in filenames)
+    }
 
 
 def _read_output(out: Path) -> pd.DataFrame:
