@@ -57,6 +57,12 @@ def test_every_protocol_and_model_is_reported(quick):
     assert sizes["optimistic"] == (900, 100, 100)
     baseline = next(e for e in metrics["results"] if e["model"] == "svm" and e["protocol"] == "paper")
     assert baseline["n_val"] == 0
+    cnn = next(e for e in metrics["results"] if e["model"] == "cnn" and e["protocol"] == "paper")
+    differences = [
+        a["metrics"]["accuracy"] - b["metrics"]["accuracy"]
+        for a, b in zip(cnn["runs"], baseline["runs"], strict=True)
+    ]
+    assert baseline["cnn_minus_this"]["mean"] == pytest.approx(np.mean(differences))
 
 
 def test_cnn_detail_pools_every_row_once(quick):

@@ -106,7 +106,8 @@ def describe_protocol(name: str) -> str:
     if name == OPTIMISTIC:
         return (
             "OPTIMISTIC (the paper's probable protocol): the paper splits, trained on train + validation "
-            "(90%) with early stopping on the TEST rows, so the test set picks the epoch; biased upwards."
+            "(90%) with early stopping on the TEST rows' loss (best epoch restored), so the test set picks "
+            "the epoch; biased upwards."
         )
     if name.startswith("cv") and name[2:].isdigit():
         k = int(name[2:])

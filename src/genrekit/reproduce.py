@@ -345,13 +345,16 @@ def aggregate(
     dict
         ``protocols`` (names and descriptions, in order), ``results`` (one entry per
         protocol and model: metric summaries over runs, each run's scores, pooled
-        details) and ``cnn_detail`` (pooled ``cv`` confusion, report, ROC-AUC,
-        confused pairs vs the paper's, learning curves and example predictions of
-        the first ``paper`` run).
+        details; for a baseline also ``cnn_minus_this``, the CNN's accuracy minus
+        the baseline's summarised over the paired runs on the same splits) and
+        ``cnn_detail`` (pooled ``cv`` confusion, report, ROC-AUC, confused pairs vs
+        the paper's, learning curves and example predictions of the first
+        ``paper`` run).
     """
     protocols = list(dict.fromkeys(run["protocol"] for run in results))
     entries = []
     for protocol in protocols:
+        cnn_runs: list[dict] = []
         for model in MODELS:
             runs = [run for run in results if run["protocol"] == protocol and run["model"] == model]
             if not runs:
@@ -377,6 +380,15 @@ def aggregate(
                 ],
                 "pooled": _pooled(runs, y, classes),
             }
+            if model == "cnn":
+                cnn_runs = runs
+            elif cnn_runs:
+                entry["cnn_minus_this"] = summarize(
+                    [
+                        a["metrics"]["accuracy"] - b["metrics"]["accuracy"]
+                        for a, b in zip(cnn_runs, runs, strict=True)
+                    ]
+                )
             entries.append(entry)
     cv = cv_name(settings.folds)
     cv_cnn = next(entry for entry in entries if entry["protocol"] == cv and entry["model"] == "cnn")
