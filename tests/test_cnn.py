@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from genrekit.cnn import (
@@ -143,6 +144,11 @@ def test_early_stopping_restores_best(split):
     # The kept weights are the best epoch's: their validation accuracy is that epoch's.
     accuracy = float(np.mean(model.predict(val) == val["label"].to_numpy()))
     assert accuracy == pytest.approx(model.history_[model.best_epoch_ - 1]["val_accuracy"], abs=1e-9)
+
+
+def test_sklearn_clone(trained):
+    fresh = clone(trained)
+    assert fresh.get_params() == trained.get_params() and not hasattr(fresh, "weights_")
 
 
 def test_bad_input(trained):

@@ -56,6 +56,10 @@ def test_column_order_extra_columns_and_parquet(raw, tmp_path):
     assert read_table(tmp_path / "bom.csv").equals(frame)
     write_table(frame, tmp_path / "t.parquet")
     assert read_table(tmp_path / "t.parquet").equals(frame)
+    frame.loc[6, "rolloff_var"] = np.inf
+    write_table(frame, tmp_path / "inf.parquet")
+    with pytest.raises(TableError, match=r"inf\.parquet row 7, column 'rolloff_var': not finite \(inf\)"):
+        read_table(tmp_path / "inf.parquet")
 
 
 @pytest.mark.parametrize(

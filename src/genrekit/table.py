@@ -248,12 +248,12 @@ def _number_column(column: pd.Series, name: str, where: _RowNamer) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         cell = column.iloc[row]
-        if _is_blank(cell):
+        if cell is None or (isinstance(cell, str) and not cell.strip()):
             reason = "empty"
         elif isinstance(cell, str) and not _parses_as_float(cell):
             reason = f"not a number ({cell!r})"
         else:
-            reason = f"not finite ({cell!r})"
+            reason = f"not finite ({cell!r})" if isinstance(cell, str) else f"not finite ({cell})"
         raise TableError(f"{where(row, name)}: {reason}")
     return values
 
