@@ -206,3 +206,12 @@ def test_resume_refuses_unusable_output(excerpts, tmp_path):
         extract([excerpts / "misc"], out=out, jobs=1, resume=True)
     with pytest.raises(TableError, match="unknown table format"):
         extract([excerpts / "misc"], out=tmp_path / "t.xlsx")
+
+
+def test_librosa_engine_is_the_reference_recipe(excerpts):
+    from genrekit.features import reference_features
+
+    path = excerpts / "rock" / "rock.00000.wav"
+    rows = extract_file(path, engine="librosa")
+    y, _ = sf.read(path, dtype="float32")
+    np.testing.assert_array_equal(rows.loc[0, list(FEATURE_NAMES)].to_numpy(float), reference_features(y))
