@@ -6,7 +6,7 @@ Two implementations give the same numbers:
   own STFT, with librosa's own ``effects.hpss`` and ``beat.beat_track``. Slow (about 2 s per 30-second
   clip), it is the yardstick for tests and benchmarks.
 - :func:`clip_features`, the fast path: one STFT shared by every spectral feature, HPSS median
-  filters with ``bottleneck.move_median`` (exact), tuning, tempogram and tempo in NumPy, and
+  filters with SciPy's one-dimensional median (exact), tuning, tempogram and tempo in NumPy, and
   frame-aligned blocks so that long signals take bounded memory. It imports neither librosa nor numba.
 
 Definitions (librosa 0.11 defaults, written out because the fast path re-implements them)
@@ -28,7 +28,8 @@ samples each side, so a signal of ``n`` samples has ``1 + n // 512`` frames.
   changes after values within +-1e-10 are set to 0, the first sample of a frame never counts,
   divided by 2048.
 - ``harmony`` / ``perceptr``: ``effects.hpss``: median filters of kernel 31 on ``|X|`` along time
-  (harmonic) and frequency (percussive), both ``scipy.ndimage.median_filter(mode="reflect")``;
+  (harmonic) and frequency (percussive), both ``scipy.ndimage.median_filter(mode="reflect")``
+  (the fast path runs SciPy's one-dimensional median over padded rows laid end to end: same values);
   soft masks with power 2 (``margin=1``, zeros split to 0); inverse STFT with the Hann window,
   window-sum-square normalisation, trimmed to the input length. Mean and variance over samples.
 - ``tempo``: ``beat.beat_track``: onset strength = median over 128 mel bands of the positive
@@ -271,18 +272,31 @@ def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray
 # HPSS
 
 
+def _median_rows(x: np.ndarray, size: int, pad_before: int, pad_after: int) -> np.ndarray:
+    """Median filter of odd `size` along the last axis, after reflecting `pad_before`/`pad_after` values.
+
+    NumPy's "symmetric" padding is SciPy's "reflect" (the edge value repeated). The padded rows are
+    laid end to end and filtered in one call of SciPy's fast one-dimensional median (windows never
+    straddle two rows, since only the interior is kept). The result has
+    ``x.shape[-1] + pad_before + pad_after - (size - 1)`` columns.
+    """
+    import scipy.ndimage
+
+    half = size // 2
+    widths = [(0, 0)] * (x.ndim - 1) + [(pad_before, pad_after)]
+    padded = np.pad(np.ascontiguousarray(x), widths, mode="symmetric")
+    flat = scipy.ndimage.median_filter(padded.reshape(-1), size=size, mode="reflect")
+    return flat.reshape(padded.shape)[..., half : padded.shape[-1] - half]
+
+
 def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> np.ndarray:
     """Median filter of odd `size` along `axis`, exactly ``scipy.ndimage.median_filter(mode="reflect")``.
 
-    Uses ``bottleneck.move_median`` on a symmetrically padded copy (NumPy's "symmetric" padding is
-    SciPy's "reflect": the edge sample is repeated).
+    Equal to the filter librosa's ``decompose.hpss`` applies (``size=(1, 31)`` or ``(31, 1)``), but
+    as one fast one-dimensional pass instead of a slow n-dimensional one.
     """
-    import bottleneck
-
     half = size // 2
-    x = np.moveaxis(x, axis, -1)
-    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode="symmetric")
-    out = bottleneck.move_median(np.ascontiguousarray(padded), size, axis=-1)[..., size - 1 :]
+    out = _median_rows(np.moveaxis(x, axis, -1), size, half, half)
     return np.moveaxis(out, -1, axis)
 
 
@@ -292,10 +306,7 @@ def _harmonic_median(mag: np.ndarray, pad_before: int, pad_after: int, size: int
     `pad_before` / `pad_after` rows are reflected at the ends (only at the signal's own edges); the
     result has ``len(mag) + pad_before + pad_after - (size - 1)`` rows.
     """
-    import bottleneck
-
-    padded = np.pad(mag.T, ((0, 0), (pad_before, pad_after)), mode="symmetric")
-    return bottleneck.move_median(padded, size, axis=-1)[:, size - 1 :].T
+    return _median_rows(mag.T, size, pad_before, pad_after).T
 
 
 def _soft_masks(harm: np.ndarray, perc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
