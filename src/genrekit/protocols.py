@@ -95,8 +95,8 @@ def describe_protocol(name: str) -> str:
     """
     if name == PAPER:
         return (
-            "Stratified 80/10/10 train/validation/test split redrawn for each seed; early stopping on the "
-            "validation rows; mean, std and 95% t-interval over the seeds."
+            "Stratified 80/10/10 train/validation/test split (the paper's '88%' is a typo) redrawn for each "
+            "seed; early stopping on the validation rows; mean, std and 95% t-interval over the seeds."
         )
     if name == FILTERED:
         return (

@@ -552,7 +552,7 @@ def reproduce(
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "note": "wall time measured on a CPU shared with other work unless stated otherwise",
+        "note": "reading, training and aggregation; the CPUs may have been shared with other processes",
     }
     metrics = jsonable(metrics)
     write_report(metrics, out)
