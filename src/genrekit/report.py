@@ -231,7 +231,7 @@ def figure_per_genre(pooled: dict) -> bytes:
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(frameon=False, ncol=2, loc="lower left")
+    ax.legend(frameon=False, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return _png(fig)
 
 
