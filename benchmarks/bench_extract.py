@@ -11,13 +11,16 @@ same run, alternating, best of `--rounds`, after one warm-up file, so their
 ratio is what the benchmark reports; absolute figures depend on the machine and
 its load. The cold start is the wall
 time of a new process ``genrekit extract one.flac -o out.csv`` (median of 3),
-imports included.
+imports included. CPU seconds per file (this process plus its workers) show
+whether the pool adds overhead; on a shared machine, the load average says how
+many cores were really free.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,12 +51,19 @@ def make_inputs(folder: Path, copies: int) -> list[Path]:
     return clips
 
 
-def throughput(folder: Path, jobs: int) -> tuple[int, float]:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def throughput(folder: Path, jobs: int) -> tuple[int, float, float]:
+    """Return files extracted, wall seconds and CPU seconds."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = extract([folder], jobs=jobs)  # one BLAS thread per file, in-process (jobs=1) too
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     assert not result.failures, result.failures
-    return len(result.extracted), elapsed
+    return len(result.extracted), elapsed, cpu
 
 
 def cold_start(clip: Path, out_dir: Path, repeats: int = 3) -> list[float]:
@@ -76,6 +86,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes, parallel run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best kept (default 2)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         clips = make_inputs(folder, args.copies)
@@ -84,14 +95,16 @@ def main() -> None:
         for _ in range(args.rounds):  # alternate, keep the best: the machine may be shared
             for jobs in runs:
                 runs[jobs].append(throughput(folder, jobs))
-        (n1, t1), (nj, tj) = min(runs[1], key=lambda r: r[1]), min(runs[args.jobs], key=lambda r: r[1])
+        (n1, t1, c1), (nj, tj, cj) = (min(runs[jobs], key=lambda r: r[1]) for jobs in (1, args.jobs))
         cold = cold_start(clips[0], Path(tmp))
     rate1, ratej = n1 / t1, nj / tj
     print(f"input: {n1} real 30-s GTZAN FLAC clips ({len(clips)} x {args.copies} copies), engine fast")
     print(f"best of {args.rounds} alternating rounds each")
-    print(f"jobs=1:  {n1} files in {t1:.2f} s = {rate1:.2f} files/s")
-    print(f"jobs={args.jobs}:  {nj} files in {tj:.2f} s = {ratej:.2f} files/s")
+    print(f"jobs=1:  {n1} files in {t1:.2f} s = {rate1:.2f} files/s, CPU {c1 / n1:.3f} s/file")
+    print(f"jobs={args.jobs}:  {nj} files in {tj:.2f} s = {ratej:.2f} files/s, CPU {cj / nj:.3f} s/file")
     print(f"speed-up jobs={args.jobs} vs jobs=1: {ratej / rate1:.2f}x (ideal {args.jobs}x)")
+    load_after = os.getloadavg()[0]
+    print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} cores")
     print(
         f"cold start `genrekit extract one.flac -o out.csv`: median {statistics.median(cold):.2f} s "
         f"(runs: {', '.join(f'{t:.2f}' for t in cold)})"
