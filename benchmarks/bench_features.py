@@ -5,10 +5,12 @@ Usage::
     python benchmarks/bench_features.py [--data DIR] [--runs N] [--reference-runs M]
 
 DIR is the shared test-data folder (default: ``$GENREKIT_TEST_DATA`` or ``../shared/data`` beside the
-repository). Both recipes run warm, single-threaded, in this process; each clip's time is the median
-of its runs. Printed: per-clip milliseconds of each recipe, their ratio, and the largest parity
-deviation of the fast path from the reference (in units of each column's standard deviation over the
-table's 1,000 rows) observed in this same run, with the tempo checked for equality.
+repository). Both recipes run warm, single-threaded, in this process, their runs interleaved so that
+changes in machine load hit both alike; each clip's time is the median of its runs. Printed: per-clip
+wall milliseconds of each recipe, their ratio, the ratio of CPU times (less sensitive to other
+processes on a shared machine), and the largest parity deviation of the fast path from the reference
+(in units of each column's standard deviation over the table's 1,000 rows) observed in this same run,
+with the tempo checked for equality.
 """
 
 from __future__ import annotations
@@ -32,15 +34,24 @@ from genrekit.schema import FEATURE_NAMES  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def median_ms(func, y: np.ndarray, runs: int) -> tuple[float, np.ndarray]:
-    """Median wall time (ms) of `runs` calls after one warm-up call, and the result."""
-    result = func(y)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func(y)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times), result
+def timed(func, y: np.ndarray) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    func(y)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_pair(y: np.ndarray, runs: int, reference_runs: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU ms of each recipe; runs interleaved so load changes hit both alike."""
+    samples: dict[str, list[tuple[float, float]]] = {"reference": [], "fast": []}
+    for i in range(runs):
+        if i < reference_runs:
+            samples["reference"].append(timed(reference_features, y))
+        samples["fast"].append(timed(clip_features, y))
+    return {
+        name: (1e3 * statistics.median(w for w, _ in got), 1e3 * statistics.median(c for _, c in got))
+        for name, got in samples.items()
+    }
 
 
 def main() -> int:
@@ -59,27 +70,30 @@ def main() -> int:
     if not paths:
         parser.error(f"no FLAC clips under {args.data / 'gtzan' / 'audio'}")
 
-    print(f"{'clip':<22}{'reference ms':>14}{'fast ms':>10}{'ratio':>8}{'max dev (std)':>15}  tempo")
-    rows, worst = [], np.zeros(len(FEATURE_NAMES))
+    header = f"{'clip':<18}{'ref ms':>9}{'fast ms':>9}{'ratio':>7}{'cpu ratio':>10}{'max dev':>10}  tempo"
+    print(header)
+    tempo = FEATURE_NAMES.index("tempo")
+    totals = np.zeros(4)  # reference wall, fast wall, reference cpu, fast cpu
+    worst = np.zeros(len(FEATURE_NAMES))
     for path in paths:
         y = sf.read(path, dtype="float32")[0]
-        ref_ms, ref = median_ms(reference_features, y, args.reference_runs)
-        fast_ms, fast = median_ms(clip_features, y, args.runs)
+        ref, fast = reference_features(y), clip_features(y)  # warm-up, and the parity of this run
         dev = np.abs(fast - ref) / scale
         worst = np.maximum(worst, dev)
-        tempo = FEATURE_NAMES.index("tempo")
         same = "equal" if fast[tempo] == ref[tempo] else f"DIFFERS {fast[tempo]} vs {ref[tempo]}"
-        rows.append((ref_ms, fast_ms))
-        ratio = ref_ms / fast_ms
-        print(f"{path.stem:<22}{ref_ms:>14.1f}{fast_ms:>10.1f}{ratio:>8.1f}{dev.max():>15.2e}  {same}")
-
-    ref_total = sum(r for r, _ in rows)
-    fast_total = sum(f for _, f in rows)
-    n = len(rows)
+        t = time_pair(y, max(args.runs, args.reference_runs), args.reference_runs)
+        (ref_wall, ref_cpu), (fast_wall, fast_cpu) = t["reference"], t["fast"]
+        totals += (ref_wall, fast_wall, ref_cpu, fast_cpu)
+        print(
+            f"{path.stem:<18}{ref_wall:>9.1f}{fast_wall:>9.1f}{ref_wall / fast_wall:>7.1f}"
+            f"{ref_cpu / fast_cpu:>10.1f}{dev.max():>10.2e}  {same}"
+        )
+    n = len(paths)
     print(
-        f"{'mean per clip':<22}{ref_total / n:>14.1f}{fast_total / n:>10.1f}{ref_total / fast_total:>8.1f}"
-        f"{worst.max():>15.2e}"
+        f"{'mean per clip':<18}{totals[0] / n:>9.1f}{totals[1] / n:>9.1f}{totals[0] / totals[1]:>7.1f}"
+        f"{totals[2] / totals[3]:>10.1f}{worst.max():>10.2e}"
     )
+    print("max dev: largest |fast - reference| / column std over the table, this run")
     print("largest deviations (std units):")
     for i in np.argsort(-worst)[:5]:
         print(f"  {FEATURE_NAMES[i]:<24}{worst[i]:.2e}")

@@ -151,6 +151,28 @@ def test_stft_and_filterbanks_match_librosa(flacs):
     ) == librosa.estimate_tuning(S=np.abs(want.T) ** 2, sr=SAMPLE_RATE, bins_per_octave=12)
 
 
+def test_onset_and_tempo_match_librosa(flacs):
+    import librosa
+
+    y = flacs["disco.00000"][: 20 * SAMPLE_RATE]
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE))
+    env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, aggregate=np.median)
+    np.testing.assert_allclose(features.onset_strength(mel_db.T), env, rtol=0, atol=1e-5)
+    want = librosa.feature.tempo(onset_envelope=env, sr=SAMPLE_RATE)[0]
+    assert features.tempo_from_onsets(env) == want
+    assert features.tempo_from_onsets(np.zeros_like(env)) == 0.0
+    np.testing.assert_allclose(
+        features.mean_tempogram(env, 344, chunk=100), features.mean_tempogram(env, 344), rtol=1e-12
+    )
+
+
+def test_window_sumsquare_equals_overlap_added_windows():
+    window_sq = np.square(features.hann_window())
+    for count in (1, 3, 4, 5, 40):
+        want = features._overlap_add(np.tile(window_sq, (count, 1)))
+        np.testing.assert_allclose(features._window_sumsquare(count), want, rtol=1e-6, atol=0)
+
+
 # ---- input checking --------------------------------------------------------------------------
 
 

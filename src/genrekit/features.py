@@ -68,7 +68,7 @@ _HPSS_KERNEL = 31
 _N_MELS = 128
 _N_MFCC = 20
 _N_CHROMA = 12
-_TEMPO_WIN = 344  # librosa.time_to_frames(8.0, sr=22050, hop_length=512)
+_TEMPO_SECONDS = 8.0  # librosa tempo(ac_size=8.0): autocorrelation window length
 _ZC_THRESHOLD = 1e-10
 _TINY32 = np.finfo(np.float32).tiny
 
@@ -268,6 +268,21 @@ def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray
     return out.ravel()
 
 
+def _window_sumsquare(count: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """Overlap-added squared Hann window of `count` frames: what :func:`_overlap_add` gives for it.
+
+    Built per hop-sized row (only the first and last ``n_fft // hop_length - 1`` rows miss a part)
+    instead of adding `count` window copies.
+    """
+    k = n_fft // hop_length
+    parts = np.square(hann_window(n_fft)).reshape(k, hop_length)
+    out = np.empty((count + k - 1, hop_length), dtype=parts.dtype)
+    out[:] = parts.sum(axis=0)
+    for row in {*range(k - 1), *range(count, count + k - 1)}:
+        out[row] = parts[max(0, row - count + 1) : min(row, k - 1) + 1].sum(axis=0)
+    return out.ravel()
+
+
 # ----------------------------------------------------------------------------------------------
 # HPSS
 
@@ -430,7 +445,7 @@ def onset_strength(mel_db: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP
     return np.concatenate((np.zeros(pad, dtype=env.dtype), env))[: mel_db.shape[0]]
 
 
-def mean_tempogram(onset_env: np.ndarray, win_length: int = _TEMPO_WIN, chunk: int = 2048) -> np.ndarray:
+def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) -> np.ndarray:
     """Time average of librosa's ``tempogram`` (autocorrelation, Hann, max-normalised) of an envelope.
 
     Frames are processed `chunk` at a time, so memory stays bounded for long signals.
@@ -443,16 +458,18 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int = _TEMPO_WIN, chunk: i
     n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
     total = np.zeros(win_length)
     for start in range(0, n, chunk):
-        spec = scipy.fft.rfft(frames[start : start + chunk] * window, n=n_pad, axis=-1)
-        autocorr = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_pad, axis=-1)[:, :win_length]
+        block = frames[start : start + chunk]
+        windowed = np.zeros((block.shape[0], n_pad))
+        np.multiply(block, window, out=windowed[:, :win_length])
+        power = np.square(np.abs(scipy.fft.rfft(windowed, axis=-1)))
+        autocorr = scipy.fft.irfft(power, n=n_pad, axis=-1)[:, :win_length]
         peak = np.max(np.abs(autocorr), axis=1, keepdims=True)
-        total += np.sum(autocorr / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak), axis=0)
+        autocorr /= np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)
+        total += np.sum(autocorr, axis=0)
     return total / n
 
 
-def tempo_from_onsets(
-    onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, win_length: int = _TEMPO_WIN
-) -> float:
+def tempo_from_onsets(onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
     """Estimate the global tempo (BPM) from an onset envelope as librosa ``beat_track`` does.
 
     Returns 0 for an all-zero envelope; otherwise the argmax of ``log1p(1e6 * tg)`` plus a log-normal
@@ -460,6 +477,7 @@ def tempo_from_onsets(
     """
     if not onset_env.any():
         return 0.0
+    win_length = int(_TEMPO_SECONDS * sr) // hop_length  # librosa.time_to_frames(8.0): 344 frames
     tg = mean_tempogram(onset_env, win_length)
     bpms = np.full(win_length, np.inf)
     bpms[1:] = 60.0 * sr / (hop_length * np.arange(1.0, win_length))
@@ -525,7 +543,7 @@ def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
     frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1)
     frames *= window
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
-    wss = _overlap_add(np.broadcast_to(np.square(window), frames.shape))[offset : offset + s1 - s0]
+    wss = _window_sumsquare(frames.shape[0])[offset : offset + s1 - s0]
     return _overlap_add(frames)[offset : offset + s1 - s0] / np.where(wss > _TINY32, wss, np.float32(1))
 
 
@@ -548,8 +566,8 @@ def _hpss_signals(
     mask_h = np.square(harm)
     den = np.square(perc)
     den += mask_h
-    vanished = den == 0
-    if vanished.any():
+    if den.min() == 0:
+        vanished = den == 0
         if np.any(mag[core][vanished] > 0):
             mask_h, mask_p = _soft_masks(harm, perc)
             return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
