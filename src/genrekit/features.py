@@ -321,7 +321,7 @@ def _harmonic_median(mag: np.ndarray, pad_before: int, pad_after: int, size: int
     `pad_before` / `pad_after` rows are reflected at the ends (only at the signal's own edges); the
     result has ``len(mag) + pad_before + pad_after - (size - 1)`` rows.
     """
-    return _median_rows(mag.T, size, pad_before, pad_after).T
+    return np.ascontiguousarray(_median_rows(mag.T, size, pad_before, pad_after).T)
 
 
 def _soft_masks(harm: np.ndarray, perc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
