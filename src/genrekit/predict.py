@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genrekit.calibrate import FeatureNovelty, scaled_probabilities
 from genrekit.errors import GenrekitError
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
@@ -67,6 +68,13 @@ class FilePrediction:
         Probabilities of each window.
     duration : float
         Length of the file in seconds.
+    novelty : float
+        Median over windows of the distance of their features from the training
+        data (see :class:`genrekit.calibrate.FeatureNovelty`); NaN when the model
+        has no novelty statistics.
+    familiar : bool
+        False when `novelty` lies beyond the model's novelty threshold: the audio
+        is unlike the music the model was trained on, whatever its probabilities.
     """
 
     path: Path
@@ -75,6 +83,8 @@ class FilePrediction:
     window_bounds: np.ndarray
     window_probabilities: np.ndarray
     duration: float
+    novelty: float = float("nan")
+    familiar: bool = True
 
     def top(self, k: int = 1) -> list[tuple[str, float]]:
         """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
@@ -90,6 +100,13 @@ class FilePrediction:
     def confidence(self) -> float:
         """The probability of the most probable genre."""
         return float(self.probabilities.max())
+
+    def is_confident(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bool:
+        """Whether the top genre may be presented as the answer.
+
+        It must reach `min_confidence` and the audio must be `familiar`.
+        """
+        return self.familiar and self.confidence >= min_confidence
 
 
 def file_windows(path: str | os.PathLike[str]) -> FileWindows:
@@ -139,6 +156,9 @@ class GenreModel:
     a feature table (a :class:`pandas.DataFrame` with the 57 GTZAN feature
     columns), an array of shape (n, 57), or audio file paths.
 
+    Probabilities are temperature-scaled and files are checked for novelty when
+    the model's metadata holds a ``calibration`` section (see :mod:`genrekit.recipe`).
+
     Parameters
     ----------
     classifier : CNNClassifier
@@ -150,11 +170,19 @@ class GenreModel:
     ----------
     classes_ : ndarray of str
         Genre names, in the order of the probability columns.
+    temperature : float
+        Divisor of the logits (1 without calibration).
+    novelty : FeatureNovelty or None
+        Distance from the training data, when the model has it.
     """
 
     def __init__(self, classifier, metadata: dict) -> None:
         self.classifier = classifier
         self.metadata = metadata
+        calibration = metadata.get("calibration", {})
+        self.temperature = float(calibration.get("temperature", 1.0))
+        novelty = calibration.get("novelty")
+        self.novelty = None if novelty is None else FeatureNovelty.from_dict(novelty)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -182,8 +210,12 @@ class GenreModel:
         if isinstance(X, (str, os.PathLike)):
             X = [X]
         if isinstance(X, pd.DataFrame) or not _is_path_list(X):
-            return self.classifier.predict_proba(_feature_frame(X))
+            return self._feature_proba(_feature_frame(X))
         return np.stack([self.predict_file(path).probabilities for path in X])
+
+    def _feature_proba(self, X) -> np.ndarray:
+        """Return calibrated probabilities of feature rows."""
+        return scaled_probabilities(self.classifier.decision_function(X), self.temperature)
 
     def predict(self, X) -> np.ndarray:
         """Return the most probable genre for each row or file of `X` (see :meth:`predict_proba`)."""
@@ -248,8 +280,13 @@ class GenreModel:
         """Classify the windows of several files in one batch and average per file."""
         if not items:
             return []
-        proba = self.classifier.predict_proba(np.concatenate([w.features for _, w in items]))
+        features = np.concatenate([w.features for _, w in items])
         splits = np.cumsum([len(w.features) for _, w in items])[:-1]
+        proba = np.split(self._feature_proba(features), splits)
+        if self.novelty is None:
+            distances = np.split(np.full(len(features), np.nan), splits)
+        else:
+            distances = np.split(self.novelty.distance(features), splits)
         classes = tuple(str(c) for c in self.classes_)
         return [
             FilePrediction(
@@ -259,8 +296,10 @@ class GenreModel:
                 window_bounds=w.bounds / SAMPLE_RATE,
                 window_probabilities=window_proba,
                 duration=w.n_samples / SAMPLE_RATE,
+                novelty=float(np.median(distance)),
+                familiar=self.novelty is None or bool(np.median(distance) <= self.novelty.threshold),
             )
-            for (path, w), window_proba in zip(items, np.split(proba, splits), strict=True)
+            for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
 
 

@@ -29,7 +29,8 @@ examples:
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
 the file's probabilities are the mean over its windows. A top probability below
---min-confidence is reported as "uncertain" and never written as a tag.
+--min-confidence, or audio unlike any training music (by its distance from the
+training features), is reported as "uncertain" and never written as a tag.
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
 bad model or no audio file found.
@@ -114,7 +115,7 @@ def _tag(prediction, args: argparse.Namespace) -> str:
     """Write (or, on a dry run, describe) the genre tag of one file; return a short note."""
     from genrekit.tags import TagError, write_genre
 
-    if prediction.confidence < args.min_confidence:
+    if not prediction.is_confident(args.min_confidence):
         return "not tagged: uncertain"
     try:
         change = write_genre(prediction.path, prediction.genre, dry_run=args.dry_run)
@@ -136,23 +137,31 @@ class _Writer:
         self.records: list[dict] = []
         self.csv = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
         if self.csv is not None:
-            self.csv.writerow(["file", "genre", "probability", "confident", "tags", *classes])
+            self.csv.writerow(["file", "genre", "probability", "confident", "familiar", "tags", *classes])
         elif args.format == "table":
             print(f"{'file':<40} {'genre':<10} {'prob':>5}  others")
 
     def row(self, prediction, tag_note: str) -> None:
         """Output one file's prediction."""
-        confident = prediction.confidence >= self.args.min_confidence
+        confident = prediction.is_confident(self.args.min_confidence)
         genre = prediction.genre if confident else "uncertain"
         if self.csv is not None:
             self.csv.writerow(
-                [prediction.path, genre, f"{prediction.confidence:.4f}", confident, tag_note]
+                [
+                    prediction.path,
+                    genre,
+                    f"{prediction.confidence:.4f}",
+                    confident,
+                    prediction.familiar,
+                    tag_note,
+                ]
                 + [f"{p:.4f}" for p in prediction.probabilities]
             )
         elif self.args.format == "table":
             others = ", ".join(f"{g} {p:.2f}" for g, p in prediction.top(self.args.top_k)[1:])
             if not confident:
-                others = f"(best guess {prediction.genre}) " + others
+                why = "" if prediction.familiar else "unlike training music; "
+                others = f"({why}best guess {prediction.genre}) " + others
             name = _shorten(str(prediction.path), 40)
             print(f"{name:<40} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}".rstrip())
         else:
@@ -172,6 +181,8 @@ def _record(prediction, genre: str, confident: bool, top_k: int, tag_note: str) 
         "best_guess": prediction.genre,
         "probability": prediction.confidence,
         "confident": confident,
+        "familiar": prediction.familiar,
+        "novelty": prediction.novelty,
         "duration": prediction.duration,
         "top_k": [{"genre": g, "probability": p} for g, p in prediction.top(top_k)],
         "probabilities": dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
