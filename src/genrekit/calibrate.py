@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
+
+DEFAULT_MIN_CONFIDENCE: float = 0.5
+"""Top probability below which a prediction is reported as uncertain."""
 
 NOVELTY_QUANTILE: float = 0.995
 """Share of held-out training rows whose distance lies within the novelty threshold."""
@@ -39,6 +40,9 @@ def fit_temperature(logits: np.ndarray, codes: np.ndarray) -> float:
     float
         The temperature ``T > 0``; probabilities are ``softmax(logits / T)``.
     """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
     logits = np.asarray(logits, dtype=np.float64)
     rows = np.arange(len(codes))
 
@@ -50,7 +54,9 @@ def fit_temperature(logits: np.ndarray, codes: np.ndarray) -> float:
 
 def scaled_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Return ``softmax(logits / temperature)`` row by row."""
-    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1))
+    from genrekit.cnn import softmax
+
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 @dataclass(frozen=True)

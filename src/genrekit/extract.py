@@ -38,24 +38,24 @@ run are kept. Failed files are not recorded, so a resumed run retries them.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from genrekit.atomic import atomic_write_text
 from genrekit.decode import audio_files, genre_from_path, load_audio
 from genrekit.errors import AudioError, GenrekitError, TableError
+from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.table import table_format, write_table
 from genrekit.window import segment_length, segment_name, segments
@@ -235,13 +235,15 @@ def extract(
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
-    tasks = _run(todo, names, segment_seconds, engine, jobs)
+    task = functools.partial(_task, segment_seconds=segment_seconds, engine=engine)
+    tasks = map_tasks(task, [(path, names[path]) for path in todo], jobs)
     if progress is not None:
         tasks = progress(tasks, len(todo))
     last_write, dirty = -math.inf, False
     try:
-        for path, frame, reason in tasks:
-            if frame is None:
+        for (path, _), frame in tasks:
+            if isinstance(frame, Exception):
+                reason = _reason(path, frame)
                 result.failures.append((path, reason))
                 if on_failure is not None:
                     on_failure(path, reason)
@@ -296,68 +298,19 @@ def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
     }
 
 
-def _task(
-    path: Path, filename: str, segment_seconds: float | None, engine: str
-) -> tuple[Path, pd.DataFrame | None, str]:
-    """Extract one file; return ``(path, rows, "")`` or ``(path, None, reason)``, never raise."""
-    try:
-        return path, extract_file(path, segment_seconds, engine, filename), ""
-    except GenrekitError as exc:
-        return path, None, str(exc).removeprefix(f"{path}: ")
-    except Exception as exc:  # a bug or a resource error in one file must not stop the batch
-        return path, None, f"unexpected {type(exc).__name__}: {exc}"
+def _task(item: tuple[Path, str], segment_seconds: float | None, engine: str) -> pd.DataFrame:
+    """Extract the rows of one ``(path, filename)`` item (run on a worker process)."""
+    path, filename = item
+    return extract_file(path, segment_seconds, engine, filename)
 
 
-def _init_worker() -> None:
-    """Set up a worker process: one BLAS thread (see :func:`_run`), and Ctrl-C left to the parent.
-
-    Ignoring SIGINT keeps the workers from printing tracebacks; the parent stops
-    the pool and writes the rows done.
-    """
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threadpool_limits(1)
-
-
-def _run(
-    files: Sequence[Path],
-    names: dict[Path, str],
-    segment_seconds: float | None,
-    engine: str,
-    jobs: int | None,
-) -> Iterator[tuple[Path, pd.DataFrame | None, str]]:
-    """Yield ``_task`` results as they finish, in this process or on `jobs` worker processes.
-
-    Each file is extracted with one BLAS thread, in this process too: the
-    parallelism comes from the processes, and on the features' small matrix
-    products extra BLAS threads cost more than they gain (one clip: 0.35 s with
-    one thread, 0.52 s with two, on a shared 2-core machine).
-    """
-    jobs = min(jobs or _cpu_count(), max(len(files), 1))
-    if jobs <= 1:
-        for path in files:
-            with threadpool_limits(1):
-                result = _task(path, names[path], segment_seconds, engine)
-            yield result
-        return
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
-    try:
-        futures = {pool.submit(_task, path, names[path], segment_seconds, engine): path for path in files}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool as exc:
-                yield futures[future], None, f"worker process died ({exc}); out of memory?"
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _cpu_count() -> int:
-    """Return the number of cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _reason(path: Path, exc: Exception) -> str:
+    """Say why a file failed, without its name (the caller adds it)."""
+    if isinstance(exc, GenrekitError):
+        return str(exc).removeprefix(f"{path}: ")
+    if isinstance(exc, BrokenProcessPool):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _concat(done: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -17,15 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrekit.calibrate import FeatureNovelty, scaled_probabilities
+from genrekit.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
 from genrekit.errors import GenrekitError
+from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 PRETRAINED_DIR: Path = Path(__file__).with_name("pretrained")
 """The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
-
-DEFAULT_MIN_CONFIDENCE: float = 0.5
-"""Top probability below which a prediction is reported as uncertain."""
 
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
@@ -141,14 +138,6 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
     return FileWindows(len(y), bounds, features)
 
 
-def _file_windows_or_error(path: Path) -> FileWindows | GenrekitError:
-    """Like :func:`file_windows` but return the error, so one bad file never stops a batch."""
-    try:
-        return file_windows(path)
-    except GenrekitError as exc:
-        return exc
-
-
 class GenreModel:
     """A trained genre classifier that predicts from features, feature tables or audio files.
 
@@ -244,7 +233,7 @@ class GenreModel:
         paths : iterable of path-like
             Audio files.
         jobs : int, optional
-            Worker processes; all cores when None, in-process when 1.
+            Worker processes; all cores when None, in this process when 1.
 
         Yields
         ------
@@ -253,28 +242,12 @@ class GenreModel:
         result : FilePrediction or GenrekitError
             Its prediction, or why it failed.
         """
-        paths = [Path(p) for p in paths]
-        jobs = min(jobs or os.cpu_count() or 1, max(len(paths), 1))
-        if jobs == 1:
-            yield from self._predict_stream(paths, map(_file_windows_or_error, paths))
-            return
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            try:
-                yield from self._predict_stream(paths, pool.map(_file_windows_or_error, paths))
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-
-    def _predict_stream(
-        self, paths: Sequence[Path], results: Iterator[FileWindows | GenrekitError]
-    ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
-        """Batch the windows of up to :data:`BATCH_FILES` files through the model at a time."""
-        pairs = zip(paths, results, strict=True)
-        while batch := list(islice(pairs, BATCH_FILES)):
+        results = map_tasks(file_windows, [Path(p) for p in paths], jobs, ordered=True)
+        while batch := list(islice(results, BATCH_FILES)):
             done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
             predictions = iter(self._predict_windows(done))
             for path, res in batch:
-                yield path, next(predictions) if isinstance(res, FileWindows) else res
+                yield path, next(predictions) if isinstance(res, FileWindows) else _as_error(path, res)
 
     def _predict_windows(self, items: Sequence[tuple[Path, FileWindows]]) -> list[FilePrediction]:
         """Classify the windows of several files in one batch and average per file."""
@@ -301,6 +274,13 @@ class GenreModel:
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
+
+
+def _as_error(path: Path, exc: Exception) -> GenrekitError:
+    """Return `exc` as a GenrekitError whose message names `path`."""
+    if isinstance(exc, GenrekitError):
+        return exc
+    return GenrekitError(f"{path}: unexpected {type(exc).__name__}: {exc}")
 
 
 def _is_path_list(X) -> bool:

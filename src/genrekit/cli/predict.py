@@ -39,7 +39,7 @@ bad model or no audio file found.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit predict``."""
-    from genrekit.predict import DEFAULT_MIN_CONFIDENCE
+    from genrekit.calibrate import DEFAULT_MIN_CONFIDENCE
 
     parser = subparsers.add_parser(
         "predict",

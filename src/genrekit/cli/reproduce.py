@@ -7,7 +7,6 @@ import os
 
 from genrekit.cli._common import EXIT_OK, add_format_option, info, print_json, progress
 from genrekit.errors import GenrekitError
-from genrekit.report import MODEL_TITLES, format_summary
 
 TABLE_ENV = "GENREKIT_TABLE"
 """Environment variable naming the feature table when ``--data`` is not given."""
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
+        from genrekit.report import MODEL_TITLES, format_summary
+
         print(f"{'protocol':<12} {'model':<14} accuracy % (mean ± std [95% t-interval])")
         for entry in metrics["results"]:
             print(
