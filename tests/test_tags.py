@@ -85,5 +85,5 @@ def test_dry_run_writes_nothing(tagged_copies: list[Path]) -> None:
 def test_untaggable_file_is_named(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
-    with pytest.raises(TagError, match="notes.txt"):
+    with pytest.raises(TagError, match=r"notes\.txt"):
         write_genre(text, "rock")

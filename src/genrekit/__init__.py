@@ -12,3 +12,14 @@ the 57 GTZAN features), :mod:`~genrekit.extract` (many files to a feature table)
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["GenreModel", "__version__", "load_model"]
+
+
+def __getattr__(name: str):
+    """Import the prediction API on first use, so ``import genrekit`` stays light."""
+    if name in ("GenreModel", "load_model"):
+        from genrekit import predict
+
+        return getattr(predict, name)
+    raise AttributeError(f"module 'genrekit' has no attribute {name!r}")
