@@ -20,41 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import cold_start, cpu_seconds, describe, make_inputs
+
 from genrekit.extract import extract
-
-REPO = Path(__file__).resolve().parents[1]
-MAIN = "import sys; from genrekit.cli import main; sys.exit(main())"
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("GENREKIT_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
-
-
-def make_inputs(folder: Path, copies: int) -> list[Path]:
-    clips = sorted((data_root() / "gtzan" / "audio").rglob("*.flac"))
-    if not clips:
-        sys.exit(f"no FLAC clips under {data_root()}; set GENREKIT_TEST_DATA")
-    for i in range(copies):
-        for clip in clips:
-            target = folder / f"copy{i}" / clip.parent.name / clip.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(clip, target)
-    return clips
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the pool's workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def throughput(folder: Path, jobs: int) -> tuple[int, float, float]:
@@ -64,18 +36,6 @@ def throughput(folder: Path, jobs: int) -> tuple[int, float, float]:
     elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     assert not result.failures, result.failures
     return len(result.extracted), elapsed, cpu
-
-
-def cold_start(clip: Path, out_dir: Path, repeats: int = 3) -> list[float]:
-    times = []
-    for i in range(repeats):
-        out = out_dir / f"cold{i}.csv"
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", MAIN, "extract", str(clip), "-o", str(out), "--quiet"], check=True
-        )
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -96,7 +56,7 @@ def main() -> None:
             for jobs in runs:
                 runs[jobs].append(throughput(folder, jobs))
         (n1, t1, c1), (nj, tj, cj) = (min(runs[jobs], key=lambda r: r[1]) for jobs in (1, args.jobs))
-        cold = cold_start(clips[0], Path(tmp))
+        cold = cold_start(["extract", str(clips[0]), "-o", str(Path(tmp) / "cold.csv"), "--quiet"])
     rate1, ratej = n1 / t1, nj / tj
     print(f"input: {n1} real 30-s GTZAN FLAC clips ({len(clips)} x {args.copies} copies), engine fast")
     print(f"best of {args.rounds} alternating rounds each")
@@ -105,10 +65,7 @@ def main() -> None:
     print(f"speed-up jobs={args.jobs} vs jobs=1: {ratej / rate1:.2f}x (ideal {args.jobs}x)")
     load_after = os.getloadavg()[0]
     print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} cores")
-    print(
-        f"cold start `genrekit extract one.flac -o out.csv`: median {statistics.median(cold):.2f} s "
-        f"(runs: {', '.join(f'{t:.2f}' for t in cold)})"
-    )
+    print(f"cold start `genrekit extract one.flac -o out.csv`: {describe(cold)}")
 
 
 if __name__ == "__main__":
