@@ -32,6 +32,8 @@ samples each side, so a signal of ``n`` samples has ``1 + n // 512`` frames.
   (the fast path runs SciPy's one-dimensional median over padded rows laid end to end: same values);
   soft masks with power 2 (``margin=1``, zeros split to 0); inverse STFT with the Hann window,
   window-sum-square normalisation, trimmed to the input length. Mean and variance over samples.
+  (The fast path gets the percussive part as ``y - harmonic``: the masks sum to 1 and the inverse
+  STFT is linear and reconstructs ``y``; where float32 squares underflow it uses librosa's masks.)
 - ``tempo``: ``beat.beat_track``: onset strength = median over 128 mel bands of the positive
   first difference (lag 1) of the mel power spectrogram in dB (``power_to_db``: ref 1, amin 1e-10,
   top_db 80), shifted right by 3 frames; 0 when the envelope is all zeros. Tempogram: windows of
@@ -603,6 +605,46 @@ def _block_moments(
     )
 
 
+def _mel_and_tuning(
+    y: np.ndarray, blocks: list[tuple[int, int]], whole_mag: np.ndarray | None, sr: int
+) -> tuple[np.ndarray, float]:
+    """First pass: the whole mel power spectrogram [shape=(frames, 128)] and the chroma tuning.
+
+    Both need the whole signal (the dB range, the tempo, the tuning's median threshold), but only
+    the mel spectrogram and the piptrack candidates are kept, never the full STFT.
+    """
+    mel = np.empty((n_frames(y.shape[0]), _N_MELS), dtype=np.float32)
+    pitches, mags = [], []
+    for f0, f1 in blocks:
+        power = np.square(whole_mag if whole_mag is not None else np.abs(stft_frames(y, f0, f1)))
+        mel[f0:f1] = power @ mel_filterbank(sr, N_FFT, _N_MELS).T
+        pitch, mag = _piptrack_candidates(power, sr, N_FFT)
+        pitches.append(pitch)
+        mags.append(mag)
+    return mel, estimate_tuning(np.concatenate(pitches), np.concatenate(mags))
+
+
+def _block_stats(
+    y: np.ndarray,
+    blocks: list[tuple[int, int]],
+    whole: np.ndarray | None,
+    whole_mag: np.ndarray | None,
+    tuning: float,
+    sr: int,
+) -> np.ndarray:
+    """Second pass: combined moments of the 8 frame/sample features over all blocks."""
+    stats = None
+    for f0, f1 in blocks:
+        if whole is None:
+            _, _, _, _, g0, g1 = _context(f0, f1, y.shape[0])
+            spec = stft_frames(y, g0, g1)
+            block = _block_moments(y, spec, np.abs(spec), f0, f1, tuning, sr)
+        else:
+            block = _block_moments(y, whole, whole_mag, f0, f1, tuning, sr)
+        stats = block if stats is None else _combine(stats, block)
+    return stats
+
+
 def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = BLOCK_FRAMES) -> np.ndarray:
     """Compute the 57 features fast; same definitions as :func:`reference_features`.
 
@@ -626,6 +668,8 @@ def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = B
     ------
     AudioError
         If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong.
+    ValueError
+        If `block_frames` is not positive.
     """
     y = _check_signal(y, sr)
     if block_frames < 1:
@@ -635,28 +679,11 @@ def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = B
     whole = stft_frames(y, 0, total) if len(blocks) == 1 else None
     whole_mag = None if whole is None else np.abs(whole)
 
-    mel = np.empty((total, _N_MELS), dtype=np.float32)
-    pitches, mags = [], []
-    for f0, f1 in blocks:
-        power = np.square(whole_mag if whole_mag is not None else np.abs(stft_frames(y, f0, f1)))
-        mel[f0:f1] = power @ mel_filterbank(sr, N_FFT, _N_MELS).T
-        pitch, mag = _piptrack_candidates(power, sr, N_FFT)
-        pitches.append(pitch)
-        mags.append(mag)
-    tuning = estimate_tuning(np.concatenate(pitches), np.concatenate(mags))
+    mel, tuning = _mel_and_tuning(y, blocks, whole_mag, sr)
     mel_db = power_to_db(mel)
     tempo = tempo_from_onsets(onset_strength(mel_db), sr)
     mfcc = mel_db @ _dct_matrix(_N_MFCC, _N_MELS).T
-
-    stats = None
-    for f0, f1 in blocks:
-        if whole is None:
-            _, _, _, _, g0, g1 = _context(f0, f1, y.shape[0])
-            spec = stft_frames(y, g0, g1)
-            block = _block_moments(y, spec, np.abs(spec), f0, f1, tuning, sr)
-        else:
-            block = _block_moments(y, whole, whole_mag, f0, f1, tuning, sr)
-        stats = block if stats is None else _combine(stats, block)
+    stats = _block_stats(y, blocks, whole, whole_mag, tuning, sr)
 
     out = np.empty(len(FEATURE_NAMES))
     out[0:16:2] = stats[1]
