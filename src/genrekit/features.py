@@ -136,11 +136,19 @@ def reference_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 # Constants: window and filter banks (NumPy re-implementations of librosa.filters, cached).
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def hann_window(n_fft: int = N_FFT) -> np.ndarray:
-    """Periodic Hann window of `n_fft` samples (``scipy.signal.get_window("hann", n_fft)``), float32."""
-    n = np.arange(n_fft, dtype=np.float64)
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
+    """Periodic Hann window of `n_fft` samples, float64, read-only.
+
+    Computed as ``scipy.signal.get_window("hann", n_fft, fftbins=True)`` computes it (a cosine sum
+    over ``linspace(-pi, pi, n_fft + 1)``, last point dropped), so the values are bit-identical to
+    the window librosa uses, without importing ``scipy.signal``.
+    """
+    phase = np.linspace(-np.pi, np.pi, n_fft + 1)
+    window = np.full(n_fft + 1, 0.5) + 0.5 * np.cos(phase)
+    window = window[:-1]
+    window.flags.writeable = False
+    return window
 
 
 def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
@@ -250,13 +258,16 @@ def stft_frames(
 ) -> np.ndarray:
     """Frames ``f0..f1-1`` of librosa's centred, zero-padded STFT (Hann), as rows.
 
+    As in librosa, float32 frames times the float64 window are transformed in float64 and stored as
+    complex64, so the values equal ``librosa.stft(y)`` bit for bit.
+
     Returns
     -------
     np.ndarray [shape=(f1 - f0, 1 + n_fft // 2), dtype=complex64]
         The transpose of the matching columns of ``librosa.stft(y)``.
     """
     frames = _frames(y, f0, f1, "constant", n_fft, hop_length) * hann_window(n_fft)
-    return scipy.fft.rfft(frames, axis=-1)
+    return scipy.fft.rfft(frames, axis=-1).astype(np.complex64)
 
 
 def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray:
@@ -456,7 +467,7 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
     half = win_length // 2
     padded = np.pad(onset_env, (half, half), mode="linear_ramp", end_values=(0, 0))
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n]
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    window = hann_window(win_length)
     n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
     total = np.zeros(win_length)
     for start in range(0, n, chunk):
@@ -541,7 +552,7 @@ def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
 
     Hann synthesis window, overlap-add, division by the window sum-square where it exceeds tiny.
     """
-    window = hann_window(N_FFT)
+    window = hann_window(N_FFT).astype(np.float32)
     frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1)
     frames *= window
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
