@@ -202,6 +202,7 @@ def test_edge_cases_match_reference(flacs, scale):
         "MIN_SAMPLES of noise": rng.normal(scale=0.1, size=MIN_SAMPLES),
         "silence": np.zeros(3 * SAMPLE_RATE),
         "float64 music": flacs["rock.00000"][: 4 * SAMPLE_RATE].astype(np.float64),
+        "pure 440 Hz tone": 0.5 * np.sin(2 * np.pi * 440 * np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE),
     }
     for name, y in cases.items():
         got, want = clip_features(y), reference_features(y)
