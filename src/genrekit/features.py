@@ -56,6 +56,24 @@ import scipy.fft
 from .errors import AudioError
 from .schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
+__all__ = [
+    "BLOCK_FRAMES",
+    "MIN_SAMPLES",
+    "chroma_filterbank",
+    "clip_features",
+    "estimate_tuning",
+    "hann_window",
+    "mean_tempogram",
+    "mel_filterbank",
+    "n_frames",
+    "onset_strength",
+    "power_to_db",
+    "reference_features",
+    "running_median",
+    "stft_frames",
+    "tempo_from_onsets",
+]
+
 MIN_SAMPLES: int = N_FFT
 """Shortest signal (samples) for which features are defined: one full STFT frame (``n_fft``).
 
