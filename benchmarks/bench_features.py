@@ -27,11 +27,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+from _common import data_root  # noqa: E402
 
 from genrekit.features import clip_features, reference_features  # noqa: E402
 from genrekit.schema import FEATURE_NAMES  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(func, y: np.ndarray) -> tuple[float, float]:
@@ -55,7 +54,7 @@ def time_pair(y: np.ndarray, runs: int, reference_runs: int) -> dict[str, tuple[
 
 
 def main() -> int:
-    default = Path(os.environ.get("GENREKIT_TEST_DATA", REPO.parent / "shared" / "data"))
+    default = data_root()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default, help="test-data folder (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs of the fast path per clip")
