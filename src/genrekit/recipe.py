@@ -19,10 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genrekit.calibrate import FeatureNovelty, fit_temperature
+from genrekit.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.cnn import CNNClassifier
 from genrekit.evaluate import summarize
 from genrekit.protocols import cv_name, cv_splits
+
+CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Thresholds at which the recipe's out-of-fold confidence is tabulated."""
 
 
 def fit_final(
@@ -93,7 +96,40 @@ def fit_final(
         },
         "calibration": calibration(logits, np.searchsorted(classes, y), X, distances),
     }
+    proba = scaled_probabilities(logits, metadata["calibration"]["temperature"])
+    metadata["cross_validation"]["confidence"] = confidence_table(proba, classes, y)
     return final, metadata
+
+
+def confidence_table(
+    proba: np.ndarray, classes: np.ndarray, y: np.ndarray, thresholds: tuple[float, ...] = CONFIDENCE_STEPS
+) -> list[dict]:
+    """Share of rows reaching each confidence threshold, and the accuracy among them.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n, n_classes)
+        Held-out (out-of-fold) calibrated probabilities.
+    classes : ndarray of str
+        Class names, the columns of `proba`.
+    y : ndarray of str
+        True labels.
+    thresholds : tuple of float
+        Minimum top probabilities to report.
+
+    Returns
+    -------
+    list of dict
+        ``threshold``, ``coverage`` (share of rows whose top probability reaches
+        it) and ``accuracy`` (among those rows; None when there are none).
+    """
+    top, right = proba.max(axis=1), classes[proba.argmax(axis=1)] == y
+    table = []
+    for threshold in thresholds:
+        kept = top >= threshold
+        accuracy = float(right[kept].mean()) if kept.any() else None
+        table.append({"threshold": threshold, "coverage": float(kept.mean()), "accuracy": accuracy})
+    return table
 
 
 def calibration(logits: np.ndarray, codes: np.ndarray, X_train: np.ndarray, distances: np.ndarray) -> dict:
