@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -12,6 +13,9 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+TABLE_ENV = "GENREKIT_TABLE"
+"""Environment variable naming the feature table when ``--data`` is not given."""
 
 T = TypeVar("T")
 
@@ -81,3 +85,41 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return str(obj)
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer argument of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--data TABLE`` (default: the ``GENREKIT_TABLE`` environment variable)."""
+    parser.add_argument(
+        "--data", metavar="TABLE", help=f"feature table, .csv or .parquet (default: ${TABLE_ENV})"
+    )
+
+
+def table_path(args: argparse.Namespace) -> str:
+    """Return the table named by ``--data`` or ``GENREKIT_TABLE``.
+
+    Raises
+    ------
+    GenrekitError
+        If neither names one.
+    """
+    from genrekit.errors import GenrekitError
+
+    data = args.data or os.environ.get(TABLE_ENV)
+    if not data:
+        raise GenrekitError(f"no feature table: pass --data TABLE or set {TABLE_ENV}")
+    return data
+
+
+def add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--jobs N`` (worker processes; all cores by default)."""
+    parser.add_argument(
+        "--jobs", type=positive_int, metavar="N", help="worker processes (default: all cores)"
+    )

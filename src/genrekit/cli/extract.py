@@ -10,6 +10,7 @@ from genrekit.cli._common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     add_format_option,
+    add_jobs_option,
     error,
     print_json,
     progress,
@@ -58,9 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="one row per S-second segment instead of per file (3: the public 3-second table)",
     )
-    parser.add_argument(
-        "--jobs", type=_positive_int, metavar="N", help="worker processes (default: all cores)"
-    )
+    add_jobs_option(parser)
     parser.add_argument(
         "--resume", action="store_true", help="keep the files already in OUT and extract only the rest"
     )
@@ -73,14 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary unless failures")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    """Parse an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _segment_seconds(text: str) -> float:

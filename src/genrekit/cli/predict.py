@@ -12,8 +12,10 @@ from genrekit.cli._common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     add_format_option,
+    add_jobs_option,
     error,
     info,
+    positive_int,
     print_json,
     progress,
 )
@@ -57,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_format_option(parser, ("table", "json", "csv"))
     parser.add_argument(
-        "--top-k", type=_positive_int, default=2, metavar="N", help="genres listed per file (default: 2)"
+        "--top-k", type=positive_int, default=2, metavar="N", help="genres listed per file (default: 2)"
     )
     parser.add_argument(
         "--min-confidence",
@@ -66,23 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="P",
         help=f"top probability below which a file is 'uncertain' (default: {DEFAULT_MIN_CONFIDENCE})",
     )
-    parser.add_argument(
-        "--jobs", type=_positive_int, metavar="N", help="worker processes (default: all cores)"
-    )
+    add_jobs_option(parser)
     parser.add_argument(
         "--write-tags", action="store_true", help="write the predicted genre into each file's genre tag"
     )
     parser.add_argument("--dry-run", action="store_true", help="with --write-tags: show, write nothing")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    """Parse a positive integer argument."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from genrekit.cli._common import EXIT_OK, add_format_option, info, print_json, progress
+from genrekit.cli._common import (
+    EXIT_OK,
+    add_data_option,
+    add_format_option,
+    add_jobs_option,
+    info,
+    print_json,
+    progress,
+    table_path,
+)
 from genrekit.errors import GenrekitError
-
-TABLE_ENV = "GENREKIT_TABLE"
-"""Environment variable naming the feature table when ``--data`` is not given."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "DIR/metrics.json."
         ),
     )
-    parser.add_argument("--data", help=f"the GTZAN feature table (.csv or .parquet); default: ${TABLE_ENV}")
+    add_data_option(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the report")
     parser.add_argument(
         "--split-dir",
@@ -41,26 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="smoke-test settings: 2 seeds, 3 folds, at most 20 epochs (numbers not for citing)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="worker processes, one torch thread each; results do not depend on it (default: 2 or CPUs)",
-    )
+    add_jobs_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the reproduction and print the figures; return the exit status."""
+    from genrekit.parallel import cpu_count
     from genrekit.reproduce import Settings, reproduce
 
-    data = args.data or os.environ.get(TABLE_ENV)
-    if not data:
-        raise GenrekitError(f"no feature table: give --data PATH or set {TABLE_ENV}")
-    if args.jobs < 1:
-        raise GenrekitError(f"--jobs: need at least 1, got {args.jobs}")
-    settings = Settings.make_quick(args.jobs) if args.quick else Settings(jobs=args.jobs)
+    data = table_path(args)
+    jobs = args.jobs or cpu_count()
+    settings = Settings.make_quick(jobs) if args.quick else Settings(jobs=jobs)
     changes = {key: getattr(args, key) for key in ("seeds", "folds") if getattr(args, key) is not None}
     if changes.get("seeds", 1) < 1 or changes.get("folds", 2) < 2:
         raise GenrekitError("--seeds must be at least 1 and --folds at least 2")

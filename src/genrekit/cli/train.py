@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genrekit.cli._common import EXIT_OK, EXIT_USAGE, add_format_option, error, info, print_json
+from genrekit.cli._common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_data_option,
+    add_format_option,
+    error,
+    info,
+    print_json,
+    table_path,
+)
 from genrekit.errors import TableError
 from genrekit.schema import LABEL_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd
-
-TABLE_ENV: str = "GENREKIT_TABLE"
-"""Environment variable naming the feature table when ``--data`` is not given."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--data", metavar="TABLE", help=f"feature table, .csv or .parquet (default: ${TABLE_ENV})"
-    )
+    add_data_option(parser)
     parser.add_argument("-o", "--output", metavar="MODEL_DIR", required=True, help="model folder to write")
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: 200)")
     parser.add_argument(
@@ -79,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
     from genrekit.table import file_sha256, read_table
 
-    data = args.data or os.environ.get(TABLE_ENV)
-    if not data:
-        error(f"no table: pass --data TABLE or set {TABLE_ENV}")
-        return EXIT_USAGE
+    data = table_path(args)
     for name in ("epochs", "patience", "batch_size"):
         if getattr(args, name) < 1:
             error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
