@@ -155,7 +155,11 @@ def test_python_api_over_tables_arrays_and_files(gtzan_table: Path, gtzan_flac_d
     )
 
 
-def test_shipped_model_metadata_states_its_recipe(model) -> None:
+def test_shipped_model_metadata_states_its_recipe(model, capsys) -> None:
+    assert main(["model", "info"]) == 0
+    shown = capsys.readouterr().out
+    cv = model.metadata["cross_validation"]["accuracy"]
+    assert f"metric cv_accuracy: {100 * cv['mean']:.1f}%" in shown and "metric protocol:    cv10" in shown
     meta = model.metadata
     assert meta["data"]["rows"] == 1000 and meta["data"]["train_rows"] == 1000
     assert meta["cross_validation"]["protocol"] == "cv10"

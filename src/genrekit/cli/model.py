@@ -26,8 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
     add_format_option(summary)
     summary.set_defaults(func=run_summary)
-    info = actions.add_parser("info", help="a saved model's labels, data, settings and metrics")
-    info.add_argument("model_dir", metavar="MODEL_DIR", help="saved model folder")
+    info = actions.add_parser(
+        "info",
+        help="a saved model's labels, data, settings and metrics",
+        description="Print a saved model's metadata: MODEL_DIR, or the shipped model without it.",
+    )
+    info.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
     add_format_option(info)
     info.set_defaults(func=run_info)
 
@@ -74,7 +78,9 @@ def _shape(shape: list) -> str:
 def run_info(args: argparse.Namespace) -> int:
     """Print a saved model's metadata (everything but the per-epoch history in table form)."""
     from genrekit.modelio import load_model_dir
+    from genrekit.predict import PRETRAINED_DIR
 
+    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
     _, metadata = load_model_dir(args.model_dir)
     if args.format == "json":
         print_json(metadata)
@@ -95,8 +101,27 @@ def run_info(args: argparse.Namespace) -> int:
         ("seed", training["random_state"]),
         ("epochs run", f"{training['n_epochs_run']} (best epoch {training['best_epoch']})"),
     ]
-    lines += [(f"metric {key}", value) for key, value in metadata.get("metrics", {}).items()]
+    lines += [(f"metric {key}", _metric(value)) for key, value in metadata.get("metrics", {}).items()]
+    if "calibration" in metadata:
+        calibration = metadata["calibration"]
+        lines.append(
+            (
+                "calibration",
+                f"temperature {calibration['temperature']:.2f}, "
+                f"novelty threshold {calibration['novelty']['threshold']:.1f}",
+            )
+        )
     width = max(len(key) for key, _ in lines)
     for key, value in lines:
         print(f"{key + ':':<{width + 1}} {value}")
     return EXIT_OK
+
+
+def _metric(value: object) -> object:
+    """Format a summary over repeats (``mean``, ``std``, ``ci_low``, ``ci_high``, ``n``) as percent."""
+    if isinstance(value, dict) and {"mean", "std", "ci_low", "ci_high", "n"} <= value.keys():
+        return (
+            f"{100 * value['mean']:.1f}% ± {100 * value['std']:.1f} "
+            f"[95% CI {100 * value['ci_low']:.1f}, {100 * value['ci_high']:.1f}] over {value['n']}"
+        )
+    return value
