@@ -85,12 +85,14 @@ def test_short_file_is_one_window_and_too_short_is_an_error(cross_dir: Path, tmp
     short = cross_dir / "sorohanro_-_solo-trumpet-06.ogg"
     tiny = tmp_path / "tiny.wav"
     sf.write(tiny, np.zeros(1000, dtype=np.float32) + 0.1, SAMPLE_RATE)
-    status, result, err = _run_json(capsys, str(short), str(tiny))
+    two_seconds = tmp_path / "two_seconds.wav"
+    sf.write(two_seconds, sf.read(short, frames=2 * SAMPLE_RATE)[0], SAMPLE_RATE)
+    status, result, err = _run_json(capsys, str(short), str(tiny), str(two_seconds))
     assert status == 1
     assert [Path(f["file"]).name for f in result["files"]] == [short.name]
     windows = result["files"][0]["windows"]
     assert len(windows) == 1 and windows[0]["end"] == pytest.approx(5.3, abs=0.1)
-    assert "tiny.wav" in err and "too short" in err
+    assert "tiny.wav" in err and "two_seconds.wav" in err and err.count("too short") == 2
 
 
 def test_bad_file_in_a_batch_is_reported_and_skipped(gtzan_flac_dir: Path, tmp_path: Path, capsys) -> None:

@@ -17,12 +17,15 @@ import numpy as np
 import pandas as pd
 
 from genrekit.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
-from genrekit.errors import GenrekitError
+from genrekit.errors import AudioError, GenrekitError
 from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 PRETRAINED_DIR: Path = Path(__file__).with_name("pretrained")
 """The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
+
+MIN_SECONDS: float = 3.0
+"""Shortest audio whose genre is predicted (the length of a segment of the public 3-second table)."""
 
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
@@ -122,16 +125,17 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
     Raises
     ------
     AudioError
-        If the file cannot be decoded or is too short; the message names the file.
+        If the file cannot be decoded or is shorter than :data:`MIN_SECONDS`; the
+        message names the file.
     """
     from genrekit.decode import load_audio
-    from genrekit.errors import AudioError
     from genrekit.features import clip_features
     from genrekit.window import windows
 
     y = load_audio(path, sr=SAMPLE_RATE)
     try:
-        bounds = np.asarray(windows(len(y), sr=SAMPLE_RATE), dtype=np.int64).reshape(-1, 2)
+        spans = windows(len(y), min_samples=round(MIN_SECONDS * SAMPLE_RATE), sr=SAMPLE_RATE)
+        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         features = np.stack([clip_features(y[start:end], sr=SAMPLE_RATE) for start, end in bounds])
     except AudioError as exc:
         raise AudioError(f"{path}: {exc}") from exc
