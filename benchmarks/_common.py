@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -9,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +53,42 @@ def cold_start(args: list[str], repeats: int = 3) -> list[float]:
 def describe(times: list[float]) -> str:
     """``median X s (runs: a, b, c)``."""
     return f"median {statistics.median(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)})"
+
+
+def throughput_parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments of the throughput benchmarks: --copies, --jobs, --rounds."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=2, help="copies of the 14 clips (default 2)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes, parallel run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best kept (default 2)")
+    return parser
+
+
+def timed(work: Callable[[], int]) -> tuple[int, float, float]:
+    """Run `work` (which returns how many files it did); return files, wall and CPU seconds."""
+    start, cpu = time.perf_counter(), cpu_seconds()
+    files = work()
+    return files, time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def compare_jobs(
+    run: Callable[[int], tuple[int, float, float]], jobs: int, rounds: int
+) -> dict[int, tuple[int, float, float]]:
+    """Time ``run(1)`` and ``run(jobs)`` alternately `rounds` times; keep each one's fastest round."""
+    runs: dict[int, list] = {1: [], jobs: []}
+    for _ in range(rounds):  # alternate, keep the best: the machine may be shared
+        for n in runs:
+            runs[n].append(run(n))
+    return {n: min(results, key=lambda r: r[1]) for n, results in runs.items()}
+
+
+def print_throughput(best: dict[int, tuple[int, float, float]], jobs: int, load_before: float) -> None:
+    """Print files/s and CPU per file for 1 and `jobs` processes, the speed-up and the load."""
+    rates = {n: files / wall for n, (files, wall, _) in best.items()}
+    for n, (files, wall, cpu) in best.items():
+        print(
+            f"jobs={n}:  {files} files in {wall:.2f} s = {rates[n]:.2f} files/s, CPU {cpu / files:.3f} s/file"
+        )
+    print(f"speed-up jobs={jobs} vs jobs=1: {rates[jobs] / rates[1]:.2f}x (ideal {jobs}x)")
+    load_after = os.getloadavg()[0]
+    print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} cores")
