@@ -144,6 +144,19 @@ def test_write_tags_on_copies(gtzan_flac_dir: Path, tmp_path: Path, capsys) -> N
         assert read_genre(record["file"]) == (record["genre"],)
 
 
+def test_untaggable_file_is_reported_and_the_others_tagged(
+    gtzan_flac_dir: Path, tmp_path: Path, capsys
+) -> None:
+    shutil.copy(gtzan_flac_dir / "pop" / "pop.00000.flac", tmp_path)
+    y, sr = sf.read(gtzan_flac_dir / "metal" / "metal.00000.flac")
+    sf.write(tmp_path / "metal.au", y, sr)  # Sun AU: decodable, but no tag format
+    status, result, err = _run_json(capsys, str(tmp_path), "--write-tags", "--min-confidence", "0")
+    assert status == 1
+    notes = {Path(f["file"]).name: f["tags"] for f in result["files"]}
+    assert notes["metal.au"] == "tag failed" and notes["pop.00000.flac"].startswith("tagged")
+    assert "metal.au" in err and "cannot be tagged" in err
+
+
 def test_python_api_over_tables_arrays_and_files(gtzan_table: Path, gtzan_flac_dir: Path, model) -> None:
     table = pd.read_csv(gtzan_table).iloc[::100]
     from_table = model.predict_proba(table)

@@ -89,36 +89,45 @@ def run(args: argparse.Namespace) -> int:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
         return EXIT_USAGE
     writer = _Writer(args, tuple(str(c) for c in model.classes_))
-    failures = 0
+    failed = untagged = 0
     results = model.predict_files(files, jobs=args.jobs)
     for _path, result in progress(results, len(files), "predict", "file"):
         if isinstance(result, Exception):
             error(str(result))
-            failures += 1
+            failed += 1
             continue
-        tag_note = _tag(result, args) if args.write_tags else ""
-        failures += tag_note.startswith("tag failed")
+        tag_note, tagged = _tag(result, args) if args.write_tags else ("", True)
+        untagged += not tagged
         writer.row(result, tag_note)
     writer.close()
-    info(f"predicted {len(files) - failures} of {len(files)} files, {failures} failed", args.quiet)
-    return EXIT_PARTIAL if failures else EXIT_OK
+    summary = f"predicted {len(files) - failed} of {len(files)} files, {failed} failed"
+    info(summary + (f"; {untagged} could not be tagged" if untagged else ""), args.quiet)
+    return EXIT_PARTIAL if failed or untagged else EXIT_OK
 
 
-def _tag(prediction, args: argparse.Namespace) -> str:
-    """Write (or, on a dry run, describe) the genre tag of one file; return a short note."""
+def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
+    """Write (or, on a dry run, describe) the genre tag of one file.
+
+    Returns
+    -------
+    note : str
+        What was done, for the output.
+    ok : bool
+        False when the file could not be tagged (the error is printed).
+    """
     from genrekit.tags import TagError, write_genre
 
     if not prediction.is_confident(args.min_confidence):
-        return "not tagged: uncertain"
+        return "not tagged: uncertain", True
     try:
         change = write_genre(prediction.path, prediction.genre, dry_run=args.dry_run)
     except TagError as exc:
         error(str(exc))
-        return "tag failed"
-    old = "/".join(change.old) or "none"
+        return "tag failed", False
     if change.old == (change.new,):
-        return "tag unchanged"
-    return f"{'would tag' if args.dry_run else 'tagged'} {old} -> {change.new}"
+        return "tag unchanged", True
+    old = "/".join(change.old) or "none"
+    return f"{'would tag' if args.dry_run else 'tagged'} {old} -> {change.new}", True
 
 
 class _Writer:
