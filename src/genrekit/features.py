@@ -53,6 +53,7 @@ import functools
 import numpy as np
 import scipy.fft
 
+from . import _median
 from .errors import AudioError
 from .schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
@@ -318,32 +319,85 @@ def _window_sumsquare(count: int, n_fft: int = N_FFT, hop_length: int = HOP_LENG
 # HPSS
 
 
-def _median_rows(x: np.ndarray, size: int, pad_before: int, pad_after: int) -> np.ndarray:
-    """Median filter of odd `size` along the last axis, after reflecting `pad_before`/`pad_after` values.
+def _reflect_index(n: int, pad_before: int, pad_after: int) -> np.ndarray:
+    """Source index of each position of ``n`` values padded by reflection (NumPy "symmetric").
 
-    NumPy's "symmetric" padding is SciPy's "reflect" (the edge value repeated). The padded rows are
-    laid end to end and filtered in one call of SciPy's fast one-dimensional median (windows never
-    straddle two rows, since only the interior is kept). The result has
-    ``x.shape[-1] + pad_before + pad_after - (size - 1)`` columns.
+    NumPy's "symmetric" is SciPy's "reflect" (edge value repeated); pads longer than `n` reflect
+    again, with period ``2 * n``, as both libraries do.
     """
-    import scipy.ndimage
+    pos = np.mod(np.arange(-pad_before, n + pad_after), 2 * n)
+    return np.where(pos >= n, 2 * n - 1 - pos, pos).astype(np.intp)
 
-    half = size // 2
-    widths = [(0, 0)] * (x.ndim - 1) + [(pad_before, pad_after)]
-    padded = np.pad(np.ascontiguousarray(x), widths, mode="symmetric")
-    flat = scipy.ndimage.median_filter(padded.reshape(-1), size=size, mode="reflect")
-    return flat.reshape(padded.shape)[..., half : padded.shape[-1] - half]
+
+def _median_steps(
+    x: np.ndarray, size: int, pad_before: int, pad_after: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Median filter of odd `size` along axis 0 of a 2-D float32 array, after reflective padding.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, lanes), dtype=float32]
+        Any strides (a transposed view is filtered in place, without a copy).
+    size : int
+        Odd window length.
+    pad_before, pad_after : int
+        Values reflected before and after (at true signal edges; 0 where `x` already holds the
+        context the windows need).
+    out : np.ndarray [shape=(n + pad_before + pad_after - (size - 1), lanes), dtype=float32], optional
+        Where to write the result (any strides); allocated C-contiguous if omitted.
+
+    Returns
+    -------
+    np.ndarray [shape=(n + pad_before + pad_after - (size - 1), lanes), dtype=float32]
+        Row ``s`` is the median of padded rows ``s .. s + size - 1``, exactly (the C extension
+        :mod:`genrekit._median` selects one of the input values; no arithmetic on them).
+    """
+    index = _reflect_index(x.shape[0], pad_before, pad_after)
+    if out is None:
+        out = np.empty((index.shape[0] - (size - 1), x.shape[1]), dtype=np.float32)
+    _median.median_filter(x, out, index, size)
+    return out
 
 
 def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> np.ndarray:
     """Median filter of odd `size` along `axis`, exactly ``scipy.ndimage.median_filter(mode="reflect")``.
 
     Equal to the filter librosa's ``decompose.hpss`` applies (``size=(1, 31)`` or ``(31, 1)``), but
-    as one fast one-dimensional pass instead of a slow n-dimensional one.
+    as one one-dimensional pass of a C kernel (:mod:`genrekit._median`) instead of a slow
+    n-dimensional one.
+
+    Parameters
+    ----------
+    x : np.ndarray, dtype=float32
+        Values to filter; any shape and strides.
+    size : int
+        Odd window length, at most 255.
+    axis : int
+        Axis along which to filter.
+
+    Returns
+    -------
+    np.ndarray, dtype=float32
+        Same shape as `x`.
+
+    Raises
+    ------
+    TypeError
+        If `x` is not float32.
     """
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise TypeError(f"running_median needs float32 values, got {x.dtype}")
     half = size // 2
-    out = _median_rows(np.moveaxis(x, axis, -1), size, half, half)
-    return np.moveaxis(out, -1, axis)
+    out = np.empty(x.shape, dtype=np.float32)  # the layout of `x`, whatever the axis
+    moved, moved_out = np.moveaxis(x, axis, 0), np.moveaxis(out, axis, 0)
+    if x.ndim <= 2:  # 2-D views of both: filtered in place, no copies
+        lanes = moved.shape[1] if x.ndim == 2 else 1
+        _median_steps(moved.reshape(-1, lanes), size, half, half, moved_out.reshape(-1, lanes))
+    else:
+        flat = _median_steps(moved.reshape(moved.shape[0], -1), size, half, half)
+        moved_out[...] = flat.reshape(moved.shape)
+    return out
 
 
 def _harmonic_median(mag: np.ndarray, pad_before: int, pad_after: int, size: int) -> np.ndarray:
@@ -352,7 +406,7 @@ def _harmonic_median(mag: np.ndarray, pad_before: int, pad_after: int, size: int
     `pad_before` / `pad_after` rows are reflected at the ends (only at the signal's own edges); the
     result has ``len(mag) + pad_before + pad_after - (size - 1)`` rows.
     """
-    return np.ascontiguousarray(_median_rows(mag.T, size, pad_before, pad_after).T)
+    return _median_steps(mag, size, pad_before, pad_after)
 
 
 def _soft_masks(harm: np.ndarray, perc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
