@@ -73,10 +73,11 @@ static inline void store_row(char *dst, Py_ssize_t row, Py_ssize_t d_step, Py_ss
 #define UPDATE(k, j)                                                                       \
     do {                                                                                   \
         vf v_ = w[k][j];                                                                   \
-        vi rk_ = r[k][j] - (vi)(nw[j] < v_) + (vi)(old[j] <= v_);                          \
+        vi above_ = (vi)(nw[j] < v_);                                                      \
+        vi rk_ = r[k][j] - above_ + (vi)(old[j] <= v_);                                    \
         vi sel_ = rk_ == half;                                                             \
         r[k][j] = rk_;                                                                     \
-        cnt[j] -= (vi)(v_ <= nw[j]);                                                       \
+        cnt[j] += above_;                                                                  \
         med[j] = (vf)(((vi)v_ & sel_) | ((vi)med[j] & ~sel_));                             \
     } while (0)
 
@@ -92,10 +93,11 @@ static void median_block(const char *src, Py_ssize_t s_step, Py_ssize_t s_lane, 
     vf w[MAX_SIZE][NV]; /* window values, circular over slots */
     vi r[MAX_SIZE][NV]; /* rank of each slot's value in the window */
     vf nw[NV], old[NV], med[NV];
-    vi cnt[NV];
+    vi cnt[NV] = {{0}};
     float row[LANES];
     const vi half = (vi){0} + size / 2;
     const vi zero = (vi){0};
+    const vi top = zero + (size - 1);
     int k, j, i;
 
     /* First window: slot k holds source row index[k] (age order = slot order), ranks by counting. */
@@ -124,7 +126,7 @@ static void median_block(const char *src, Py_ssize_t s_step, Py_ssize_t s_lane, 
         memcpy(nw, row, sizeof row);
         for (j = 0; j < NV; j++) {
             old[j] = w[o][j];
-            cnt[j] = zero;
+            cnt[j] = top; /* nw's rank: size - 1, minus one per other value above it */
         }
         /* The slots other than o, in two runs: update ranks, count nw's rank, pick the median. */
         for (k = 0; k < o; k++)

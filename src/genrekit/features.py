@@ -501,10 +501,28 @@ def _spectral_shape(mag: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, n
     spread = moments[:, 2] / total - 2 * centroid * moments[:, 1] / total
     spread += centroid**2 * moments[:, 0] / total
     bandwidth = np.sqrt(np.maximum(spread, 0.0))
-    cumulative = np.cumsum(mag, axis=1)
-    above = cumulative >= np.float32(0.85) * cumulative[:, -1:]
-    rolloff = freqs[np.argmax(above, axis=1)]
-    return centroid, bandwidth, rolloff
+    return centroid, bandwidth, freqs[_rolloff_bins(mag)]
+
+
+def _rolloff_bins(mag: np.ndarray, roll_percent: float = 0.85, chunk: int = 41) -> np.ndarray:
+    """First bin of each row where the cumulative magnitude reaches `roll_percent` of the total.
+
+    Two levels instead of a cumulative sum of every row: sums over chunks of `chunk` bins locate
+    the chunk where the threshold is crossed, then only that chunk is summed bin by bin. Up to
+    float32 rounding of the partial sums, this is ``argmax(cumsum(mag) >= roll_percent * total)``.
+    """
+    n, bins = mag.shape
+    n_chunks = -(-bins // chunk)
+    if bins % chunk:  # zeros change no sum (1025 bins are 25 chunks of 41: no copy)
+        mag = np.concatenate((mag, np.zeros((n, n_chunks * chunk - bins), dtype=mag.dtype)), axis=1)
+    parts = mag.reshape(n, n_chunks, chunk)
+    coarse = np.cumsum(parts.sum(axis=2), axis=1)
+    threshold = np.asarray(roll_percent, dtype=mag.dtype) * coarse[:, -1:]
+    where = np.argmax(coarse >= threshold, axis=1)
+    rows = np.arange(n)
+    before = np.where(where > 0, coarse[rows, where - 1], 0)
+    fine = before[:, None] + np.cumsum(parts[rows, where], axis=1)
+    return where * chunk + np.argmax(fine >= threshold, axis=1)
 
 
 def _chroma(power: np.ndarray, tuning: float, sr: int, n_fft: int) -> np.ndarray:
@@ -514,21 +532,46 @@ def _chroma(power: np.ndarray, tuning: float, sr: int, n_fft: int) -> np.ndarray
     return raw / np.where(peak < _TINY32, 1, peak)
 
 
+def _hop_blocks(y: np.ndarray, f0: int, f1: int, mode: str, hop_length: int) -> np.ndarray:
+    """The padded samples under frames ``f0..f1-1`` as hop-sized rows [shape=(f1 - f0 + 3, hop)].
+
+    Frame ``i`` (length ``n_fft``, a multiple of the hop: 4 hops) covers rows ``i .. i + 3``, so
+    per-frame sums are sums of four per-row sums instead of a cumulative sum over all samples.
+    """
+    seg = _segment(y, f0 * hop_length - N_FFT // 2, (f1 - 1) * hop_length + N_FFT // 2, mode)
+    return seg.reshape(-1, hop_length)
+
+
+def _frame_sums(row_sums: np.ndarray, count: int) -> np.ndarray:
+    """Sum of each run of ``n_fft // hop`` consecutive row sums: one value per frame."""
+    k = row_sums.shape[0] - count + 1
+    out = row_sums[:count].copy()
+    for j in range(1, k):
+        out += row_sums[j : j + count]
+    return out
+
+
 def _rms(y: np.ndarray, f0: int, f1: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
     """RMS of frames ``f0..f1-1`` of length 2048 of the zero-padded signal (librosa ``rms``)."""
-    seg = _segment(y, f0 * hop_length - N_FFT // 2, (f1 - 1) * hop_length + N_FFT // 2, "constant")
-    cum = np.concatenate(([0.0], np.cumsum(np.square(seg, dtype=np.float64))))
-    starts = np.arange(f1 - f0) * hop_length
-    return np.sqrt(np.maximum(cum[starts + N_FFT] - cum[starts], 0.0) / N_FFT)
+    rows = _hop_blocks(y, f0, f1, "constant", hop_length).astype(np.float64)
+    energy = _frame_sums(np.einsum("ij,ij->i", rows, rows), f1 - f0)
+    return np.sqrt(energy / N_FFT)
 
 
 def _zero_crossing_rate(y: np.ndarray, f0: int, f1: int, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Zero-crossing rate of frames ``f0..f1-1`` of the edge-padded signal (librosa defaults)."""
-    seg = _segment(y, f0 * hop_length - N_FFT // 2, (f1 - 1) * hop_length + N_FFT // 2, "edge")
-    negative = seg < -np.asarray(_ZC_THRESHOLD, dtype=seg.dtype)
-    changes = np.concatenate(([0], np.cumsum(negative[1:] != negative[:-1])))
-    starts = np.arange(f1 - f0) * hop_length
-    return (changes[starts + N_FFT - 1] - changes[starts]) / N_FFT
+    """Zero-crossing rate of frames ``f0..f1-1`` of the edge-padded signal (librosa defaults).
+
+    A crossing at sample ``p`` is a sign change between ``p - 1`` and ``p``; a frame counts those
+    at its samples 1..2047 (its first sample never counts).
+    """
+    rows = _hop_blocks(y, f0, f1, "edge", hop_length)
+    negative = (rows < -np.asarray(_ZC_THRESHOLD, dtype=rows.dtype)).ravel()
+    change = np.empty(negative.shape, dtype=bool)
+    change[0] = False
+    np.not_equal(negative[1:], negative[:-1], out=change[1:])
+    change = change.reshape(rows.shape)
+    count = _frame_sums(np.count_nonzero(change, axis=1), f1 - f0) - change[: f1 - f0, 0]
+    return count / N_FFT
 
 
 # ----------------------------------------------------------------------------------------------
@@ -599,8 +642,10 @@ def _moments(values: list[np.ndarray]) -> np.ndarray:
     out = np.empty((3, len(values)))
     for i, v in enumerate(values):
         out[0, i] = v.size
-        out[1, i] = np.mean(v, dtype=np.float64)
-        out[2, i] = np.sum(np.square(v - out[1, i], dtype=np.float64))
+        dev = v.astype(np.float64)
+        out[1, i] = np.mean(dev)
+        dev -= out[1, i]
+        out[2, i] = np.dot(dev, dev)
     return out
 
 
@@ -641,14 +686,24 @@ def _context(f0: int, f1: int, n_samples: int, hop_length: int = HOP_LENGTH) -> 
 def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
     """Invert STFT rows ``e0..`` (all frames overlapping samples ``s0..s1-1``) as librosa's ``istft``.
 
-    Hann synthesis window, overlap-add, division by the window sum-square where it exceeds tiny.
+    Hann synthesis window, overlap-add, division by the window sum-square where it exceeds tiny
+    (as a product with its cached reciprocal). `spec` is overwritten; the result is float32.
     """
-    window = _hann32()
-    frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1)
-    frames *= window
+    frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1, overwrite_x=True)
+    frames *= _hann32()
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
-    wss = _window_sumsquare(frames.shape[0])[offset : offset + s1 - s0]
-    return _overlap_add(frames)[offset : offset + s1 - s0] / np.where(wss > _TINY32, wss, np.float32(1))
+    out = _overlap_add(frames)[offset : offset + s1 - s0]
+    out *= _inverse_window_sumsquare(frames.shape[0])[offset : offset + s1 - s0]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _inverse_window_sumsquare(count: int) -> np.ndarray:
+    """Float32 ``1 / wss`` of :func:`_window_sumsquare` where ``wss > tiny``, else 1; read-only."""
+    wss = _window_sumsquare(count).astype(np.float32)
+    inverse = np.float32(1) / np.where(wss > _TINY32, wss, np.float32(1))
+    inverse.flags.writeable = False
+    return inverse
 
 
 def _hpss_signals(
