@@ -533,7 +533,7 @@ def _chroma(power: np.ndarray, tuning: float, sr: int, n_fft: int) -> np.ndarray
 
 
 def _hop_blocks(y: np.ndarray, f0: int, f1: int, mode: str, hop_length: int) -> np.ndarray:
-    """The padded samples under frames ``f0..f1-1`` as hop-sized rows [shape=(f1 - f0 + 3, hop)].
+    """Return the padded samples under frames ``f0..f1-1`` as hop-sized rows [shape=(f1 - f0 + 3, hop)].
 
     Frame ``i`` (length ``n_fft``, a multiple of the hop: 4 hops) covers rows ``i .. i + 3``, so
     per-frame sums are sums of four per-row sums instead of a cumulative sum over all samples.
