@@ -595,7 +595,11 @@ def onset_strength(mel_db: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP
 def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) -> np.ndarray:
     """Time average of librosa's ``tempogram`` (autocorrelation, Hann, max-normalised) of an envelope.
 
-    Frames are processed `chunk` at a time, so memory stays bounded for long signals.
+    Each frame's autocorrelation is the inverse transform of its power spectrum ``P``, which is real
+    and even: that is a DCT-I of ``P`` (up to the factor ``1 / n_pad``, which the max-normalisation
+    removes), about twice as fast as the complex inverse FFT. The normalised rows are summed as one
+    matrix-vector product. Frames are processed `chunk` at a time, so memory stays bounded for long
+    signals.
     """
     n = onset_env.shape[0]
     half = win_length // 2
@@ -606,13 +610,12 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
     total = np.zeros(win_length)
     for start in range(0, n, chunk):
         block = frames[start : start + chunk]
-        windowed = np.zeros((block.shape[0], n_pad))
-        np.multiply(block, window, out=windowed[:, :win_length])
-        power = np.square(np.abs(scipy.fft.rfft(windowed, axis=-1)))
-        autocorr = scipy.fft.irfft(power, n=n_pad, axis=-1)[:, :win_length]
-        peak = np.max(np.abs(autocorr), axis=1, keepdims=True)
-        autocorr /= np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)
-        total += np.sum(autocorr, axis=0)
+        spectrum = scipy.fft.rfft(block * window, n=n_pad, axis=-1)
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        autocorr = scipy.fft.dct(power, type=1, axis=-1, overwrite_x=True)[:, :win_length]
+        peak = np.max(np.abs(autocorr), axis=1)
+        total += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ autocorr
     return total / n
 
 
