@@ -4,13 +4,12 @@
  * Used by genrekit.features.running_median for the HPSS median filters (kernel 31, along time for
  * the harmonic part and along frequency for the percussive part). The result equals
  * scipy.ndimage.median_filter bit for bit: the median of a set of floats is one of its elements,
- * so no arithmetic touches the values.
+ * and the kernel only compares and selects values, never computes with them.
  *
  * Layout. The filter runs along the "step" axis of a 2-D array; the other axis holds independent
- * "lanes" (spectrogram bins, or frames). The caller passes the row of the source feeding each
- * position of the padded sequence (the padding, e.g. reflection, is just an index map), so the
- * kernel never copies or pads the input. Output row s is the median of source rows
- * index[s], ..., index[s + size - 1].
+ * "lanes" (spectrogram bins, or frames). The caller passes the source row feeding each position
+ * of the padded sequence (the padding, e.g. reflection, is just an index map), so nothing is
+ * padded. Output row s is the median of source rows index[s], ..., index[s + size - 1].
  *
  * Algorithm (rank tracking, vectorised across lanes). For a block of LANES lanes we keep the
  * window's `size` values in a circular buffer of slots, plus each value's rank in the window.
@@ -18,133 +17,180 @@
  * ties. Sliding the window by one replaces the oldest value `old` (slot o) by the new `nw`:
  *   - every other element k loses one rank if old came before it: old <= w[k] (old is the oldest,
  *     so it wins ties), and gains one if nw comes before it: nw < w[k] (nw is the youngest);
- *   - nw's rank is the number of other elements at or below it;
+ *   - nw's rank is size - 1 minus the number of other elements above it;
  *   - the median is the element of rank size / 2.
- * That is O(size) branch-free work per output and lane, the same for every lane, which the
- * compiler turns into SIMD over the LANES lanes of a block (the inner loops over `l`). On x86-64
- * with GCC the kernel is also compiled for AVX2 and chosen at run time (target_clones); the
- * default clone is plain SSE2, so the module builds and runs on any machine.
+ * That is O(size) branch-free work per output and lane, identical for every lane: SIMD over the
+ * LANES lanes of a block, written with GCC/Clang vector extensions (plain C, no intrinsics).
+ * With GCC on x86-64 Linux the kernel is compiled three times (AVX-512, AVX2, baseline SSE2) and
+ * the best one for the CPU is picked when the module loads (target_clones), so the build needs no
+ * -march flag and the module runs on any x86-64 machine; elsewhere the compiler's baseline is used.
+ *
+ * Lanes in memory. The kernel reads and writes rows of LANES contiguous floats. When a block's
+ * lanes are not contiguous (the percussive filter runs across frames), the block is first copied
+ * into a staging buffer of contiguous rows, and the output goes through a second one; the copies
+ * walk the source and destination along their contiguous axis.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define VEC 8                 /* float32 lanes per vector (32 bytes) */
-#define NV 2                  /* vectors per block */
-#define LANES (VEC * NV)      /* lanes per block */
-#define MAX_SIZE 255          /* largest window supported */
+#define LANES 16     /* float32 lanes per block: one AVX-512 vector, two AVX2, four SSE2 */
+#define MAX_SIZE 255 /* largest window supported */
 
-/* GCC/Clang vector extensions: plain C, lowered to AVX2 (or to pairs of SSE2 ops by default). */
-typedef float vf __attribute__((vector_size(4 * VEC), aligned(4 * VEC)));
-typedef int32_t vi __attribute__((vector_size(4 * VEC), aligned(4 * VEC)));
+/*
+ * The kernel, written once for a vector width of WIDTH bytes (NV = 64 / WIDTH vectors per block)
+ * and instantiated below for the widths the compiler should use natively: GCC lowers a vector
+ * wider than the target's registers poorly, so each instruction set gets its own width.
+ *
+ * Running median of one block of LANES lanes: in/out are rows of LANES contiguous floats, `in_step`
+ * and `out_step` floats apart; index has n_out + size - 1 rows of `in`. Vector comparisons give -1
+ * (true) or 0 per lane, hence the signs in the rank updates; SEL(m, a, b) is m ? a : b per lane.
+ */
+#define SEL(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
+#define MEDIAN_KERNEL(NAME, WIDTH)                                                                 \
+    static void NAME(const float *in, Py_ssize_t in_step, float *out, Py_ssize_t out_step,         \
+                     const Py_ssize_t *index, Py_ssize_t n_out, int size)                          \
+    {                                                                                              \
+        typedef float vf __attribute__((vector_size(WIDTH)));                                      \
+        typedef int32_t vi __attribute__((vector_size(WIDTH)));                                    \
+        enum { NV = 4 * LANES / (WIDTH) };                                                         \
+        vf w[MAX_SIZE][NV]; /* window values, circular over slots */                               \
+        vi r[MAX_SIZE][NV]; /* rank of each slot's value in the window */                          \
+        vf nw[NV], old[NV], med[NV];                                                               \
+        vi cnt[NV] = {{0}};                                                                        \
+        const vi zero = {0};                                                                       \
+        const vi half = zero + size / 2, top = zero + (size - 1);                                  \
+        int k, i, j, o = 0;                                                                        \
+        /* First window: slot k holds row index[k] (age order = slot order), ranks by counting. */ \
+        for (k = 0; k < size; k++)                                                                 \
+            memcpy(w[k], in + index[k] * in_step, sizeof w[k]);                                    \
+        for (j = 0; j < NV; j++) {                                                                 \
+            med[j] = (vf)zero;                                                                     \
+            for (k = 0; k < size; k++) {                                                           \
+                vi rk = zero;                                                                      \
+                for (i = 0; i < size; i++)                                                         \
+                    rk -= (vi)(w[i][j] < w[k][j]) | ((i < k ? -1 : 0) & (vi)(w[i][j] == w[k][j])); \
+                r[k][j] = rk;                                                                      \
+                med[j] = SEL(rk == half, w[k][j], med[j]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        memcpy(out, med, sizeof med);                                                              \
+        /* Slide: output s replaces the oldest slot o = (s - 1) % size by row index[s+size-1]. */  \
+        for (Py_ssize_t s = 1; s < n_out; s++) {                                                   \
+            memcpy(nw, in + index[s + size - 1] * in_step, sizeof nw);                             \
+            for (j = 0; j < NV; j++) {                                                             \
+                old[j] = w[o][j];                                                                  \
+                cnt[j] = top; /* nw's rank: size - 1, minus one per other value above it */        \
+            }                                                                                      \
+            /* Every slot but o: update its rank, count nw's rank, pick the median. */             \
+            for (int part = 0; part < 2; part++) /* slots 0..o-1, then o+1..size-1 */              \
+                for (k = part ? o + 1 : 0; k < (part ? size : o); k++)                             \
+                    for (j = 0; j < NV; j++) {                                                     \
+                        vf v = w[k][j];                                                            \
+                        vi above = (vi)(nw[j] < v);                                                \
+                        vi rk = r[k][j] - above + (vi)(old[j] <= v);                               \
+                        r[k][j] = rk;                                                              \
+                        cnt[j] += above;                                                           \
+                        med[j] = SEL(rk == half, v, med[j]);                                       \
+                    }                                                                              \
+            for (j = 0; j < NV; j++) {                                                             \
+                w[o][j] = nw[j];                                                                   \
+                r[o][j] = cnt[j];                                                                  \
+                med[j] = SEL(cnt[j] == half, nw[j], med[j]);                                       \
+            }                                                                                      \
+            memcpy(out + s * out_step, med, sizeof med);                                           \
+            o = o + 1 == size ? 0 : o + 1;                                                         \
+        }                                                                                          \
+    }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&     \
+    !defined(GENREKIT_BASELINE_ONLY)
+/*
+ * x86-64 with GCC: 64-byte vectors for AVX-512, 32-byte ones for AVX2 and for the SSE2 baseline
+ * (target_clones: the AVX2 or baseline code is picked when the module loads); median_block picks
+ * the AVX-512 kernel when the CPU has it. No -march flag is needed at build time.
+ */
+__attribute__((target("avx512f"))) MEDIAN_KERNEL(median_block_512, 64)
+__attribute__((target_clones("avx2", "default"))) MEDIAN_KERNEL(median_block_256, 32)
+static void median_block(const float *in, Py_ssize_t in_step, float *out, Py_ssize_t out_step,
+                         const Py_ssize_t *index, Py_ssize_t n_out, int size)
+{
+    static int avx512 = -1;
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    if (avx512)
+        median_block_512(in, in_step, out, out_step, index, n_out, size);
+    else
+        median_block_256(in, in_step, out, out_step, index, n_out, size);
+}
 #else
-#define MULTIVERSION
+/* Elsewhere (or with -DGENREKIT_BASELINE_ONLY, to test it): 16-byte vectors, the common width. */
+MEDIAN_KERNEL(median_block, 16)
 #endif
 
-/* Load the source row `row` of lanes 0..nl-1 into v (lanes nl.. get 0: computed, never stored). */
-static inline void load_row(float *v, const char *src, Py_ssize_t row, Py_ssize_t s_step,
-                            Py_ssize_t s_lane, int nl)
-{
-    const char *p = src + row * s_step;
-    int l;
-    for (l = 0; l < nl; l++)
-        v[l] = *(const float *)(p + l * s_lane);
-    for (; l < LANES; l++)
-        v[l] = 0.0f;
-}
-
-/* Store lanes 0..nl-1 of v as output row `row`. */
-static inline void store_row(char *dst, Py_ssize_t row, Py_ssize_t d_step, Py_ssize_t d_lane,
-                             const float *v, int nl)
-{
-    char *p = dst + row * d_step;
-    for (int l = 0; l < nl; l++)
-        *(float *)(p + l * d_lane) = v[l];
-}
-
 /*
- * One step of the update for slot k, vector j (see the top of the file). Comparisons of vectors
- * give -1 (true) or 0 per lane, hence the signs; `sel ? v : med` is written with bit masks.
+ * Filter all lanes: blocks of LANES lanes, each read in place when its lanes are contiguous floats,
+ * else through the staging buffers (lanes past the array's end are zeros, computed and dropped).
+ * Returns -1 if a staging buffer cannot be allocated.
  */
-#define UPDATE(k, j)                                                                       \
-    do {                                                                                   \
-        vf v_ = w[k][j];                                                                   \
-        vi above_ = (vi)(nw[j] < v_);                                                      \
-        vi rk_ = r[k][j] - above_ + (vi)(old[j] <= v_);                                    \
-        vi sel_ = rk_ == half;                                                             \
-        r[k][j] = rk_;                                                                     \
-        cnt[j] += above_;                                                                  \
-        med[j] = (vf)(((vi)v_ & sel_) | ((vi)med[j] & ~sel_));                             \
-    } while (0)
-
-/*
- * Running median of one block of nl <= LANES lanes. src/dst are the block's first lane, with byte
- * strides per step and per lane; index has n_out + size - 1 source rows.
- */
-MULTIVERSION
-static void median_block(const char *src, Py_ssize_t s_step, Py_ssize_t s_lane, char *dst,
-                         Py_ssize_t d_step, Py_ssize_t d_lane, const Py_ssize_t *index,
-                         Py_ssize_t n_out, int size, int nl)
+static int median_lanes(const Py_buffer *src, const Py_buffer *dst, const Py_ssize_t *index,
+                        int size)
 {
-    vf w[MAX_SIZE][NV]; /* window values, circular over slots */
-    vi r[MAX_SIZE][NV]; /* rank of each slot's value in the window */
-    vf nw[NV], old[NV], med[NV];
-    vi cnt[NV] = {{0}};
-    float row[LANES];
-    const vi half = (vi){0} + size / 2;
-    const vi zero = (vi){0};
-    const vi top = zero + (size - 1);
-    int k, j, i;
+    const Py_ssize_t n_src = src->shape[0], lanes = src->shape[1], n_out = dst->shape[0];
+    const Py_ssize_t ss = src->strides[0], sl = src->strides[1];
+    const Py_ssize_t ds = dst->strides[0], dl = dst->strides[1];
+    const int fl = (int)sizeof(float);
+    const int direct_in = sl == fl && ss % fl == 0 && ((uintptr_t)src->buf % fl) == 0;
+    const int direct_out = dl == fl && ds % fl == 0 && ((uintptr_t)dst->buf % fl) == 0;
+    float *stage_in = NULL, *stage_out = NULL;
 
-    /* First window: slot k holds source row index[k] (age order = slot order), ranks by counting. */
-    for (k = 0; k < size; k++) {
-        load_row(row, src, index[k], s_step, s_lane, nl);
-        memcpy(w[k], row, sizeof row);
+    if (!direct_in || lanes % LANES)
+        stage_in = malloc((size_t)n_src * LANES * sizeof(float));
+    if (!direct_out || lanes % LANES)
+        stage_out = malloc((size_t)n_out * LANES * sizeof(float));
+    if (((!direct_in || lanes % LANES) && stage_in == NULL) ||
+        ((!direct_out || lanes % LANES) && stage_out == NULL)) {
+        free(stage_in);
+        free(stage_out);
+        return -1;
     }
-    for (j = 0; j < NV; j++) {
-        med[j] = (vf)zero;
-        for (k = 0; k < size; k++) {
-            vi rk = zero;
-            for (i = 0; i < size; i++)
-                rk -= (w[i][j] < w[k][j]) | ((i < k ? -1 : 0) & (w[i][j] == w[k][j]));
-            r[k][j] = rk;
-            vi sel = rk == half;
-            med[j] = (vf)(((vi)w[k][j] & sel) | ((vi)med[j] & ~sel));
+    for (Py_ssize_t l0 = 0; l0 < lanes; l0 += LANES) {
+        const int nl = (int)(lanes - l0 < LANES ? lanes - l0 : LANES);
+        const char *s0 = (const char *)src->buf + l0 * sl;
+        char *d0 = (char *)dst->buf + l0 * dl;
+        const float *in;
+        float *out;
+        Py_ssize_t in_step, out_step;
+        if (direct_in && nl == LANES) {
+            in = (const float *)s0;
+            in_step = ss / fl;
+        } else { /* stage: lane by lane, each along the source's step axis */
+            for (int l = 0; l < LANES; l++)
+                for (Py_ssize_t i = 0; i < n_src; i++)
+                    stage_in[i * LANES + l] = l < nl ? *(const float *)(s0 + l * sl + i * ss) : 0.0f;
+            in = stage_in;
+            in_step = LANES;
         }
+        if (direct_out && nl == LANES) {
+            out = (float *)d0;
+            out_step = ds / fl;
+        } else {
+            out = stage_out;
+            out_step = LANES;
+        }
+        median_block(in, in_step, out, out_step, index, n_out, size);
+        if (out == stage_out)
+            for (int l = 0; l < nl; l++)
+                for (Py_ssize_t i = 0; i < n_out; i++)
+                    *(float *)(d0 + l * dl + i * ds) = stage_out[i * LANES + l];
     }
-    memcpy(row, med, sizeof row);
-    store_row(dst, 0, d_step, d_lane, row, nl);
-
-    /* Slide: output s replaces the oldest slot o = (s - 1) % size by source row index[s + size - 1]. */
-    int o = 0;
-    for (Py_ssize_t s = 1; s < n_out; s++) {
-        load_row(row, src, index[s + size - 1], s_step, s_lane, nl);
-        memcpy(nw, row, sizeof row);
-        for (j = 0; j < NV; j++) {
-            old[j] = w[o][j];
-            cnt[j] = top; /* nw's rank: size - 1, minus one per other value above it */
-        }
-        /* The slots other than o, in two runs: update ranks, count nw's rank, pick the median. */
-        for (k = 0; k < o; k++)
-            for (j = 0; j < NV; j++)
-                UPDATE(k, j);
-        for (k = o + 1; k < size; k++)
-            for (j = 0; j < NV; j++)
-                UPDATE(k, j);
-        for (j = 0; j < NV; j++) {
-            vi sel = cnt[j] == half;
-            w[o][j] = nw[j];
-            r[o][j] = cnt[j];
-            med[j] = (vf)(((vi)nw[j] & sel) | ((vi)med[j] & ~sel));
-        }
-        memcpy(row, med, sizeof row);
-        store_row(dst, s, d_step, d_lane, row, nl);
-        o = o + 1 == size ? 0 : o + 1;
-    }
+    free(stage_in);
+    free(stage_out);
+    return 0;
 }
 
 static int get_2d_float32(PyObject *obj, Py_buffer *view, int writable, const char *name)
@@ -198,14 +244,10 @@ static PyObject *median_filter(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; err == NULL && i < n_idx; i++)
         if (idx[i] < 0 || idx[i] >= n_src)
             err = "index out of range of src rows";
+    int failed = 0;
     if (err == NULL && n_out > 0) {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t l0 = 0; l0 < lanes; l0 += LANES) {
-            int nl = (int)(lanes - l0 < LANES ? lanes - l0 : LANES);
-            median_block((const char *)src.buf + l0 * src.strides[1], src.strides[0], src.strides[1],
-                         (char *)dst.buf + l0 * dst.strides[1], dst.strides[0], dst.strides[1], idx,
-                         n_out, size, nl);
-        }
+        failed = median_lanes(&src, &dst, idx, size);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&src);
@@ -215,6 +257,8 @@ static PyObject *median_filter(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, err);
         return NULL;
     }
+    if (failed)
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -227,6 +271,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "genrekit._median", "Exact running median over lanes (C).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__median(void)
