@@ -461,16 +461,15 @@ def _piptrack_candidates(power: np.ndarray, sr: int, n_fft: int) -> tuple[np.nda
     thr = s * (s > ref)
     centre = thr[:, 1:-1]
     is_peak = (centre > thr[:, :-2]) & (centre >= thr[:, 2:])
-    x0, xm, xp = s[:, 1:-1], s[:, :-2], s[:, 2:]
+    rows, cols = np.nonzero(is_peak)
+    x0, xm, xp = s[rows, cols + 1], s[rows, cols], s[rows, cols + 2]  # at the peaks only
     a = xp + xm - 2 * x0
     b = (xp - xm) / 2
-    rows, cols = np.nonzero(is_peak)
-    a, b = a[rows, cols], b[rows, cols]
     ok = np.abs(b) < np.abs(a)
     shift = np.zeros_like(a)
     shift[ok] = -b[ok] / a[ok]
     pitch = (cols + lo + shift) * np.float32(sr / n_fft)
-    mag = x0[rows, cols] + np.float32(0.5) * b * shift
+    mag = x0 + np.float32(0.5) * b * shift
     return pitch.astype(np.float32), mag.astype(np.float32)
 
 
@@ -726,11 +725,12 @@ def _hpss_signals(
     perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
     spec = spec[core]
     mask_h = np.square(harm)
-    den = np.square(perc)
+    den = np.square(perc, out=perc)  # perc is no longer needed (unless below, recomputed)
     den += mask_h
     if den.min() == 0:
         vanished = den == 0
         if np.any(mag[core][vanished] > 0):
+            perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
             mask_h, mask_p = _soft_masks(harm, perc)
             return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
         den[vanished] = 1
@@ -740,20 +740,29 @@ def _hpss_signals(
 
 
 def _block_moments(
-    y: np.ndarray, spec: np.ndarray, mag: np.ndarray, f0: int, f1: int, tuning: float, sr: int
+    y: np.ndarray,
+    spec: np.ndarray,
+    mag: np.ndarray,
+    f0: int,
+    f1: int,
+    tuning: float,
+    sr: int,
+    power: np.ndarray | None = None,
 ) -> np.ndarray:
     """Moments of the 8 frame/sample features of one block (see :func:`_context`).
 
-    `spec` and `mag` hold the STFT and its magnitude for the frames ``g0..g1-1``.
+    `spec` and `mag` hold the STFT and its magnitude for the frames ``g0..g1-1``; `power`, if
+    given, is ``mag ** 2`` for the same frames.
     """
     bounds = _context(f0, f1, y.shape[0])
     g0 = bounds[4]
     core = mag[f0 - g0 : f1 - g0]
+    core_power = np.square(core) if power is None else power[f0 - g0 : f1 - g0]
     centroid, bandwidth, rolloff = _spectral_shape(core, sr, N_FFT)
     y_harm, y_perc = _hpss_signals(y, spec, mag, bounds)
     return _moments(
         [
-            _chroma(np.square(core), tuning, sr, N_FFT).ravel(),
+            _chroma(core_power, tuning, sr, N_FFT).ravel(),
             _rms(y, f0, f1),
             centroid,
             bandwidth,
@@ -766,7 +775,7 @@ def _block_moments(
 
 
 def _mel_and_tuning(
-    y: np.ndarray, blocks: list[tuple[int, int]], whole_mag: np.ndarray | None, sr: int
+    y: np.ndarray, blocks: list[tuple[int, int]], whole_power: np.ndarray | None, sr: int
 ) -> tuple[np.ndarray, float]:
     """First pass: the whole mel power spectrogram [shape=(frames, 128)] and the chroma tuning.
 
@@ -776,7 +785,7 @@ def _mel_and_tuning(
     mel = np.empty((n_frames(y.shape[0]), _N_MELS), dtype=np.float32)
     pitches, mags = [], []
     for f0, f1 in blocks:
-        power = np.square(whole_mag if whole_mag is not None else np.abs(_fast_stft(y, f0, f1)))
+        power = whole_power if whole_power is not None else np.square(np.abs(_fast_stft(y, f0, f1)))
         mel[f0:f1] = power @ mel_filterbank(sr, N_FFT, _N_MELS).T
         pitch, mag = _piptrack_candidates(power, sr, N_FFT)
         pitches.append(pitch)
@@ -789,6 +798,7 @@ def _block_stats(
     blocks: list[tuple[int, int]],
     whole: np.ndarray | None,
     whole_mag: np.ndarray | None,
+    whole_power: np.ndarray | None,
     tuning: float,
     sr: int,
 ) -> np.ndarray:
@@ -800,7 +810,7 @@ def _block_stats(
             spec = _fast_stft(y, g0, g1)
             block = _block_moments(y, spec, np.abs(spec), f0, f1, tuning, sr)
         else:
-            block = _block_moments(y, whole, whole_mag, f0, f1, tuning, sr)
+            block = _block_moments(y, whole, whole_mag, f0, f1, tuning, sr, whole_power)
         stats = block if stats is None else _combine(stats, block)
     return stats
 
@@ -838,12 +848,13 @@ def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = B
     blocks = _blocks(total, block_frames)
     whole = _fast_stft(y, 0, total) if len(blocks) == 1 else None
     whole_mag = None if whole is None else np.abs(whole)
+    whole_power = None if whole is None else np.square(whole_mag)
 
-    mel, tuning = _mel_and_tuning(y, blocks, whole_mag, sr)
+    mel, tuning = _mel_and_tuning(y, blocks, whole_power, sr)
     mel_db = power_to_db(mel)
     tempo = tempo_from_onsets(onset_strength(mel_db), sr)
     mfcc = mel_db @ _dct_matrix(_N_MFCC, _N_MELS).T
-    stats = _block_stats(y, blocks, whole, whole_mag, tuning, sr)
+    stats = _block_stats(y, blocks, whole, whole_mag, whole_power, tuning, sr)
 
     out = np.empty(len(FEATURE_NAMES))
     out[0:16:2] = stats[1]
