@@ -133,6 +133,35 @@ MEDIAN_KERNEL(median_block, 16)
 #endif
 
 /*
+ * Copy n rows of nl strided lanes (byte strides: step, lane) into rows of LANES contiguous floats
+ * (lanes nl.. are zero), and back. Done in tiles of TILE steps so that both sides stay in L1:
+ * each lane is read (or written) along its step axis, TILE values at a time.
+ */
+#define TILE 16
+static void stage(float *buf, const char *src, Py_ssize_t step, Py_ssize_t lane, Py_ssize_t n,
+                  int nl)
+{
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += TILE) {
+        const Py_ssize_t ni = n - i0 < TILE ? n - i0 : TILE;
+        for (int l = 0; l < LANES; l++)
+            for (Py_ssize_t i = 0; i < ni; i++)
+                buf[(i0 + i) * LANES + l] =
+                    l < nl ? *(const float *)(src + l * lane + (i0 + i) * step) : 0.0f;
+    }
+}
+
+static void unstage(char *dst, Py_ssize_t step, Py_ssize_t lane, const float *buf, Py_ssize_t n,
+                    int nl)
+{
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += TILE) {
+        const Py_ssize_t ni = n - i0 < TILE ? n - i0 : TILE;
+        for (int l = 0; l < nl; l++)
+            for (Py_ssize_t i = 0; i < ni; i++)
+                *(float *)(dst + l * lane + (i0 + i) * step) = buf[(i0 + i) * LANES + l];
+    }
+}
+
+/*
  * Filter all lanes: blocks of LANES lanes, each read in place when its lanes are contiguous floats,
  * else through the staging buffers (lanes past the array's end are zeros, computed and dropped).
  * Returns -1 if a staging buffer cannot be allocated.
@@ -168,10 +197,8 @@ static int median_lanes(const Py_buffer *src, const Py_buffer *dst, const Py_ssi
         if (direct_in && nl == LANES) {
             in = (const float *)s0;
             in_step = ss / fl;
-        } else { /* stage: lane by lane, each along the source's step axis */
-            for (int l = 0; l < LANES; l++)
-                for (Py_ssize_t i = 0; i < n_src; i++)
-                    stage_in[i * LANES + l] = l < nl ? *(const float *)(s0 + l * sl + i * ss) : 0.0f;
+        } else {
+            stage(stage_in, s0, ss, sl, n_src, nl);
             in = stage_in;
             in_step = LANES;
         }
@@ -184,9 +211,7 @@ static int median_lanes(const Py_buffer *src, const Py_buffer *dst, const Py_ssi
         }
         median_block(in, in_step, out, out_step, index, n_out, size);
         if (out == stage_out)
-            for (int l = 0; l < nl; l++)
-                for (Py_ssize_t i = 0; i < n_out; i++)
-                    *(float *)(d0 + l * dl + i * ds) = stage_out[i * LANES + l];
+            unstage(d0, ds, dl, stage_out, n_out, nl);
     }
     free(stage_in);
     free(stage_out);
