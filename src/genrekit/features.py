@@ -213,7 +213,7 @@ def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = _N_M
 def _mel_bands(
     sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = _N_MELS, groups: int = 8
 ) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
-    """The mel filter bank cut into `groups` runs of bands, each restricted to the bins it covers.
+    """Cut the mel filter bank into `groups` runs of bands, each restricted to the bins it covers.
 
     Returns ``(band0, band1, bin0, bin1, weights.T)`` per run: bands ``band0..band1-1`` are zero
     outside bins ``bin0..bin1-1``. Triangular filters are narrow, so the products over these
