@@ -218,14 +218,22 @@ static int median_lanes(const Py_buffer *src, const Py_buffer *dst, const Py_ssi
     return 0;
 }
 
+/* Whether a buffer format string is `code` in native byte order ("f", "=f", "<f" on x86...). */
+static int is_format(const char *format, const char *code)
+{
+    if (format == NULL)
+        return 0;
+    if (*format == '=' || *format == '@' || *format == (PY_LITTLE_ENDIAN ? '<' : '>'))
+        format++;
+    return strcmp(format, code) == 0;
+}
+
 static int get_2d_float32(PyObject *obj, Py_buffer *view, int writable, const char *name)
 {
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0)
         return -1;
-    if (view->ndim != 2 || view->itemsize != 4 || view->format == NULL ||
-        !(strcmp(view->format, "f") == 0 || strcmp(view->format, "<f") == 0 ||
-          strcmp(view->format, "=f") == 0)) {
+    if (view->ndim != 2 || view->itemsize != 4 || !is_format(view->format, "f")) {
         PyErr_Format(PyExc_TypeError, "%s must be a 2-D float32 array", name);
         PyBuffer_Release(view);
         return -1;
@@ -287,10 +295,77 @@ static PyObject *median_filter(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * soft_mask(spec, harm, perc, out) -> int
+ *
+ * The HPSS harmonic soft mask applied in one pass (features._hpss_signals): for C-contiguous
+ * spec/out (complex64) and harm/perc (float32) of the same shape,
+ *     out = spec * harm**2 / (perc**2 + harm**2),
+ * each step rounded to float32 as NumPy's expression would be. Where both medians are 0 the mask
+ * is 0. Returns the number of those bins where spec itself is nonzero (there librosa's masks
+ * differ from this form and the caller falls back to them).
+ */
+static PyObject *soft_mask(PyObject *self, PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+    int got = 0;
+    const char *err = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &objs[0], &objs[1], &objs[2], &objs[3]))
+        return NULL;
+    for (; got < 4; got++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (got == 3 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[got], &views[got], flags) < 0)
+            break;
+    }
+    Py_ssize_t n = got == 4 ? views[1].len / (Py_ssize_t)sizeof(float) : 0, vanished = 0;
+    if (got == 4) {
+        const int complex_ok = is_format(views[0].format, "Zf") && is_format(views[3].format, "Zf");
+        const int real_ok = is_format(views[1].format, "f") && is_format(views[2].format, "f");
+        if (!complex_ok || !real_ok)
+            err = "spec and out must be complex64, harm and perc float32";
+        else if (views[0].len != 2 * views[1].len || views[2].len != views[1].len ||
+                 views[3].len != views[0].len)
+            err = "spec, harm, perc and out must have the same number of elements";
+    }
+    if (got == 4 && err == NULL) {
+        const float *spec = views[0].buf, *harm = views[1].buf, *perc = views[2].buf;
+        float *out = views[3].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const float h2 = harm[i] * harm[i];
+            const float den = perc[i] * perc[i] + h2;
+            const float re = spec[2 * i], im = spec[2 * i + 1];
+            float mask = 0.0f;
+            if (den != 0.0f)
+                mask = h2 / den;
+            else if (re != 0.0f || im != 0.0f)
+                vanished++;
+            out[2 * i] = re * mask;
+            out[2 * i + 1] = im * mask;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    while (got > 0)
+        PyBuffer_Release(&views[--got]);
+    if (err != NULL) {
+        PyErr_SetString(PyExc_TypeError, err);
+        return NULL;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(vanished);
+}
+
 static PyMethodDef methods[] = {
     {"median_filter", median_filter, METH_VARARGS,
      "median_filter(src, dst, index, size)\n--\n\n"
      "dst[s, l] = median of src[index[s:s + size], l] (float32, exact; see genrekit.features)."},
+    {"soft_mask", soft_mask, METH_VARARGS,
+     "soft_mask(spec, harm, perc, out)\n--\n\n"
+     "out = spec * harm**2 / (perc**2 + harm**2) (0 where both vanish); returns the count of\n"
+     "nonzero spec bins where both vanish (see genrekit.features)."},
     {NULL, NULL, 0, NULL},
 };
 

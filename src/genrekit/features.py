@@ -757,18 +757,11 @@ def _hpss_signals(
     core = slice(e0 - g0, e1 - g0)
     perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
     spec = spec[core]
-    mask_h = np.square(harm)
-    den = np.square(perc, out=perc)  # perc is no longer needed (unless below, recomputed)
-    den += mask_h
-    if den.min() == 0:
-        vanished = den == 0
-        if np.any(mag[core][vanished] > 0):
-            perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
-            mask_h, mask_p = _soft_masks(harm, perc)
-            return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
-        den[vanished] = 1
-    mask_h /= den
-    y_harm = _istft_segment(spec * mask_h, e0, s0, s1)
+    masked = np.empty_like(spec)
+    if _median.soft_mask(spec, harm, perc, masked):  # some nonzero bin with both medians 0
+        mask_h, mask_p = _soft_masks(harm, perc)
+        return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
+    y_harm = _istft_segment(masked, e0, s0, s1)
     return y_harm, y[s0:s1] - y_harm
 
 
