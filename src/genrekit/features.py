@@ -5,9 +5,15 @@ Two implementations give the same numbers:
 - :func:`reference_features`, "the plain recipe": one librosa call per feature, each computing its
   own STFT, with librosa's own ``effects.hpss`` and ``beat.beat_track``. Slow (about 2 s per 30-second
   clip), it is the yardstick for tests and benchmarks.
-- :func:`clip_features`, the fast path: one STFT shared by every spectral feature, HPSS median
-  filters with SciPy's one-dimensional median (exact), tuning, tempogram and tempo in NumPy, and
-  frame-aligned blocks so that long signals take bounded memory. It imports neither librosa nor numba.
+- :func:`clip_features`, the fast path: one single-precision STFT shared by every spectral
+  feature, HPSS median filters and soft mask in the package's C extension :mod:`genrekit._median`
+  (the medians exact), tuning, tempogram and tempo in NumPy, and frame-aligned blocks so that long
+  signals take bounded memory. It imports neither librosa nor numba, and compiles nothing at run
+  time.
+
+Where the fast path rounds differently from librosa (float32 STFT and inverse STFT, sums in other
+orders), the features differ by about 1e-5 of a column's spread over the GTZAN table at most; the
+tempo, an argmax, is the same on the test clips.
 
 Definitions (librosa 0.11 defaults, written out because the fast path re-implements them)
 ----------------------------------------------------------------------------------------
@@ -29,11 +35,12 @@ samples each side, so a signal of ``n`` samples has ``1 + n // 512`` frames.
   divided by 2048.
 - ``harmony`` / ``perceptr``: ``effects.hpss``: median filters of kernel 31 on ``|X|`` along time
   (harmonic) and frequency (percussive), both ``scipy.ndimage.median_filter(mode="reflect")``
-  (the fast path runs SciPy's one-dimensional median over padded rows laid end to end: same values);
+  (the fast path's C kernel gives the same values; see :func:`running_median`);
   soft masks with power 2 (``margin=1``, zeros split to 0); inverse STFT with the Hann window,
   window-sum-square normalisation, trimmed to the input length. Mean and variance over samples.
   (The fast path gets the percussive part as ``y - harmonic``: the masks sum to 1 and the inverse
-  STFT is linear and reconstructs ``y``; where float32 squares underflow it uses librosa's masks.)
+  STFT is linear and reconstructs ``y``; where both medians of a nonzero bin vanish it uses
+  librosa's masks.)
 - ``tempo``: ``beat.beat_track``: onset strength = median over 128 mel bands of the positive
   first difference (lag 1) of the mel power spectrogram in dB (``power_to_db``: ref 1, amin 1e-10,
   top_db 80), shifted right by 3 frames; 0 when the envelope is all zeros. Tempogram: windows of
