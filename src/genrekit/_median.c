@@ -296,6 +296,30 @@ static PyObject *median_filter(PyObject *self, PyObject *args)
 }
 
 /*
+ * The loop of soft_mask below, branch-free so that it vectorises (4, 8 or 16 lanes: compiled for
+ * each instruction set like the median kernel). Returns the count of vanished nonzero bins.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&     \
+    !defined(GENREKIT_BASELINE_ONLY)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static Py_ssize_t apply_soft_mask(const float *spec, const float *harm, const float *perc, float *out,
+                                  Py_ssize_t n)
+{
+    Py_ssize_t vanished = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const float h2 = harm[i] * harm[i];
+        const float den = perc[i] * perc[i] + h2;
+        const float re = spec[2 * i], im = spec[2 * i + 1];
+        const float mask = den != 0.0f ? h2 / den : 0.0f;
+        vanished += (den == 0.0f) & ((re != 0.0f) | (im != 0.0f));
+        out[2 * i] = re * mask;
+        out[2 * i + 1] = im * mask;
+    }
+    return vanished;
+}
+
+/*
  * soft_mask(spec, harm, perc, out) -> int
  *
  * The HPSS harmonic soft mask applied in one pass (features._hpss_signals): for C-contiguous
@@ -333,18 +357,7 @@ static PyObject *soft_mask(PyObject *self, PyObject *args)
         const float *spec = views[0].buf, *harm = views[1].buf, *perc = views[2].buf;
         float *out = views[3].buf;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const float h2 = harm[i] * harm[i];
-            const float den = perc[i] * perc[i] + h2;
-            const float re = spec[2 * i], im = spec[2 * i + 1];
-            float mask = 0.0f;
-            if (den != 0.0f)
-                mask = h2 / den;
-            else if (re != 0.0f || im != 0.0f)
-                vanished++;
-            out[2 * i] = re * mask;
-            out[2 * i + 1] = im * mask;
-        }
+        vanished = apply_soft_mask(spec, harm, perc, out, n);
         Py_END_ALLOW_THREADS
     }
     while (got > 0)
