@@ -371,6 +371,93 @@ static PyObject *soft_mask(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(vanished);
 }
 
+/*
+ * overlap_add(frames, window, scale, hop, offset, out)
+ *
+ * The end of the inverse STFT (features._istft_segment) in one pass: the rows of `frames`
+ * (E, n_fft), each times `window` (n_fft,), are added at steps of `hop` (n_fft a multiple of hop),
+ * and the sum times `scale` (the reciprocal window sum-square, (E - 1) * hop + n_fft values);
+ * samples offset .. offset + len(out) - 1 go to `out`. All float32. Each sample adds its frames'
+ * windowed values in the order NumPy's version did (earliest part of the window first) and
+ * without fused multiply-adds, so the result is the same to the bit.
+ */
+static PyObject *overlap_add(PyObject *self, PyObject *args)
+{
+    PyObject *objs[4];
+    Py_buffer views[4];
+    Py_ssize_t hop, offset;
+    int got = 0;
+    const char *err = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOnnO", &objs[0], &objs[1], &objs[2], &hop, &offset, &objs[3]))
+        return NULL;
+    for (; got < 4; got++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (got == 3 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[got], &views[got], flags) < 0)
+            break;
+    }
+    if (got == 4) {
+        for (int i = 0; i < 4; i++)
+            if (!is_format(views[i].format, "f"))
+                err = "frames, window, scale and out must be float32";
+        if (err == NULL && (views[0].ndim != 2 || views[1].ndim != 1))
+            err = "frames must be 2-D and window 1-D";
+    }
+    Py_ssize_t n_frames = 0, n_fft = 0, total = 0, count = 0;
+    if (got == 4 && err == NULL) {
+        n_frames = views[0].shape[0];
+        n_fft = views[0].shape[1];
+        total = views[2].len / 4;
+        count = views[3].len / 4;
+        if (views[1].shape[0] != n_fft || hop < 1 || n_fft % hop != 0)
+            err = "window must have n_fft values, n_fft a multiple of hop";
+        else if (n_frames < 1 || total != (n_frames - 1) * hop + n_fft)
+            err = "scale must have (len(frames) - 1) * hop + n_fft values";
+        else if (offset < 0 || offset + count > total)
+            err = "offset and len(out) must lie within scale";
+    }
+    float *row = NULL;
+    if (got == 4 && err == NULL && count > 0 && (row = malloc(hop * sizeof(float))) == NULL)
+        err = "";
+    if (got == 4 && err == NULL && count > 0) {
+        const float *frames = views[0].buf, *window = views[1].buf, *scale = views[2].buf;
+        float *out = views[3].buf;
+        const Py_ssize_t parts = n_fft / hop;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = offset / hop; r <= (offset + count - 1) / hop; r++) {
+            /* Output row r (samples r * hop ..) holds part j of frame r - j, j = 0..parts-1. */
+            for (Py_ssize_t k = 0; k < hop; k++)
+                row[k] = 0.0f;
+            for (Py_ssize_t j = 0; j < parts; j++) {
+                const Py_ssize_t e = r - j;
+                if (e < 0 || e >= n_frames)
+                    continue;
+                const float *f = frames + e * n_fft + j * hop, *w = window + j * hop;
+                for (Py_ssize_t k = 0; k < hop; k++)
+                    row[k] += w[k] * f[k];
+            }
+            const Py_ssize_t lo = r * hop < offset ? offset - r * hop : 0;
+            const Py_ssize_t hi = r * hop + hop > offset + count ? offset + count - r * hop : hop;
+            for (Py_ssize_t k = lo; k < hi; k++)
+                out[r * hop + k - offset] = row[k] * scale[r * hop + k];
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(row);
+    while (got > 0)
+        PyBuffer_Release(&views[--got]);
+    if (err != NULL) {
+        if (*err)
+            PyErr_SetString(PyExc_ValueError, err);
+        else
+            PyErr_NoMemory();
+        return NULL;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"median_filter", median_filter, METH_VARARGS,
      "median_filter(src, dst, index, size)\n--\n\n"
@@ -379,6 +466,9 @@ static PyMethodDef methods[] = {
      "soft_mask(spec, harm, perc, out)\n--\n\n"
      "out = spec * harm**2 / (perc**2 + harm**2) (0 where both vanish); returns the count of\n"
      "nonzero spec bins where both vanish (see genrekit.features)."},
+    {"overlap_add", overlap_add, METH_VARARGS,
+     "overlap_add(frames, window, scale, hop, offset, out)\n--\n\n"
+     "Windowed overlap-add of frames at steps of hop, times scale; samples offset.. to out."},
     {NULL, NULL, 0, NULL},
 };
 

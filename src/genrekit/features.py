@@ -650,9 +650,10 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
         windowed = np.zeros((block.shape[0], n_pad))
         np.multiply(block, window, out=windowed[:, :win_length])
         spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
-        power = spectrum.real**2
-        power += spectrum.imag**2
-        autocorr = scipy.fft.dct(power, type=1, axis=-1, overwrite_x=True)[:, :win_length]
+        squares = np.square(spectrum.view(np.float64))  # re**2, im**2 interleaved
+        power = squares[:, 0::2]
+        power += squares[:, 1::2]  # librosa's abs2
+        autocorr = scipy.fft.dct(power, type=1, axis=-1)[:, :win_length]
         peak = np.max(np.abs(autocorr), axis=1)
         total += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ autocorr
     return total / n
@@ -732,10 +733,11 @@ def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
     (as a product with its cached reciprocal). `spec` is overwritten; the result is float32.
     """
     frames = scipy.fft.irfft(spec, n=N_FFT, axis=-1, overwrite_x=True)
-    frames *= _hann32()
+    out = np.empty(s1 - s0, dtype=np.float32)
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
-    out = _overlap_add(frames)[offset : offset + s1 - s0]
-    out *= _inverse_window_sumsquare(frames.shape[0])[offset : offset + s1 - s0]
+    # One C pass: window, overlap-add, times the reciprocal window sum-square (same values as
+    # ``_overlap_add(frames * window)[offset:][:len(out)] * inverse``, without the temporaries).
+    _median.overlap_add(frames, _hann32(), _inverse_window_sumsquare(frames.shape[0]), HOP_LENGTH, offset, out)
     return out
 
 
