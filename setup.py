@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "genrekit._median",
-            sources=["src/genrekit/_median.c"],
+            "genrekit._hpss",
+            sources=["src/genrekit/_hpss.c"],
             # -ffp-contract=off: no fused multiply-adds, so the soft mask rounds like NumPy.
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),

@@ -6,7 +6,7 @@ Two implementations give the same numbers:
   own STFT, with librosa's own ``effects.hpss`` and ``beat.beat_track``. Slow (about 2 s per 30-second
   clip), it is the yardstick for tests and benchmarks.
 - :func:`clip_features`, the fast path: one single-precision STFT shared by every spectral
-  feature, HPSS median filters and soft mask in the package's C extension :mod:`genrekit._median`
+  feature, HPSS median filters and soft mask in the package's C extension :mod:`genrekit._hpss`
   (the medians exact), tuning, tempogram and tempo in NumPy, and frame-aligned blocks so that long
   signals take bounded memory. It imports neither librosa nor numba, and compiles nothing at run
   time.
@@ -60,7 +60,7 @@ import functools
 import numpy as np
 import scipy.fft
 
-from . import _median
+from . import _hpss
 from .errors import AudioError
 from .schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
@@ -406,12 +406,12 @@ def _median_steps(
     -------
     np.ndarray [shape=(n + pad_before + pad_after - (size - 1), lanes), dtype=float32]
         Row ``s`` is the median of padded rows ``s .. s + size - 1``, exactly (the C extension
-        :mod:`genrekit._median` selects one of the input values; no arithmetic on them).
+        :mod:`genrekit._hpss` selects one of the input values; no arithmetic on them).
     """
     index = _reflect_index(x.shape[0], pad_before, pad_after)
     if out is None:
         out = np.empty((index.shape[0] - (size - 1), x.shape[1]), dtype=np.float32)
-    _median.median_filter(x, out, index, size)
+    _hpss.median_filter(x, out, index, size)
     return out
 
 
@@ -419,7 +419,7 @@ def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> n
     """Median filter of odd `size` along `axis`, exactly ``scipy.ndimage.median_filter(mode="reflect")``.
 
     Equal to the filter librosa's ``decompose.hpss`` applies (``size=(1, 31)`` or ``(31, 1)``), but
-    as one one-dimensional pass of a C kernel (:mod:`genrekit._median`) instead of a slow
+    as one one-dimensional pass of a C kernel (:mod:`genrekit._hpss`) instead of a slow
     n-dimensional one.
 
     Parameters
@@ -737,7 +737,7 @@ def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
     # One C pass: window, overlap-add, times the reciprocal window sum-square (same values as
     # ``_overlap_add(frames * window)[offset:][:len(out)] * inverse``, without the temporaries).
-    _median.overlap_add(frames, _hann32(), _inverse_window_sumsquare(frames.shape[0]), HOP_LENGTH, offset, out)
+    _hpss.overlap_add(frames, _hann32(), _inverse_window_sumsquare(frames.shape[0]), HOP_LENGTH, offset, out)
     return out
 
 
@@ -767,7 +767,7 @@ def _hpss_signals(
     perc = running_median(mag[core], _HPSS_KERNEL, axis=1)
     spec = spec[core]
     masked = np.empty_like(spec)
-    if _median.soft_mask(spec, harm, perc, masked):  # some nonzero bin with both medians 0
+    if _hpss.soft_mask(spec, harm, perc, masked):  # some nonzero bin with both medians 0
         mask_h, mask_p = _soft_masks(harm, perc)
         return _istft_segment(spec * mask_h, e0, s0, s1), _istft_segment(spec * mask_p, e0, s0, s1)
     y_harm = _istft_segment(masked, e0, s0, s1)

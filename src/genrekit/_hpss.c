@@ -1,10 +1,16 @@
 /*
- * genrekit._median: exact running median of float32 data, many independent lanes at once.
+ * genrekit._hpss: the hot loops of the fast path's harmonic-percussive separation (HPSS), in C.
  *
- * Used by genrekit.features.running_median for the HPSS median filters (kernel 31, along time for
- * the harmonic part and along frequency for the percussive part). The result equals
- * scipy.ndimage.median_filter bit for bit: the median of a set of floats is one of its elements,
- * and the kernel only compares and selects values, never computes with them.
+ * Three functions, called from genrekit.features (which documents the maths):
+ *   median_filter  exact running median of float32 data over many independent lanes: the HPSS
+ *                  median filters (kernel 31, along time for the harmonic part and along
+ *                  frequency for the percussive part), features.running_median;
+ *   soft_mask      the harmonic soft mask applied to the complex spectrogram in one pass;
+ *   overlap_add    the inverse STFT's windowed overlap-add and window-sum-square scaling.
+ * The build needs only a C compiler and Python's headers (buffer protocol, no NumPy headers).
+ *
+ * median_filter equals scipy.ndimage.median_filter bit for bit: the median of a set of floats is
+ * one of its elements, and the kernel only compares and selects values, never computes with them.
  *
  * Layout. The filter runs along the "step" axis of a 2-D array; the other axis holds independent
  * "lanes" (spectrogram bins, or frames). The caller passes the source row feeding each position
@@ -473,11 +479,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "genrekit._median", "Exact running median over lanes (C).", -1, methods,
+    PyModuleDef_HEAD_INIT, "genrekit._hpss", "HPSS kernels of the fast feature path (C).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__median(void)
+PyMODINIT_FUNC PyInit__hpss(void)
 {
     return PyModule_Create(&module);
 }
