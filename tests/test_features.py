@@ -164,6 +164,19 @@ def test_soft_mask_equals_numpy():
     assert vanished == np.count_nonzero((den == 0) & (spec != 0)) > 0
 
 
+def test_overlap_add_equals_numpy():
+    from genrekit import _hpss
+
+    rng = np.random.default_rng(5)
+    for count, offset, length in [(40, 1024, 19000), (5, 0, 4096), (1, 1024, 10), (3, 300, 1500)]:
+        frames = rng.normal(size=(count, 2048)).astype(np.float32)
+        scale = features._inverse_window_sumsquare(count)
+        want = (features._overlap_add(frames * features._hann32()) * scale)[offset : offset + length]
+        got = np.empty(length, np.float32)
+        _hpss.overlap_add(frames, features._hann32(), scale, 512, offset, got)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_stft_and_filterbanks_match_librosa(flacs):
     import librosa
     import scipy.fft

@@ -346,7 +346,11 @@ def _hann32() -> np.ndarray:
 
 
 def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Overlap-add rows of length ``n_fft`` (a multiple of `hop_length`) spaced by `hop_length`."""
+    """Overlap-add rows of length ``n_fft`` (a multiple of `hop_length`) spaced by `hop_length`.
+
+    The NumPy statement of what ``_hpss.overlap_add`` computes in :func:`_istft_segment` (the
+    tests hold the two equal, and this one defines :func:`_window_sumsquare`).
+    """
     n, width = frames.shape
     k = width // hop_length
     parts = frames.reshape(n, k, hop_length)
