@@ -636,11 +636,13 @@ def onset_strength(mel_db: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP
 def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) -> np.ndarray:
     """Time average of librosa's ``tempogram`` (autocorrelation, Hann, max-normalised) of an envelope.
 
-    Each frame's autocorrelation is the inverse transform of its power spectrum ``P``, which is real
-    and even: that is a DCT-I of ``P`` (up to the factor ``1 / n_pad``, which the max-normalisation
-    removes), about twice as fast as the complex inverse FFT. The normalised rows are summed as one
-    matrix-vector product. Frames are processed `chunk` at a time, so memory stays bounded for long
-    signals.
+    Each frame's autocorrelation ``a`` is the inverse transform of its power spectrum ``P``, which
+    is real and even: a DCT-I of ``P`` (times ``1 / n_pad``, which the normalisation removes). Its
+    largest magnitude is at lag 0 (Cauchy-Schwarz: ``|a[k]| <= a[0]``), and ``a[0]`` is a weighted
+    sum of ``P`` (weights 1, 2, ..., 2, 1). Max-normalising and averaging are therefore linear in
+    ``P``: the average of the normalised autocorrelations is the DCT-I of the correspondingly
+    weighted sum of the power spectra, one transform instead of one per frame. Frames are
+    processed `chunk` at a time, so memory stays bounded for long signals.
     """
     n = onset_env.shape[0]
     half = win_length // 2
@@ -648,7 +650,9 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length)[:n]
     window = hann_window(win_length)
     n_pad = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
-    total = np.zeros(win_length)
+    lag0 = np.full(n_pad // 2 + 1, 2.0)  # a[0] = P[0] + 2 P[1] + ... + 2 P[-2] + P[-1] (DCT-I row 0)
+    lag0[[0, -1]] = 1.0
+    total_power = np.zeros(n_pad // 2 + 1)
     for start in range(0, n, chunk):
         block = frames[start : start + chunk]
         windowed = np.zeros((block.shape[0], n_pad))
@@ -657,10 +661,9 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
         squares = np.square(spectrum.view(np.float64))  # re**2, im**2 interleaved
         power = squares[:, 0::2]
         power += squares[:, 1::2]  # librosa's abs2
-        autocorr = scipy.fft.dct(power, type=1, axis=-1)[:, :win_length]
-        peak = np.max(np.abs(autocorr), axis=1)
-        total += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ autocorr
-    return total / n
+        peak = power @ lag0
+        total_power += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ power
+    return scipy.fft.dct(total_power, type=1)[:win_length] / n
 
 
 def tempo_from_onsets(onset_env: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
