@@ -642,7 +642,9 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
     sum of ``P`` (weights 1, 2, ..., 2, 1). Max-normalising and averaging are therefore linear in
     ``P``: the average of the normalised autocorrelations is the DCT-I of the correspondingly
     weighted sum of the power spectra, one transform instead of one per frame. Frames are
-    processed `chunk` at a time, so memory stays bounded for long signals.
+    processed `chunk` at a time (rounded down to a multiple of 64, at least 64), so memory stays
+    bounded for long signals; the sum runs over fixed groups of 64 frames in order, so the result
+    does not depend on `chunk`.
     """
     n = onset_env.shape[0]
     half = win_length // 2
@@ -653,16 +655,19 @@ def mean_tempogram(onset_env: np.ndarray, win_length: int, chunk: int = 2048) ->
     lag0 = np.full(n_pad // 2 + 1, 2.0)  # a[0] = P[0] + 2 P[1] + ... + 2 P[-2] + P[-1] (DCT-I row 0)
     lag0[[0, -1]] = 1.0
     total_power = np.zeros(n_pad // 2 + 1)
-    for start in range(0, n, chunk):
-        block = frames[start : start + chunk]
+    group = 64
+    for start in range(0, n, max(group, chunk - chunk % group)):
+        block = frames[start : start + max(group, chunk - chunk % group)]
         windowed = np.zeros((block.shape[0], n_pad))
         np.multiply(block, window, out=windowed[:, :win_length])
         spectrum = scipy.fft.rfft(windowed, axis=-1, overwrite_x=True)
         squares = np.square(spectrum.view(np.float64))  # re**2, im**2 interleaved
         power = squares[:, 0::2]
         power += squares[:, 1::2]  # librosa's abs2
-        peak = power @ lag0
-        total_power += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ power
+        for first in range(0, power.shape[0], group):
+            rows = power[first : first + group]
+            peak = rows @ lag0
+            total_power += (1.0 / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)) @ rows
     return scipy.fft.dct(total_power, type=1)[:win_length] / n
 
 
