@@ -412,10 +412,11 @@ def _median_steps(
         Row ``s`` is the median of padded rows ``s .. s + size - 1``, exactly (the C extension
         :mod:`genrekit._hpss` selects one of the input values; no arithmetic on them).
     """
-    index = _reflect_index(x.shape[0], pad_before, pad_after)
+    n_out = x.shape[0] + pad_before + pad_after - (size - 1)
     if out is None:
-        out = np.empty((index.shape[0] - (size - 1), x.shape[1]), dtype=np.float32)
-    _hpss.median_filter(x, out, index, size)
+        out = np.empty((max(n_out, 0), x.shape[1]), dtype=np.float32)
+    if x.shape[0] and n_out > 0:  # (nothing to filter in an empty array)
+        _hpss.median_filter(x, out, _reflect_index(x.shape[0], pad_before, pad_after), size)
     return out
 
 
@@ -452,8 +453,8 @@ def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> n
     out = np.empty(x.shape, dtype=np.float32)  # the layout of `x`, whatever the axis
     moved, moved_out = np.moveaxis(x, axis, 0), np.moveaxis(out, axis, 0)
     if x.ndim <= 2:  # 2-D views of both: filtered in place, no copies
-        lanes = moved.shape[1] if x.ndim == 2 else 1
-        _median_steps(moved.reshape(-1, lanes), size, half, half, moved_out.reshape(-1, lanes))
+        shape2d = (moved.shape[0], moved.shape[1] if x.ndim == 2 else 1)
+        _median_steps(moved.reshape(shape2d), size, half, half, moved_out.reshape(shape2d))
     else:
         flat = _median_steps(moved.reshape(moved.shape[0], -1), size, half, half)
         moved_out[...] = flat.reshape(moved.shape)
