@@ -124,6 +124,59 @@ def test_running_median_equals_scipy_median_filter(flacs):
         )
 
 
+def test_running_median_ties_and_strides():
+    # Few distinct values (ties everywhere), lane counts around the kernel's block of 16, strided
+    # views, negative values: still exactly SciPy's median.
+    rng = np.random.default_rng(3)
+    for shape in [(200, 17), (33, 48), (64, 1)]:
+        x = (np.round(rng.normal(size=shape) * 2) / 2).astype(np.float32)
+        for axis in (0, 1):
+            size = [1, 1]
+            size[axis] = 31
+            want = scipy.ndimage.median_filter(x, size=size, mode="reflect")
+            np.testing.assert_array_equal(features.running_median(x, 31, axis=axis), want)
+            np.testing.assert_array_equal(features.running_median(np.asfortranarray(x), 31, axis=axis), want)
+    cube = rng.normal(size=(5, 40, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        features.running_median(cube, 7, axis=1),
+        scipy.ndimage.median_filter(cube, size=(1, 7, 1), mode="reflect"),
+    )
+    with pytest.raises(TypeError, match="float32"):
+        features.running_median(x.astype(np.float64), 31)
+
+
+def test_soft_mask_equals_numpy():
+    from genrekit import _hpss
+
+    rng = np.random.default_rng(4)
+    harm = rng.random((50, 1025)).astype(np.float32)
+    perc = rng.random((50, 1025)).astype(np.float32)
+    harm[::7] = 0
+    perc[::7, ::2] = 0
+    spec = (rng.normal(size=harm.shape) + 1j * rng.normal(size=harm.shape)).astype(np.complex64)
+    spec[0, 0] = 0  # a bin where both medians vanish and so does the spectrum
+    h2 = np.square(harm)
+    den = np.square(perc) + h2
+    want = spec * np.where(den == 0, np.float32(0), h2 / np.where(den == 0, np.float32(1), den))
+    got = np.empty_like(spec)
+    vanished = _hpss.soft_mask(spec, harm, perc, got)
+    np.testing.assert_array_equal(got, want)
+    assert vanished == np.count_nonzero((den == 0) & (spec != 0)) > 0
+
+
+def test_overlap_add_equals_numpy():
+    from genrekit import _hpss
+
+    rng = np.random.default_rng(5)
+    for count, offset, length in [(40, 1024, 19000), (5, 0, 4096), (1, 1024, 10), (3, 300, 1500)]:
+        frames = rng.normal(size=(count, 2048)).astype(np.float32)
+        scale = features._inverse_window_sumsquare(count)
+        want = (features._overlap_add(frames * features._hann32()) * scale)[offset : offset + length]
+        got = np.empty(length, np.float32)
+        _hpss.overlap_add(frames, features._hann32(), scale, 512, offset, got)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_stft_and_filterbanks_match_librosa(flacs):
     import librosa
     import scipy.fft
