@@ -196,3 +196,14 @@ def test_long_stereo_file_decodes_in_bounded_memory(tmp_path, blues_samples):
     assert len(y) == 3 * len(blues_samples)
     # the mono 22,050 Hz result plus about one block, far below the 31 MB of decoded stereo float32
     assert peak < y.nbytes + 4 * 2**20, (peak, y.nbytes)
+
+
+def test_broken_mp3_is_named_without_decoder_noise(tmp_path, blues_samples, capfd):
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"\0" * 4096)
+    with pytest.raises(AudioError, match=r"junk\.mp3: cannot decode: not a recognised audio format"):
+        load_audio(junk)
+    good = tmp_path / "good.mp3"
+    sf.write(good, blues_samples[: 5 * 22050], 22050, format="MP3")
+    assert len(load_audio(good)) >= 5 * 22050 - 2048
+    assert capfd.readouterr().err == ""  # libsndfile's mpg123 notes do not reach the terminal

@@ -15,6 +15,7 @@ ffmpeg mix and resample (its own resampler, not soxr).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -41,6 +42,9 @@ FFMPEG_EXTENSIONS: frozenset[str] = frozenset(
 
 AUDIO_EXTENSIONS: frozenset[str] = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 """File extensions :func:`audio_files` picks up when it walks a folder."""
+
+CHATTY_EXTENSIONS: frozenset[str] = frozenset({".mp3", ".mp2", ".mpga"})
+"""Extensions whose libsndfile decoder prints on stderr by itself (see :func:`_quiet_c_stderr`)."""
 
 BLOCK_FRAMES: int = 1 << 16
 """Frames read (and resampled) at a time."""
@@ -93,13 +97,35 @@ def load_audio(
     if path.suffix.lower() in FFMPEG_EXTENSIONS:
         y = _load_ffmpeg(path, sr)
     else:
-        y = _load_soundfile(path, sr, block_frames)
+        with _quiet_c_stderr(path.suffix.lower() in CHATTY_EXTENSIONS):
+            y = _load_soundfile(path, sr, block_frames)
     if len(y) < min_samples:
         raise AudioError(
             f"{path}: too short: {len(y)} samples at {sr} Hz ({len(y) / sr:.3f} s), "
             f"need at least {min_samples}"
         )
     return y
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr(quiet: bool) -> Iterator[None]:
+    """Send what C code writes to file descriptor 2 to the null device while the block runs.
+
+    libsndfile's MP3 decoder (mpg123) prints notes such as "Illegal Audio-MPEG-Header"
+    straight to the process's stderr, even for files it then decodes; genrekit reports
+    decoding problems itself, once, naming the file.
+    """
+    if not quiet:
+        yield
+        return
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _load_soundfile(path: Path, sr: int, block_frames: int) -> np.ndarray:
@@ -154,9 +180,16 @@ def _mono_blocks(handle, block_frames: int) -> Iterator[np.ndarray]:
 
 
 def _sf_reason(exc: Exception) -> str:
-    """Return the libsndfile reason of `exc`, without the file name soundfile puts in front."""
+    """Return the libsndfile reason of `exc`, without the file name soundfile puts in front.
+
+    libsndfile says a regular file "does not exist" when no decoder recognises it;
+    that is reworded, since the file does exist.
+    """
     text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+    reason = text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
+    if "does not exist or is not a regular file" in reason:
+        return "not a recognised audio format, or its header is corrupt"
+    return reason
 
 
 def _check_wav_length(path: Path) -> None:
