@@ -315,20 +315,22 @@ def _walk_audio(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def genre_from_path(path: str | os.PathLike[str], genres: Iterable[str] = GENRES) -> str:
+def genre_from_path(path: str | os.PathLike[str], genres: Iterable[str] | None = GENRES) -> str:
     """Return the genre named by the folder holding `path`, or ``""``.
 
     Parameters
     ----------
     path : path-like
         An audio file, e.g. ``gtzan/blues/blues.00000.wav``.
-    genres : iterable of str
-        The genre names (default: the ten GTZAN genres).
+    genres : iterable of str or None
+        The genre names (default: the ten GTZAN genres); None accepts any
+        folder name (your own genre folders).
 
     Returns
     -------
     str
-        The parent folder's name when it is one of `genres`, else ``""``.
+        The parent folder's name when it is one of `genres` (or any name when
+        `genres` is None), else ``""``.
     """
     parent = Path(path).parent.name
-    return parent if parent in set(genres) else ""
+    return parent if genres is None or parent in set(genres) else ""

@@ -56,7 +56,7 @@ from genrekit.atomic import atomic_write_text
 from genrekit.decode import audio_files, genre_from_path, load_audio
 from genrekit.errors import AudioError, GenrekitError, TableError
 from genrekit.parallel import map_tasks
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE, TABLE_COLUMNS
+from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.table import table_format, write_table
 from genrekit.window import segment_length, segment_name, segments
 
@@ -116,6 +116,7 @@ def extract_file(
     segment_seconds: float | None = None,
     engine: str = "fast",
     filename: str | None = None,
+    genres: Sequence[str] | None = GENRES,
 ) -> pd.DataFrame:
     """Compute the feature-table rows of one audio file.
 
@@ -132,6 +133,9 @@ def extract_file(
         plain librosa recipe, :func:`genrekit.features.reference_features`.
     filename : str, optional
         Name for the ``filename`` column; the file's name when None.
+    genres : sequence of str or None
+        Folder names taken as labels (default: the ten GTZAN genres); None takes
+        any parent folder's name (see :func:`genrekit.decode.genre_from_path`).
 
     Returns
     -------
@@ -164,7 +168,9 @@ def extract_file(
         except AudioError as exc:
             where = "" if segment_seconds is None else f"segment {i}: "
             raise AudioError(f"{path}: {where}{exc}") from exc
-    return _rows_frame(names, [end - start for start, end in spans], np.asarray(rows), genre_from_path(path))
+    return _rows_frame(
+        names, [end - start for start, end in spans], np.asarray(rows), genre_from_path(path, genres)
+    )
 
 
 def extract(
@@ -177,6 +183,7 @@ def extract(
     progress: ProgressWrapper | None = None,
     on_failure: Callable[[Path, str], None] | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    genres: Sequence[str] | None = GENRES,
 ) -> ExtractResult:
     """Extract the feature table of many audio files, on several processes.
 
@@ -205,6 +212,8 @@ def extract(
         Called as ``on_failure(path, reason)`` as soon as a file fails.
     checkpoint_seconds : float
         Minimum time between two writes of `out` while running.
+    genres : sequence of str or None
+        Folder names taken as labels (see :func:`extract_file`).
 
     Returns
     -------
@@ -225,7 +234,8 @@ def extract(
     _feature_function(engine)
     if segment_seconds is not None:
         segment_length(segment_seconds, sr=SAMPLE_RATE)
-    settings = {"segment_seconds": segment_seconds, "engine": engine}
+    genres = None if genres is None else list(genres)  # as the JSON progress record holds it
+    settings = {"segment_seconds": segment_seconds, "engine": engine, "genres": genres}
     out = None if out is None else Path(out)
     if out is not None:
         table_format(out)
@@ -235,7 +245,7 @@ def extract(
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
-    task = functools.partial(_task, segment_seconds=segment_seconds, engine=engine)
+    task = functools.partial(_task, segment_seconds=segment_seconds, engine=engine, genres=genres)
     tasks = map_tasks(task, [(path, names[path]) for path in todo], jobs)
     if progress is not None:
         tasks = progress(tasks, len(todo))
@@ -298,10 +308,10 @@ def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
     }
 
 
-def _task(item: tuple[Path, str], segment_seconds: float | None, engine: str) -> pd.DataFrame:
-    """Extract the rows of one ``(path, filename)`` item (run on a worker process)."""
+def _task(item: tuple[Path, str], **options) -> pd.DataFrame:
+    """Extract the rows of one ``(path, filename)`` item with :func:`extract_file` `options` (on a worker)."""
     path, filename = item
-    return extract_file(path, segment_seconds, engine, filename)
+    return extract_file(path, filename=filename, **options)
 
 
 def _reason(path: Path, exc: Exception) -> str:

@@ -24,11 +24,15 @@ examples:
       ten rows of 66,149 samples per 30-s clip (blues.00000.0.wav ... .9.wav)
   genrekit extract music/ -o features.csv --resume
       continue an interrupted run: files already in features.csv are skipped
+  genrekit extract my_genres/ -o mine.csv --labels any
+      label each file by its folder (my_genres/folk/..., my_genres/chiptune/...),
+      ready for `genrekit train --data mine.csv --labels any`
   genrekit extract song.mp3 -o song.csv --format json
 
 Folders are searched recursively for audio files (wav flac ogg oga opus mp3 aiff
 au; m4a aac mp4 wma ... need the ffmpeg program). A file's label is the name of
-its folder when that is a GTZAN genre (blues/, rock/, ...), else empty.
+the folder holding it when that is a GTZAN genre (blues/, rock/, ...), else empty;
+with --labels any, whatever that folder's name is.
 The filename column holds the file's real name (blues.00000.flac stays .flac);
 files that share a name get their path below the common folder instead.
 
@@ -64,13 +68,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="keep the files already in OUT and extract only the rest"
     )
     parser.add_argument(
+        "--labels",
+        default="gtzan",
+        metavar="SPEC",
+        help=(
+            "which parent-folder names become the label: 'gtzan' (the ten GTZAN genres, default), "
+            "'any' (every folder name: your own genre folders) or a comma list such as 'folk,chiptune'"
+        ),
+    )
+    parser.add_argument(
         "--engine",
         choices=("fast", "librosa"),
         default="fast",
         help="fast (default) or the plain librosa recipe (slow, the reference)",
     )
     add_format_option(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary unless failures")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no summary unless failures"
+    )
     parser.set_defaults(func=run)
 
 
@@ -89,6 +104,7 @@ def _segment_seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Extract, report failures as they happen, summarize; return the exit status."""
     from genrekit.extract import extract
+    from genrekit.table import allowed_labels
 
     result = extract(
         args.paths,
@@ -97,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         resume=args.resume,
         engine=args.engine,
+        genres=allowed_labels(args.labels),
         progress=None if args.quiet else lambda items, total: progress(items, total, "extract", "file"),
         on_failure=lambda path, reason: error(f"{path}: {reason}"),
     )
