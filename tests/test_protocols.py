@@ -6,13 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from genrekit.errors import GenrekitError
 from genrekit.protocols import (
-    cross_validate,
     cv_splits,
     describe_protocol,
     filtered_split,
@@ -22,7 +18,7 @@ from genrekit.protocols import (
     read_split_dir,
     table_ids,
 )
-from genrekit.schema import FEATURE_NAMES, GENRES
+from genrekit.schema import GENRES
 
 
 @pytest.fixture(scope="module")
@@ -148,20 +144,3 @@ def test_describe_protocol():
     assert "OPTIMISTIC" in describe_protocol("optimistic")
     with pytest.raises(GenrekitError, match="unknown protocol"):
         describe_protocol("holdout")
-
-
-def test_cross_validate_matches_a_manual_loop(table, labels):
-    X = table[list(FEATURE_NAMES)].to_numpy(float)
-
-    def make(seed):
-        return make_pipeline(StandardScaler(), KNeighborsClassifier())
-
-    result = cross_validate(make, X, labels, n_folds=5, seed=0, uses_validation=False)
-    assert result.protocol == "cv5"
-    for split, accuracy in zip(cv_splits(labels, 5, 0), result.accuracies, strict=True):
-        model = make(split.seed).fit(X[split.train], labels[split.train])
-        pred = model.predict(X[split.test])
-        np.testing.assert_array_equal(result.y_pred[split.test], pred)
-        assert accuracy == pytest.approx(np.mean(pred == labels[split.test]))
-    assert result.summary["mean"] == pytest.approx(result.accuracies.mean())
-    assert 0.5 < result.summary["mean"] < 0.8

@@ -345,23 +345,8 @@ def _hann32() -> np.ndarray:
     return window
 
 
-def _overlap_add(frames: np.ndarray, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Overlap-add rows of length ``n_fft`` (a multiple of `hop_length`) spaced by `hop_length`.
-
-    The NumPy statement of what ``_hpss.overlap_add`` computes in :func:`_istft_segment` (the
-    tests hold the two equal, and this one defines :func:`_window_sumsquare`).
-    """
-    n, width = frames.shape
-    k = width // hop_length
-    parts = frames.reshape(n, k, hop_length)
-    out = np.zeros((n + k - 1, hop_length), dtype=frames.dtype)
-    for j in range(k):
-        out[j : j + n] += parts[:, j]
-    return out.ravel()
-
-
 def _window_sumsquare(count: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Overlap-added squared Hann window of `count` frames: what :func:`_overlap_add` gives for it.
+    """Overlap-added squared Hann window of `count` frames (spaced by `hop_length`).
 
     Built per hop-sized row (only the first and last ``n_fft // hop_length - 1`` rows miss a part)
     instead of adding `count` window copies.
@@ -749,7 +734,7 @@ def _istft_segment(spec: np.ndarray, e0: int, s0: int, s1: int) -> np.ndarray:
     out = np.empty(s1 - s0, dtype=np.float32)
     offset = s0 - (e0 * HOP_LENGTH - N_FFT // 2)
     # One C pass: window, overlap-add, times the reciprocal window sum-square (same values as
-    # ``_overlap_add(frames * window)[offset:][:len(out)] * inverse``, without the temporaries).
+    # the overlap-add of ``frames * window``, from `offset`, times ``inverse``, without the temporaries).
     _hpss.overlap_add(frames, _hann32(), _inverse_window_sumsquare(frames.shape[0]), HOP_LENGTH, offset, out)
     return out
 

@@ -28,7 +28,7 @@ on the training rows only); they do not use the validation rows.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,72 +330,3 @@ def fit_on_split(model, X: np.ndarray, y: np.ndarray, split: Split, uses_validat
     if uses_validation and len(split.val):
         return model.fit(X[split.train], y[split.train], X[split.val], y[split.val])
     return model.fit(X[split.train], y[split.train])
-
-
-@dataclass(frozen=True)
-class CVResult:
-    """Cross-validated scores of a training recipe (see :func:`cross_validate`).
-
-    Attributes
-    ----------
-    protocol : str
-        ``"cv<k>"``.
-    accuracies : numpy.ndarray
-        Test accuracy of each fold.
-    y_pred : numpy.ndarray of str
-        Out-of-fold prediction of every row.
-    """
-
-    protocol: str
-    accuracies: np.ndarray
-    y_pred: np.ndarray
-
-    @property
-    def summary(self) -> dict[str, float]:
-        """Mean, std and 95% t-interval of the fold accuracies (see :func:`genrekit.evaluate.summarize`)."""
-        from genrekit.evaluate import summarize
-
-        return summarize(self.accuracies)
-
-
-def cross_validate(
-    make_model: Callable[[int], object],
-    X: np.ndarray,
-    y: Sequence[str] | np.ndarray,
-    n_folds: int = 10,
-    seed: int = 0,
-    uses_validation: bool = True,
-) -> CVResult:
-    """Cross-validate a training recipe under protocol ``cv<k>``.
-
-    Parameters
-    ----------
-    make_model : callable
-        ``make_model(seed)`` returns a fresh unfitted classifier for one fold.
-    X : numpy.ndarray, shape (n, n_features)
-        Features.
-    y : array-like of str, shape (n,)
-        Labels.
-    n_folds : int
-        Number of folds.
-    seed : int
-        Seed of the folds (see :func:`cv_splits`).
-    uses_validation : bool
-        Pass each fold's carved validation rows to ``fit`` (for early stopping).
-
-    Returns
-    -------
-    CVResult
-        Per-fold accuracies and out-of-fold predictions; ``.summary`` gives the
-        mean, std and 95% t-interval over folds.
-    """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    y_pred = np.empty(len(y), dtype=object)
-    accuracies = []
-    for split in cv_splits(y, n_folds, seed):
-        model = fit_on_split(make_model(split.seed), X, y, split, uses_validation)
-        pred = np.asarray(model.predict(X[split.test]))
-        y_pred[split.test] = pred
-        accuracies.append(float(np.mean(pred == y[split.test])))
-    return CVResult(cv_name(n_folds), np.array(accuracies), y_pred.astype(str))

@@ -25,11 +25,6 @@ def error(message: str) -> None:
     print(f"genrekit: error: {message}", file=sys.stderr)
 
 
-def warn(message: str) -> None:
-    """Print ``genrekit: warning: message`` on stderr."""
-    print(f"genrekit: warning: {message}", file=sys.stderr)
-
-
 def info(message: str, quiet: bool = False) -> None:
     """Print a status line on stderr unless `quiet`."""
     if not quiet:
