@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def _record(prediction, genre: str, confident: bool, top_k: int, tag_note: str) 
         "probability": prediction.confidence,
         "confident": confident,
         "familiar": prediction.familiar,
-        "novelty": prediction.novelty,
+        "novelty": None if math.isnan(prediction.novelty) else prediction.novelty,
         "duration": prediction.duration,
         "top_k": [{"genre": g, "probability": p} for g, p in prediction.top(top_k)],
         "probabilities": dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
