@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "genrekit._hpss",
-            sources=["src/genrekit/_hpss.c"],
+            "genrekit.audio._hpss",
+            sources=["src/genrekit/audio/_hpss.c"],
             # -ffp-contract=off: no fused multiply-adds, so the soft mask rounds like NumPy.
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),

@@ -32,7 +32,7 @@ from _common import (
     timed,
 )
 
-from genrekit.extract import extract
+from genrekit.library.extract import extract
 
 
 def count_extracted(folder: Path, jobs: int) -> int:

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 from _common import data_root  # noqa: E402
 
-from genrekit.features import clip_features, reference_features  # noqa: E402
+from genrekit.audio.features import clip_features, reference_features  # noqa: E402
 from genrekit.schema import FEATURE_NAMES  # noqa: E402
 
 

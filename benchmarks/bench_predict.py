@@ -29,7 +29,7 @@ from _common import (
 )
 
 import genrekit
-from genrekit.decode import audio_files
+from genrekit.audio.decode import audio_files
 
 
 def count_predicted(model: genrekit.GenreModel, files: list[Path], jobs: int) -> int:

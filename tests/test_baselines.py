@@ -1,4 +1,4 @@
-"""Tests for the scikit-learn baselines (genrekit.baselines)."""
+"""Tests for the scikit-learn baselines (genrekit.models.baselines)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from genrekit.baselines import BASELINES, make_baseline
+from genrekit.models.baselines import BASELINES, make_baseline
 from genrekit.schema import FEATURE_NAMES
 from genrekit.table import feature_matrix, read_table
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrekit.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
+from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 
 
 def test_temperature_recovers_the_one_that_made_the_labels() -> None:

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from genrekit.cli import main
-from genrekit.extract import progress_path
+from genrekit.library.extract import progress_path
 from genrekit.schema import FEATURE_NAMES, TABLE_COLUMNS
 
 _MAIN = "import sys; from genrekit.cli import main; sys.exit(main())"

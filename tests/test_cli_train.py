@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from genrekit.cli import main
-from genrekit.modelio import load_model_dir
+from genrekit.models.io import load_model_dir
 from genrekit.table import file_sha256, read_table
 
 

@@ -1,4 +1,4 @@
-"""Tests for the paper's CNN (genrekit.cnn): shapes, parameter count, NumPy inference, training."""
+"""Tests for the paper's CNN (genrekit.models.cnn): shapes, parameter count, NumPy inference, training."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from genrekit.cnn import (
+from genrekit.models.cnn import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     DENSE_UNITS,
@@ -163,12 +163,12 @@ def test_bad_input(trained):
 
 
 def test_prediction_does_not_import_torch(trained, tmp_path):
-    from genrekit.modelio import save_model
+    from genrekit.models.io import save_model
 
     save_model(trained, tmp_path / "m")
     code = (
         "import sys, numpy as np\n"
-        "from genrekit.modelio import load_model_dir\n"
+        "from genrekit.models.io import load_model_dir\n"
         f"model, _ = load_model_dir({str(tmp_path / 'm')!r})\n"
         "model.predict_proba(np.zeros((2, 57)))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import soxr
 
-from genrekit import decode
-from genrekit.decode import audio_files, ffmpeg_command, genre_from_path, load_audio
+from genrekit.audio import decode
+from genrekit.audio.decode import audio_files, ffmpeg_command, genre_from_path, load_audio
+from genrekit.audio.features import MIN_SAMPLES
 from genrekit.errors import AudioError
-from genrekit.features import MIN_SAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from genrekit.evaluate import (
+from genrekit.evaluation.metrics import (
     SCALAR_METRICS,
     classification_table,
     confused_pairs,
@@ -31,7 +31,7 @@ from genrekit.evaluate import (
     summarize,
     t_interval,
 )
-from genrekit.protocols import paper_splits
+from genrekit.evaluation.protocols import paper_splits
 from genrekit.schema import FEATURE_NAMES, GENRES
 
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from genrekit import extract as extract_mod
+from genrekit.audio.features import clip_features
 from genrekit.errors import AudioError, TableError
-from genrekit.extract import extract, extract_file, progress_path
-from genrekit.features import clip_features
+from genrekit.library import extract as extract_mod
+from genrekit.library.extract import extract, extract_file, progress_path
 from genrekit.schema import FEATURE_NAMES, TABLE_COLUMNS
 
 EXCERPT = 5 * 22050  # 5-s excerpts keep these tests quick
@@ -209,7 +209,7 @@ def test_resume_refuses_unusable_output(excerpts, tmp_path):
 
 
 def test_librosa_engine_is_the_reference_recipe(excerpts):
-    from genrekit.features import reference_features
+    from genrekit.audio.features import reference_features
 
     path = excerpts / "rock" / "rock.00000.wav"
     rows = extract_file(path, engine="librosa")

@@ -12,9 +12,9 @@ import pytest
 import scipy.ndimage
 import soundfile as sf
 
-from genrekit import features
+from genrekit.audio import features
+from genrekit.audio.features import MIN_SAMPLES, clip_features, reference_features
 from genrekit.errors import AudioError
-from genrekit.features import MIN_SAMPLES, clip_features, reference_features
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 TOLERANCE = 0.02  # absolute difference / column std over the table's 1,000 rows
@@ -157,7 +157,7 @@ def test_running_median_ties_and_strides():
 
 
 def test_soft_mask_equals_numpy():
-    from genrekit import _hpss
+    from genrekit.audio import _hpss
 
     rng = np.random.default_rng(4)
     harm = rng.random((50, 1025)).astype(np.float32)
@@ -176,7 +176,7 @@ def test_soft_mask_equals_numpy():
 
 
 def test_overlap_add_equals_numpy():
-    from genrekit import _hpss
+    from genrekit.audio import _hpss
 
     rng = np.random.default_rng(5)
     for count, offset, length in [(40, 1024, 19000), (5, 0, 4096), (1, 1024, 10), (3, 300, 1500)]:
@@ -276,7 +276,7 @@ def test_edge_cases_match_reference(flacs, scale):
 
 def test_fast_path_needs_neither_librosa_nor_numba():
     code = (
-        "import sys, numpy as np; from genrekit.features import clip_features; "
+        "import sys, numpy as np; from genrekit.audio.features import clip_features; "
         "clip_features(np.random.default_rng(0).normal(size=50000).astype('float32')); "
         "print(sorted(m for m in ('librosa', 'numba') if m in sys.modules))"
     )

@@ -1,4 +1,4 @@
-"""Tests for saving and loading model folders (genrekit.modelio)."""
+"""Tests for saving and loading model folders (genrekit.models.io)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from genrekit.cnn import CNNClassifier
 from genrekit.errors import ModelError
-from genrekit.modelio import METADATA_FILE, WEIGHTS_FILE, load_model_dir, save_model
+from genrekit.models.cnn import CNNClassifier
+from genrekit.models.io import METADATA_FILE, WEIGHTS_FILE, load_model_dir, save_model
 from genrekit.table import read_table
 
 

@@ -18,9 +18,9 @@ import soundfile as sf
 import genrekit
 from genrekit.cli import main
 from genrekit.errors import ModelError
-from genrekit.predict import PRETRAINED_DIR
+from genrekit.library.predict import PRETRAINED_DIR
+from genrekit.library.tags import read_genre
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
-from genrekit.tags import read_genre
 
 
 @pytest.fixture(scope="module")

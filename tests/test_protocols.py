@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from genrekit.errors import GenrekitError
-from genrekit.protocols import (
+from genrekit.evaluation.protocols import (
     cv_splits,
     describe_protocol,
     filtered_split,

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from genrekit.report import (
+from genrekit.evaluation.report import (
     Figure,
     Heading,
     Paragraph,

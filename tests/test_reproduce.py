@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from genrekit.cli import main
-from genrekit.evaluate import SCALAR_METRICS
-from genrekit.report import MODEL_TITLES, format_summary
-from genrekit.reproduce import Settings, Task, load_data, plan, reproduce, run_tasks
+from genrekit.evaluation.metrics import SCALAR_METRICS
+from genrekit.evaluation.report import MODEL_TITLES, format_summary
+from genrekit.evaluation.reproduce import Settings, Task, load_data, plan, reproduce, run_tasks
 from genrekit.schema import GENRES
 
 
@@ -170,7 +170,7 @@ def test_cli_prints_the_figures(quick, monkeypatch, capsys, fmt):
         seen.update(data=data, split_dir=split_dir, settings=settings)
         return metrics
 
-    monkeypatch.setattr("genrekit.reproduce.reproduce", fake_reproduce)
+    monkeypatch.setattr("genrekit.evaluation.reproduce.reproduce", fake_reproduce)
     argv = ["reproduce", "--data", "t.csv", "--out", str(out), "--quick", "--seeds", "3", "--jobs", "1"]
     assert main([*argv, "--format", fmt]) == 0
     assert seen["settings"] == Settings(seeds=3, folds=3, epochs=20, patience=5, jobs=1, quick=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrekit.tags import TagError, read_genre, write_genre
+from genrekit.library.tags import TagError, read_genre, write_genre
 
 
 def _samples(path: Path) -> np.ndarray:

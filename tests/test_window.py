@@ -2,9 +2,9 @@ from itertools import pairwise
 
 import pytest
 
+from genrekit.audio.features import MIN_SAMPLES
+from genrekit.audio.window import segment_length, segment_name, segments, windows
 from genrekit.errors import AudioError
-from genrekit.features import MIN_SAMPLES
-from genrekit.window import segment_length, segment_name, segments, windows
 
 W = 661_500  # 30 s at 22,050 Hz
 

@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _segment_seconds(text: str) -> float:
     """Parse a segment duration that holds at least one sample at 22,050 Hz."""
-    from genrekit.window import segment_length
+    from genrekit.audio.window import segment_length
 
     value = float(text)
     try:
@@ -103,7 +103,7 @@ def _segment_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Extract, report failures as they happen, summarize; return the exit status."""
-    from genrekit.extract import extract
+    from genrekit.library.extract import extract
     from genrekit.table import allowed_labels
 
     result = extract(

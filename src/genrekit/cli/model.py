@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     """Print the layer table, the parameter totals and the paper comparison."""
-    from genrekit.cnn import PAPER_PARAMS_NOTE, PAPER_TOTAL_PARAMS, model_summary
-    from genrekit.modelio import load_model_dir
+    from genrekit.models.cnn import PAPER_PARAMS_NOTE, PAPER_TOTAL_PARAMS, model_summary
+    from genrekit.models.io import load_model_dir
 
     if args.model_dir:
         model, _ = load_model_dir(args.model_dir)
@@ -77,8 +77,8 @@ def _shape(shape: list) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a saved model's metadata (everything but the per-epoch history in table form)."""
-    from genrekit.modelio import load_model_dir
-    from genrekit.predict import PRETRAINED_DIR
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.io import load_model_dir
 
     args.model_dir = args.model_dir or str(PRETRAINED_DIR)
     _, metadata = load_model_dir(args.model_dir)

@@ -43,7 +43,7 @@ bad model or no audio file found.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit predict``."""
-    from genrekit.calibrate import DEFAULT_MIN_CONFIDENCE
+    from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 
     parser = subparsers.add_parser(
         "predict",
@@ -81,8 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Predict, print and optionally tag; return the exit status."""
-    from genrekit.decode import audio_files
-    from genrekit.predict import load_model
+    from genrekit.audio.decode import audio_files
+    from genrekit.library.predict import load_model
 
     model = load_model(args.model)
     files = audio_files(args.paths)
@@ -116,7 +116,7 @@ def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
     ok : bool
         False when the file could not be tagged (the error is printed).
     """
-    from genrekit.tags import TagError, write_genre
+    from genrekit.library.tags import TagError, write_genre
 
     if not prediction.is_confident(args.min_confidence):
         return "not tagged: uncertain", True

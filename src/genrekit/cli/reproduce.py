@@ -54,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the reproduction and print the figures; return the exit status."""
+    from genrekit.evaluation.reproduce import Settings, reproduce
     from genrekit.parallel import cpu_count
-    from genrekit.reproduce import Settings, reproduce
 
     data = table_path(args)
     jobs = args.jobs or cpu_count()
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        from genrekit.report import MODEL_TITLES, format_summary
+        from genrekit.evaluation.report import MODEL_TITLES, format_summary
 
         print(f"{'protocol':<12} {'model':<14} accuracy % (mean ± std [95% t-interval])")
         for entry in metrics["results"]:

@@ -110,8 +110,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     """Split `frame`, fit the CNN, save the model folder and return the run summary."""
     from sklearn.model_selection import train_test_split
 
-    from genrekit.cnn import CNNClassifier
-    from genrekit.modelio import save_model
+    from genrekit.models.cnn import CNNClassifier
+    from genrekit.models.io import save_model
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -160,8 +160,8 @@ def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> di
     """Calibrate probabilities and novelty on the validation rows."""
     import numpy as np
 
-    from genrekit.calibrate import FeatureNovelty
-    from genrekit.recipe import calibration
+    from genrekit.models.calibrate import FeatureNovelty
+    from genrekit.models.recipe import calibration
     from genrekit.table import feature_matrix
 
     X_train, X_val = feature_matrix(train), feature_matrix(val)
@@ -172,8 +172,8 @@ def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> di
 
 def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Cross-validate the all-rows recipe, fit it on every row, save and summarise."""
-    from genrekit.modelio import save_model
-    from genrekit.recipe import fit_final
+    from genrekit.models.io import save_model
+    from genrekit.models.recipe import fit_final
     from genrekit.table import feature_matrix
 
     info(

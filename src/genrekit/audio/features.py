@@ -6,7 +6,7 @@ Two implementations give the same numbers:
   own STFT, with librosa's own ``effects.hpss`` and ``beat.beat_track``. Slow (about 2 s per 30-second
   clip), it is the yardstick for tests and benchmarks.
 - :func:`clip_features`, the fast path: one single-precision STFT shared by every spectral
-  feature, HPSS median filters and soft mask in the package's C extension :mod:`genrekit._hpss`
+  feature, HPSS median filters and soft mask in the package's C extension :mod:`genrekit.audio._hpss`
   (the medians exact), tuning, tempogram and tempo in NumPy, and frame-aligned blocks so that long
   signals take bounded memory. It imports neither librosa nor numba, and compiles nothing at run
   time.
@@ -60,9 +60,9 @@ import functools
 import numpy as np
 import scipy.fft
 
+from ..errors import AudioError
+from ..schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 from . import _hpss
-from .errors import AudioError
-from .schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 __all__ = [
     "BLOCK_FRAMES",
@@ -395,7 +395,7 @@ def _median_steps(
     -------
     np.ndarray [shape=(n + pad_before + pad_after - (size - 1), lanes), dtype=float32]
         Row ``s`` is the median of padded rows ``s .. s + size - 1``, exactly (the C extension
-        :mod:`genrekit._hpss` selects one of the input values; no arithmetic on them).
+        :mod:`genrekit.audio._hpss` selects one of the input values; no arithmetic on them).
     """
     n_out = x.shape[0] + pad_before + pad_after - (size - 1)
     if out is None:
@@ -409,7 +409,7 @@ def running_median(x: np.ndarray, size: int = _HPSS_KERNEL, axis: int = -1) -> n
     """Median filter of odd `size` along `axis`, exactly ``scipy.ndimage.median_filter(mode="reflect")``.
 
     Equal to the filter librosa's ``decompose.hpss`` applies (``size=(1, 31)`` or ``(31, 1)``), but
-    as one one-dimensional pass of a C kernel (:mod:`genrekit._hpss`) instead of a slow
+    as one one-dimensional pass of a C kernel (:mod:`genrekit.audio._hpss`) instead of a slow
     n-dimensional one.
 
     Parameters

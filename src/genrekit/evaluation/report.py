@@ -1,7 +1,7 @@
 """The reproduction report: ``report.html``, ``report.md`` (+ ``figures/*.png``) and ``metrics.json``.
 
 The report is a pure function of the metrics dictionary that
-:func:`genrekit.reproduce.reproduce` builds (and writes as ``metrics.json``), so
+:func:`genrekit.evaluation.reproduce.reproduce` builds (and writes as ``metrics.json``), so
 every number shown can be checked against that file. The document is built
 once as a list of blocks (headings, paragraphs, tables, figures) and rendered
 twice, as Markdown and as HTML.
@@ -47,7 +47,7 @@ def format_summary(summary: dict) -> str:
     ----------
     summary : dict
         ``mean``, ``std``, ``ci_low``, ``ci_high`` (fractions), as from
-        :func:`genrekit.evaluate.summarize`.
+        :func:`genrekit.evaluation.metrics.summarize`.
 
     Returns
     -------
@@ -642,7 +642,7 @@ def write_report(metrics: dict, out: str | os.PathLike[str]) -> dict[str, Path]:
     Parameters
     ----------
     metrics : dict
-        The reproduction's metrics (see :func:`genrekit.reproduce.reproduce`).
+        The reproduction's metrics (see :func:`genrekit.evaluation.reproduce.reproduce`).
     out : path-like
         Output folder (created).
 

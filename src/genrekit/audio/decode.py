@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genrekit.audio.features import MIN_SAMPLES
 from genrekit.errors import AudioError
-from genrekit.features import MIN_SAMPLES
 from genrekit.schema import GENRES, SAMPLE_RATE
 
 SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset(
@@ -70,7 +70,7 @@ def load_audio(
         Target sample rate in Hz (default 22050, the GTZAN rate).
     min_samples : int >= 0
         Shortest acceptable result, in samples at `sr` (default: the minimum
-        the features need, :data:`genrekit.features.MIN_SAMPLES`).
+        the features need, :data:`genrekit.audio.features.MIN_SAMPLES`).
     block_frames : int > 0
         Frames decoded and resampled at a time (libsndfile path).
 

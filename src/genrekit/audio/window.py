@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import os
 
+from genrekit.audio.features import MIN_SAMPLES
 from genrekit.errors import AudioError
-from genrekit.features import MIN_SAMPLES
 from genrekit.schema import SAMPLE_RATE
 
 WINDOW_SECONDS: float = 30.0
@@ -92,7 +92,7 @@ def segment_name(filename: str | os.PathLike[str], index: int) -> str:
     ----------
     filename : str or path-like
         The clip's name in the table; a folder part (used by
-        :func:`genrekit.extract.extract` to tell apart files with the same name)
+        :func:`genrekit.library.extract.extract` to tell apart files with the same name)
         is kept.
     index : int
         The segment number, from 0.

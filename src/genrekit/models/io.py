@@ -1,9 +1,9 @@
-"""Saving and loading a trained :class:`~genrekit.cnn.CNNClassifier` without pickle.
+"""Saving and loading a trained :class:`~genrekit.models.cnn.CNNClassifier` without pickle.
 
 A model is a folder with two files:
 
 ``model.safetensors``
-    The network weights (float32), named as :func:`genrekit.cnn.weight_shapes`.
+    The network weights (float32), named as :func:`genrekit.models.cnn.weight_shapes`.
 ``model.json``
     Everything else: ``format_version``, ``kind`` (``"paper-cnn"``),
     ``genrekit_version``, ``created`` (UTC, ISO 8601), ``feature_names`` (input
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from genrekit import __version__
-from genrekit.cnn import CNNClassifier, model_summary, weight_shapes
 from genrekit.errors import ModelError
+from genrekit.models.cnn import CNNClassifier, model_summary, weight_shapes
 from genrekit.schema import FEATURE_NAMES
 
 FORMAT_VERSION: int = 1
@@ -43,7 +43,7 @@ SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 """Format versions :func:`load_model_dir` reads."""
 
 KIND: str = "paper-cnn"
-"""The ``kind`` field of a saved :class:`~genrekit.cnn.CNNClassifier`."""
+"""The ``kind`` field of a saved :class:`~genrekit.models.cnn.CNNClassifier`."""
 
 WEIGHTS_FILE: str = "model.safetensors"
 """Name of the weights file inside a model folder."""

@@ -3,8 +3,8 @@
 :func:`reproduce` reads and checks the table, plans one run per (split, model),
 trains them (in parallel worker processes when ``jobs > 1``: one torch thread
 each, results identical to a sequential run because every run is seeded),
-aggregates the scores with :mod:`genrekit.evaluate` and writes the report with
-:mod:`genrekit.report`.
+aggregates the scores with :mod:`genrekit.evaluation.metrics` and writes the report with
+:mod:`genrekit.evaluation.report`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from genrekit import __version__
 from genrekit.errors import GenrekitError
-from genrekit.evaluate import (
+from genrekit.evaluation.metrics import (
     SCALAR_METRICS,
     classification_table,
     confused_pairs,
@@ -35,7 +35,7 @@ from genrekit.evaluate import (
     score_run,
     summarize,
 )
-from genrekit.protocols import (
+from genrekit.evaluation.protocols import (
     OPTIMISTIC,
     PAPER,
     Split,
@@ -111,10 +111,10 @@ class Task:
 def make_model(name: str, seed: int, settings: Settings):
     """Return a fresh unfitted model `name` (``cnn``, ``knn``, ``svm`` or ``mlp``) seeded with `seed`."""
     if name == "cnn":
-        from genrekit.cnn import CNNClassifier
+        from genrekit.models.cnn import CNNClassifier
 
         return CNNClassifier(epochs=settings.epochs, patience=settings.patience, random_state=seed)
-    from genrekit.baselines import make_baseline
+    from genrekit.models.baselines import make_baseline
 
     return make_baseline(name, random_state=seed)
 
@@ -529,7 +529,7 @@ def reproduce(
     dict
         The metrics written to ``metrics.json``.
     """
-    from genrekit.report import jsonable, write_report
+    from genrekit.evaluation.report import jsonable, write_report
 
     settings = settings or Settings()
     start = time.perf_counter()
@@ -544,7 +544,7 @@ def reproduce(
         "notes": notes,
         **aggregate(results, y, filenames, classes, settings),
     }
-    from genrekit.cnn import PAPER_PARAMS_NOTE, model_summary
+    from genrekit.models.cnn import PAPER_PARAMS_NOTE, model_summary
 
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE

@@ -10,11 +10,11 @@ the 60 :data:`~genrekit.schema.TABLE_COLUMNS`:
     two input files share a name (``a/song.mp3`` and ``b/song.mp3``), those
     files are named by their path relative to the folder common to all inputs,
     so every ``filename`` is unique. Segment ``i`` of ``blues.00000.wav`` is
-    ``blues.00000.<i>.wav`` (see :mod:`genrekit.window`).
+    ``blues.00000.<i>.wav`` (see :mod:`genrekit.audio.window`).
 ``length``
     Samples at 22,050 Hz of the clip or segment.
 ``label``
-    The genre folder holding the file (:func:`genrekit.decode.genre_from_path`),
+    The genre folder holding the file (:func:`genrekit.audio.decode.genre_from_path`),
     or empty.
 
 Rows are in the order of the source paths (sorted), whatever order the worker
@@ -53,15 +53,15 @@ import numpy as np
 import pandas as pd
 
 from genrekit.atomic import atomic_write_text
-from genrekit.decode import audio_files, genre_from_path, load_audio
+from genrekit.audio.decode import audio_files, genre_from_path, load_audio
+from genrekit.audio.window import segment_length, segment_name, segments
 from genrekit.errors import AudioError, GenrekitError, TableError
 from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.table import table_format, write_table
-from genrekit.window import segment_length, segment_name, segments
 
 ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
-"""Feature engines: name -> function of :mod:`genrekit.features` that computes the 57 features."""
+"""Feature engines: name -> function of :mod:`genrekit.audio.features` that computes the 57 features."""
 
 CHECKPOINT_SECONDS: float = 30.0
 """How often (seconds) a running extraction rewrites its output table."""
@@ -123,19 +123,19 @@ def extract_file(
     Parameters
     ----------
     path : path-like
-        The audio file (any format :func:`genrekit.decode.load_audio` reads).
+        The audio file (any format :func:`genrekit.audio.decode.load_audio` reads).
     segment_seconds : float, optional
         Cut the clip into segments of this many seconds (3 gives the public
         3-second table's segments of 66,149 samples) and return one row per
         segment; one row for the whole clip when None.
     engine : {"fast", "librosa"}
-        ``"fast"``: :func:`genrekit.features.clip_features`; ``"librosa"``: the
-        plain librosa recipe, :func:`genrekit.features.reference_features`.
+        ``"fast"``: :func:`genrekit.audio.features.clip_features`; ``"librosa"``: the
+        plain librosa recipe, :func:`genrekit.audio.features.reference_features`.
     filename : str, optional
         Name for the ``filename`` column; the file's name when None.
     genres : sequence of str or None
         Folder names taken as labels (default: the ten GTZAN genres); None takes
-        any parent folder's name (see :func:`genrekit.decode.genre_from_path`).
+        any parent folder's name (see :func:`genrekit.audio.decode.genre_from_path`).
 
     Returns
     -------
@@ -190,7 +190,7 @@ def extract(
     Parameters
     ----------
     paths : path-like or iterable of path-like
-        Audio files and folders (see :func:`genrekit.decode.audio_files`).
+        Audio files and folders (see :func:`genrekit.audio.decode.audio_files`).
     out : path-like, optional
         Table to write (``.csv`` or ``.parquet``), atomically, after the first
         file, then every `checkpoint_seconds`, and at the end (also on an
@@ -275,7 +275,7 @@ def _feature_function(engine: str) -> Callable[..., np.ndarray]:
     """Return the features function of `engine`, or raise ValueError naming the engines."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    from genrekit import features
+    from genrekit.audio import features
 
     return getattr(features, ENGINES[engine])
 

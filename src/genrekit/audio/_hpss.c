@@ -1,7 +1,7 @@
 /*
- * genrekit._hpss: the hot loops of the fast path's harmonic-percussive separation (HPSS), in C.
+ * genrekit.audio._hpss: the hot loops of the fast path's harmonic-percussive separation (HPSS), in C.
  *
- * Three functions, called from genrekit.features (which documents the maths):
+ * Three functions, called from genrekit.audio.features (which documents the maths):
  *   median_filter  exact running median of float32 data over many independent lanes: the HPSS
  *                  median filters (kernel 31, along time for the harmonic part and along
  *                  frequency for the percussive part), features.running_median;
@@ -467,11 +467,11 @@ static PyObject *overlap_add(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"median_filter", median_filter, METH_VARARGS,
      "median_filter(src, dst, index, size)\n--\n\n"
-     "dst[s, l] = median of src[index[s:s + size], l] (float32, exact; see genrekit.features)."},
+     "dst[s, l] = median of src[index[s:s + size], l] (float32, exact; see genrekit.audio.features)."},
     {"soft_mask", soft_mask, METH_VARARGS,
      "soft_mask(spec, harm, perc, out)\n--\n\n"
      "out = spec * harm**2 / (perc**2 + harm**2) (0 where both vanish); returns the count of\n"
-     "nonzero spec bins where both vanish (see genrekit.features)."},
+     "nonzero spec bins where both vanish (see genrekit.audio.features)."},
     {"overlap_add", overlap_add, METH_VARARGS,
      "overlap_add(frames, window, scale, hop, offset, out)\n--\n\n"
      "Windowed overlap-add of frames at steps of hop, times scale; samples offset.. to out."},
@@ -479,7 +479,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "genrekit._hpss", "HPSS kernels of the fast feature path (C).", -1, methods,
+    PyModuleDef_HEAD_INIT, "genrekit.audio._hpss", "HPSS kernels of the fast feature path (C).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

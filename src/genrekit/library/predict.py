@@ -1,7 +1,7 @@
 """Genres of audio files: decode, cut into windows, extract features, classify, average.
 
 A clip of any length is cut into 30-second windows like the GTZAN training clips
-(see :func:`genrekit.window.windows`); each window is classified and the file's
+(see :func:`genrekit.audio.window.windows`); each window is classified and the file's
 genre probabilities are the mean over its windows.
 """
 
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrekit.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
 from genrekit.errors import AudioError, GenrekitError
+from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
 from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
-PRETRAINED_DIR: Path = Path(__file__).with_name("pretrained")
+PRETRAINED_DIR: Path = Path(__file__).parent.parent / "models" / "pretrained"
 """The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
 
 MIN_SECONDS: float = 3.0
@@ -70,7 +70,7 @@ class FilePrediction:
         Length of the file in seconds.
     novelty : float
         Median over windows of the distance of their features from the training
-        data (see :class:`genrekit.calibrate.FeatureNovelty`); NaN when the model
+        data (see :class:`genrekit.models.calibrate.FeatureNovelty`); NaN when the model
         has no novelty statistics.
     familiar : bool
         False when `novelty` lies beyond the model's novelty threshold: the audio
@@ -115,7 +115,7 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
     Parameters
     ----------
     path : path-like
-        An audio file in any format :func:`genrekit.decode.load_audio` reads.
+        An audio file in any format :func:`genrekit.audio.decode.load_audio` reads.
 
     Returns
     -------
@@ -128,9 +128,9 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
         If the file cannot be decoded or is shorter than :data:`MIN_SECONDS`; the
         message names the file.
     """
-    from genrekit.decode import load_audio
-    from genrekit.features import clip_features
-    from genrekit.window import windows
+    from genrekit.audio.decode import load_audio
+    from genrekit.audio.features import clip_features
+    from genrekit.audio.window import windows
 
     y = load_audio(path, sr=SAMPLE_RATE)
     try:
@@ -150,7 +150,7 @@ class GenreModel:
     columns), an array of shape (n, 57), or audio file paths.
 
     Probabilities are temperature-scaled and files are checked for novelty when
-    the model's metadata holds a ``calibration`` section (see :mod:`genrekit.recipe`).
+    the model's metadata holds a ``calibration`` section (see :mod:`genrekit.models.recipe`).
 
     Parameters
     ----------
@@ -331,7 +331,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     >>> model.predict(["song.mp3"])  # doctest: +SKIP
     array(['rock'], dtype='<U9')
     """
-    from genrekit.modelio import load_model_dir
+    from genrekit.models.io import load_model_dir
 
     classifier, metadata = load_model_dir(PRETRAINED_DIR if path is None else path)
     return GenreModel(classifier, metadata)

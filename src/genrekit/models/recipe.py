@@ -6,7 +6,7 @@ recipe generalises by running it on the folds of a stratified k-fold
 cross-validation (protocol ``cv<k>``: each fold's model is trained the same
 way on the other folds and scored on its own rows). The folds' out-of-fold
 logits also calibrate the probabilities (a temperature) and their held-out
-feature distances set the novelty threshold (see :mod:`genrekit.calibrate`).
+feature distances set the novelty threshold (see :mod:`genrekit.models.calibrate`).
 
 There is no early stopping: with no rows to spare for it, a fixed epoch count
 keeps the final model and the cross-validated ones trained alike, and nothing
@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genrekit.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
-from genrekit.cnn import CNNClassifier
-from genrekit.evaluate import summarize
-from genrekit.protocols import cv_name, cv_splits
+from genrekit.evaluation.metrics import summarize
+from genrekit.evaluation.protocols import cv_name, cv_splits
+from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
+from genrekit.models.cnn import CNNClassifier
 
 CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds at which the recipe's out-of-fold confidence is tabulated."""
@@ -149,7 +149,7 @@ def calibration(logits: np.ndarray, codes: np.ndarray, X_train: np.ndarray, dist
     Returns
     -------
     dict
-        ``temperature`` and ``novelty`` (see :class:`genrekit.predict.GenreModel`).
+        ``temperature`` and ``novelty`` (see :class:`genrekit.library.predict.GenreModel`).
     """
     return {
         "temperature": fit_temperature(logits, codes),

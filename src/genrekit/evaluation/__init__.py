@@ -1,0 +1,1 @@
+"""Evaluation: protocols (splits), metrics, the paper's reproduction and its report."""

@@ -1,0 +1,1 @@
+"""Library work: feature tables from many files, predictions for files, genre tags."""
