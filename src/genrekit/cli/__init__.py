@@ -24,7 +24,7 @@ from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error
 from genrekit.errors import GenrekitError
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
-_COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model")
+_COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

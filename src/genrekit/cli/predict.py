@@ -168,7 +168,8 @@ class _Writer:
             name = _shorten(str(prediction.path), 40)
             print(f"{name:<40} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}".rstrip())
         else:
-            self.records.append(_record(prediction, genre, confident, self.args.top_k, tag_note))
+            record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
+            self.records.append(record)
 
     def close(self) -> None:
         """Finish the output (prints the JSON document)."""
@@ -176,8 +177,30 @@ class _Writer:
             print_json({"classes": list(self.classes), "files": self.records})
 
 
-def _record(prediction, genre: str, confident: bool, top_k: int, tag_note: str) -> dict:
-    """One file's prediction as a JSON-ready dict, windows included."""
+def prediction_record(prediction, min_confidence: float, top_k: int, tag_note: str = "") -> dict:
+    """One file's prediction as a JSON-ready dict, windows included.
+
+    The record of ``genrekit predict --format json`` (one item of its ``files``), also
+    returned by ``genrekit serve``.
+
+    Parameters
+    ----------
+    prediction : FilePrediction
+        The file's prediction.
+    min_confidence : float
+        Top probability below which the genre is ``"uncertain"``.
+    top_k : int
+        Genres listed in ``top_k``.
+    tag_note : str
+        What ``--write-tags`` did, if anything.
+
+    Returns
+    -------
+    dict
+        Plain JSON types only.
+    """
+    confident = prediction.is_confident(min_confidence)
+    genre = prediction.genre if confident else "uncertain"
     return {
         "file": str(prediction.path),
         "genre": genre,

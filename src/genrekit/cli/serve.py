@@ -1,0 +1,132 @@
+"""``genrekit serve``: the HTTP API, the web page and the live mode."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from genrekit.cli._common import EXIT_OK, EXIT_USAGE, error, positive_int
+
+EPILOG = """\
+examples:
+  genrekit serve                                  http://127.0.0.1:8000, all cores, shipped model
+  genrekit serve --port 9000 --workers 2 --model my_model/
+  GENREKIT_TOKEN=secret genrekit serve --host 0.0.0.0    reachable from other machines
+  curl -F file=@song.mp3 http://127.0.0.1:8000/v1/predict
+  curl --data-binary @song.flac 'http://127.0.0.1:8000/v1/predict?filename=song.flac&top_k=3'
+
+The page is at /, the API under /v1 (predict, features, model, stream), its docs at /docs,
+/healthz and /readyz for probes. Binding to an address other than localhost needs a token
+(--token or $GENREKIT_TOKEN) that every /v1 call must send as 'Authorization: Bearer TOKEN'.
+Each request line is logged on stderr as JSON. Needs the serve extra:
+pip install 'genrekit[serve]'.
+
+exit status: 0 stopped normally, 2 usage error (bad model, no token for a public address,
+port in use), 130 interrupted.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``genrekit serve``."""
+    from genrekit.parallel import cpu_count
+
+    parser = subparsers.add_parser(
+        "serve",
+        help="HTTP API and web page (predict, features, live mode)",
+        description="Serve genre prediction over HTTP: a JSON API, a web page and a live mode.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="DIR",
+        help="model folder from `genrekit train` (default: the shipped model)",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=cpu_count(), metavar="N",
+        help=f"worker processes for the CPU work (default: the cores, {cpu_count()})",
+    )  # fmt: skip
+    parser.add_argument("--token", help="secret every /v1 call must send (default: $GENREKIT_TOKEN)")
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest upload (default: 200)"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=1200.0, metavar="S", help="longest audio (default: 1200, 20 min)"
+    )
+    parser.add_argument(
+        "--queue", type=positive_int, default=64, metavar="N",
+        help="most requests in progress at once; more get 503 with Retry-After (default: 64)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-streams",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="most live streams at once (default: 8)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the settings, load the model, bind, and serve until stopped."""
+    try:
+        import uvicorn
+
+        from genrekit.serve.app import create_app, model_info
+        from genrekit.serve.config import ServeConfig, is_local
+        from genrekit.serve.limits import TOKEN_ENV
+    except ImportError as exc:
+        error(f"genrekit serve needs the serve extra ({exc.name} is missing): pip install 'genrekit[serve]'")
+        return EXIT_USAGE
+    import genrekit
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if not is_local(args.host) and token is None:
+        error(f"--host {args.host} is reachable from other machines: give a token (--token or ${TOKEN_ENV})")
+        return EXIT_USAGE
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0:
+        error("--max-upload-mb and --max-seconds must be positive")
+        return EXIT_USAGE
+    model = genrekit.load_model(args.model)
+    config = ServeConfig(
+        model_dir=args.model,
+        workers=args.workers,
+        max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds,
+        queue=args.queue,
+        max_streams=args.max_streams,
+        token=token,
+    )
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    info = model_info(model)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"genrekit serve: listening on http://{shown}:{port}/ (API /v1, docs /docs); model {info['id']}, "
+        f"{config.workers} worker process(es){', token required' if token else ''}; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config, info), log_config=None, access_log=False, log_level="warning")
+    )
+    server.run(sockets=[sock])
+    return EXIT_OK
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Return a listening TCP socket on `host`:`port` (IPv6 when `host` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, reuse_port=False)

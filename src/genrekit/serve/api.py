@@ -1,0 +1,126 @@
+"""The HTTP API: ``/v1/predict``, ``/v1/features``, ``/v1/model``, ``/healthz`` and ``/readyz``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from genrekit.errors import GenrekitError
+from genrekit.serve import work
+from genrekit.serve.limits import Upload, admitted, received_upload, require_token
+from genrekit.serve.pool import WorkerDiedError
+
+AUDIO_BODY: dict = {
+    "requestBody": {
+        "required": True,
+        "description": "One audio file, as a multipart form field `file` or as the raw body "
+        "(then `?filename=` or the Content-Type tells its format).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+"""The request body as the OpenAPI docs show it (the service reads it as a stream itself)."""
+
+ERRORS: dict = {
+    401: {"description": "missing or wrong token"},
+    413: {"description": "upload or audio over the server's limits"},
+    422: {"description": "empty, truncated or non-audio upload; bad parameters"},
+    503: {"description": "too many requests in progress; see Retry-After"},
+}
+
+UploadedFile = Annotated[Upload, Depends(received_upload)]
+"""The request's audio, streamed to a temporary file (deleted when the request ends)."""
+
+health = APIRouter(tags=["health"])
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["v1"], responses=ERRORS)
+
+
+@health.get("/healthz")
+def healthz() -> dict:
+    """Liveness: the server answers."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: the worker processes have loaded the model (503 until then)."""
+    service = request.app.state.service
+    if not service.pool.ready:
+        return JSONResponse(
+            {"error": "starting: the worker processes are loading the model"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse({"status": "ready", "model": service.model["id"], "workers": service.pool.workers})
+
+
+@v1.get("/model")
+def model(request: Request) -> dict:
+    """Return the loaded model's metadata: id, classes, protocol figures, table SHA-256, versions."""
+    return request.app.state.service.model
+
+
+@v1.post("/predict", dependencies=[Depends(admitted)], openapi_extra=AUDIO_BODY)
+async def predict(
+    request: Request,
+    upload: UploadedFile,
+    top_k: int = Query(2, ge=1, le=100, description="genres listed in `top_k`"),
+    min_confidence: float | None = Query(
+        None, ge=0, le=1, description="top probability below which the genre is 'uncertain' (default 0.5)"
+    ),
+) -> dict:
+    """Predict the genre of one audio file: the record of `genrekit predict --format json`, plus `model`."""
+    service = request.app.state.service
+    threshold = service.config.min_confidence if min_confidence is None else min_confidence
+    record = await _work(
+        service,
+        work.predict_task,
+        str(upload.path),
+        upload.name,
+        service.config.max_seconds,
+        threshold,
+        top_k,
+    )
+    return {**record, "model": service.model["id"]}
+
+
+@v1.post("/features", dependencies=[Depends(admitted)], openapi_extra=AUDIO_BODY)
+async def features(
+    request: Request,
+    upload: UploadedFile,
+    segment_seconds: float | None = Query(
+        None, gt=0, le=30, description="also the features of each segment of this length (3: the 3-s table)"
+    ),
+) -> dict:
+    """Compute the 57 GTZAN features of one audio file (and of its segments on request)."""
+    service = request.app.state.service
+    return await _work(
+        service,
+        work.features_task,
+        str(upload.path),
+        upload.name,
+        service.config.max_seconds,
+        segment_seconds,
+    )
+
+
+async def _work(service, fn, *args) -> dict:
+    """Run `fn` on the pool; turn the errors a client caused into 413/422 answers."""
+    try:
+        return await service.pool.run(fn, *args)
+    except work.TooLongError as exc:
+        raise HTTPException(413, str(exc)) from None
+    except GenrekitError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except WorkerDiedError as exc:
+        raise HTTPException(500, str(exc)) from None
