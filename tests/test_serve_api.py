@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import signal
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +40,8 @@ def server(tmp_uploads):
     args = ["--workers", "1", "--max-upload-mb", str(MAX_MB), "--max-seconds", str(MAX_SECONDS)]
     with ServerProcess(args, env=child_env(TMPDIR=str(tmp_uploads))) as srv:
         yield srv
+    assert srv.proc.returncode == 0 and srv.log[-1] == "genrekit serve: stopped"
+    assert not list(tmp_uploads.iterdir()), "the upload folder outlived the server"
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +261,33 @@ def test_full_queue_is_503_with_retry_after(guarded, clip, wav_bytes):
     finally:
         sock.close()
     assert post_file(guarded.url + "/v1/predict", clip, auth)[0] == 200
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
+def test_a_killed_worker_is_replaced(server, clip):
+    workers = [pid for pid in child_pids(server.proc.pid) if b"spawn_main" in cmdline(pid)]
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    status, _, answer = post_file(server.url + "/v1/predict", clip)
+    assert status == 200 and answer["file"] == clip.name
+    assert call(server.url + "/readyz")[0] == 200
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "curl -F file=@song.mp3" in out and "--max-upload-mb" in out and "GENREKIT_TOKEN" in out
 
 
 def test_public_address_needs_a_token(monkeypatch, capsys):

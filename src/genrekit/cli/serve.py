@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ The page is at /, the API under /v1 (predict, features, model, stream), its docs
 Each request line is logged on stderr as JSON. Needs the serve extra:
 pip install 'genrekit[serve]'.
 
-exit status: 0 stopped normally, 2 usage error (bad model, no token for a public address,
-port in use), 130 interrupted.
+exit status: 0 stopped (Ctrl-C or SIGTERM, after finishing the requests in progress),
+2 usage error (bad model, no token for a public address, port in use).
 """
 
 
@@ -122,8 +123,20 @@ def run(args: argparse.Namespace) -> int:
     server = uvicorn.Server(
         uvicorn.Config(create_app(config, info), log_config=None, access_log=False, log_level="warning")
     )
-    server.run(sockets=[sock])
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean shutdown
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("genrekit serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, as Ctrl-C is: both stop the server normally."""
+    raise KeyboardInterrupt
 
 
 def _bind(host: str, port: int) -> socket.socket:

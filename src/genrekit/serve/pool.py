@@ -16,7 +16,7 @@ from genrekit.serve import work
 
 
 class WorkerDiedError(RuntimeError):
-    """A worker process died (killed, out of memory) while running a task; the pool was replaced."""
+    """Worker processes died (killed, out of memory) while running a task, twice."""
 
 
 class QueueFullError(RuntimeError):
@@ -92,27 +92,37 @@ class WorkerPool:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on a worker process and return its result.
 
+        When a worker dies, every task of its pool fails; the pool is replaced and the
+        task is tried once more on the new one.
+
         Raises
         ------
         WorkerDiedError
-            If the worker died; the pool is replaced so later requests work.
+            If a worker died during the retry too.
         Exception
             Whatever `fn` raised.
         """
         loop = asyncio.get_running_loop()
-        executor = self._executor
         start = time.perf_counter()
-        try:
-            result = await loop.run_in_executor(executor, functools.partial(fn, *args))
-        except BrokenProcessPool as exc:
-            if executor is self._executor:
-                self._executor = self._new_executor()
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise WorkerDiedError(
-                "a worker process died while handling the request (out of memory?)"
-            ) from exc
+        for attempt in (1, 2):
+            executor = self._executor
+            try:
+                result = await loop.run_in_executor(executor, functools.partial(fn, *args))
+                break
+            except BrokenProcessPool as exc:
+                self._replace(executor)
+                if attempt == 2:
+                    raise WorkerDiedError(
+                        "a worker process died twice while handling the request (out of memory?)"
+                    ) from exc
         self.mean_seconds = 0.9 * self.mean_seconds + 0.1 * (time.perf_counter() - start)
         return result
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Put a new pool in place of `broken`, unless another task already did."""
+        if broken is self._executor:
+            self._executor = self._new_executor()
+            broken.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
         """Stop the workers (pending tasks are cancelled)."""
