@@ -11,7 +11,8 @@ In one run, on this machine only (the server listens on 127.0.0.1 and every requ
    processes, the 14 real 30-s GTZAN FLAC clips copied 4 times; best of 2 rounds), the baseline;
 2. a server (``genrekit serve --workers N``) started in a child process;
 3. one-request latency on the idle server: `--idle-requests` sequential POSTs of one 30-s clip
-   (one request occupies one worker, so one core);
+   (one request occupies one worker, so one core), next to ``predict_file`` of the same clip in
+   the benchmark's own process (one BLAS thread): the difference is what the service adds;
 4. the load: `--clients` threads, each POSTing the 30-s clips (raw body, keep-alive) in turn
    for `--seconds` or until `--max-requests` in all; requests/s, p50/p95/p99 latency, errors
    (any answer but 200, or a failed connection), and the ratio of the service's files/s to the
@@ -86,6 +87,21 @@ class Client:
             self.conn.close()
             status = 0
         return status, time.perf_counter() - start
+
+
+def inprocess_latency(clip: Path, repeats: int) -> list[float]:
+    """Seconds of ``GenreModel.predict_file`` on `clip` in this process, one BLAS thread (no HTTP)."""
+    from threadpoolctl import threadpool_limits
+
+    model = genrekit.load_model()
+    with threadpool_limits(1):
+        model.predict_file(clip)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict_file(clip)
+            times.append(time.perf_counter() - start)
+    return times
 
 
 def idle_latency(url: str, clip: tuple[str, bytes], requests: int) -> list[float]:
@@ -180,6 +196,7 @@ def main() -> None:
     queue = str(max(64, 2 * args.clients))
     with ServerProcess(["--workers", str(args.workers), "--queue", queue], env=child_env()) as server:
         idle = idle_latency(server.url, clips[0], args.idle_requests)
+        direct = inprocess_latency(originals[0], args.idle_requests)
         result = load(server.url, clips, args.clients, args.seconds, args.max_requests)
         live_server, live_trip = live_latency(server.url, originals[0], args.live_updates)
     rate = result["ok"] / result["elapsed"]
@@ -191,7 +208,8 @@ def main() -> None:
     )
     print(
         f"idle server, one 30-s clip per request, {args.idle_requests} sequential: "
-        f"{ms([t * 1000 for t in idle])}"
+        f"{ms([t * 1000 for t in idle])}; the same clip's predict_file in-process, no HTTP: "
+        f"{ms([t * 1000 for t in direct])}"
     )
     print(
         f"load: {args.clients} clients for {result['elapsed']:.1f} s: {result['ok']} ok, "
