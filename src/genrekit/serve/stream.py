@@ -23,6 +23,7 @@ Protocol of ``/v1/stream`` (usable by any client, not only the page):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ ENCODINGS: dict[str, tuple[str, float]] = {"pcm_s16le": ("<i2", 32768.0), "pcm_f
 
 MAX_MESSAGE_SECONDS = 10.0
 """Longest audio one binary message may hold."""
+
+
+GONE = (WebSocketDisconnect, RuntimeError, OSError)
+"""What sending raises once the client has gone (Starlette, the ASGI server)."""
 
 
 class StreamError(ValueError):
@@ -164,8 +169,9 @@ async def live(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     except StreamError as exc:
-        await websocket.send_json({"type": "error", "error": str(exc)})
-        await websocket.close(code=1003, reason=str(exc)[:120])
+        with contextlib.suppress(*GONE):
+            await websocket.send_json({"type": "error", "error": str(exc)})
+            await websocket.close(code=1003, reason=str(exc)[:120])
     finally:
         service.streams -= 1
 
@@ -217,12 +223,9 @@ async def _updates(websocket: WebSocket, service, buffer: LiveBuffer) -> None:
                 work.live_task, samples, s.sample_rate, str(service.upload_dir), s.min_confidence, s.top_k
             )
         except (GenrekitError, WorkerDiedError) as exc:
-            await websocket.send_json(
-                {"type": "error", "error": str(exc), "audio_seconds": received / s.sample_rate}
-            )
-            continue
-        await websocket.send_json(
-            {
+            message = {"type": "error", "error": str(exc), "audio_seconds": received / s.sample_rate}
+        else:
+            message = {
                 "type": "update",
                 "audio_seconds": received / s.sample_rate,
                 "window_seconds": len(samples) / s.sample_rate,
@@ -230,4 +233,7 @@ async def _updates(websocket: WebSocket, service, buffer: LiveBuffer) -> None:
                 **record,
                 "model": service.model["id"],
             }
-        )
+        try:
+            await websocket.send_json(message)
+        except GONE:
+            return
