@@ -121,6 +121,28 @@ def test_upload_shows_genre_bars_and_timeline(page, server, gtzan_flac_dir, tmp_
     shot(page, "result")
 
 
+def test_progress_is_shown_while_a_file_is_on_its_way(page, gtzan_flac_dir):
+    held = []
+
+    def hold(route):  # keep the request waiting until the page has been looked at
+        held.append(route)
+
+    page.route("**/v1/predict*", hold)
+    page.set_input_files("#files", str(gtzan_flac_dir / "jazz" / "jazz.00000.flac"))
+    page.wait_for_function("document.querySelector('#cards article progress') !== null")
+    assert re.match(r"Uploading…|Analysing…", page.inner_text("#cards .status"))
+    assert page.get_attribute("#cards article", "data-state") in ("uploading", "analysing")
+    shot(page, "progress")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)  # lets Playwright call the route handler
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("#cards article[data-state=done]", timeout=60_000)
+    assert page.locator("#cards progress").count() == 0
+
+
 def test_bad_file_gets_an_error_card(page, tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not audio at all\n" * 50)

@@ -135,7 +135,9 @@ function upload(file, card) {
     const progress = card.querySelector("progress");
     const status = card.querySelector(".status");
     request.upload.onprogress = (event) => {
-      if (event.lengthComputable) progress.value = (100 * event.loaded) / event.total;
+      if (!event.lengthComputable) return;
+      progress.value = (100 * event.loaded) / event.total;
+      status.textContent = `Uploading… ${Math.round(progress.value)}%`;
     };
     request.upload.onload = () => {
       status.textContent = "Analysing…";
