@@ -113,13 +113,10 @@ class Upload:
         The temporary file (server-chosen name).
     name : str
         The client's name for it (its base name only), for answers and errors.
-    size : int
-        Bytes received.
     """
 
     path: Path
     name: str
-    size: int
 
 
 async def received_upload(request: Request, filename: str | None = None) -> AsyncIterator[Upload]:
@@ -158,7 +155,7 @@ async def received_upload(request: Request, filename: str | None = None) -> Asyn
             raise HTTPException(400, "client disconnected during the upload") from None
         if size == 0:
             raise HTTPException(422, f"{name}: empty upload: no audio data received")
-        yield Upload(_with_suffix(path, name, request.headers.get("content-type")), name, size)
+        yield Upload(_with_suffix(path, name, request.headers.get("content-type")), name)
 
 
 @contextlib.contextmanager
