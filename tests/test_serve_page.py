@@ -143,10 +143,15 @@ def test_progress_is_shown_while_a_file_is_on_its_way(page, gtzan_flac_dir):
     assert page.locator("#cards progress").count() == 0
 
 
-def test_bad_file_gets_an_error_card(page, tmp_path):
-    bad = tmp_path / "notes.txt"
-    bad.write_text("not audio at all\n" * 50)
-    page.set_input_files("#files", str(bad))
+def test_bad_file_dropped_gets_an_error_card(page):
+    dropped = page.evaluate_handle(
+        """() => {
+            const data = new DataTransfer();
+            data.items.add(new File(["not audio at all\\n".repeat(50)], "notes.txt", { type: "text/plain" }));
+            return data;
+        }"""
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
     card = page.locator("#cards article.error")
     card.wait_for(timeout=30_000)
     text = card.locator(".verdict").inner_text()
