@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -294,3 +295,12 @@ def test_public_address_needs_a_token(monkeypatch, capsys):
     monkeypatch.delenv("GENREKIT_TOKEN", raising=False)
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_bad_model_or_busy_port_is_a_usage_error(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path), "--port", "0"]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
