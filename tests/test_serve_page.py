@@ -197,3 +197,21 @@ def test_live_mode_playing_a_file(page, gtzan_flac_dir, tmp_path):
     page.wait_for_function("Number(document.getElementById('live').dataset.updates || 0) >= 1", timeout=60e3)
     assert "Live: rock.wav" in page.inner_text("#live h3")
     assert re.search(r"latency \d+ ms", page.inner_text("#live"))
+
+
+def test_token_is_asked_for_and_used(browser, gtzan_flac_dir):
+    with ServerProcess(["--workers", "1", "--token", "page-token-7e"], env=child_env()) as guarded:
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(guarded.url + "/")
+        tab.wait_for_selector("#token-box:not([hidden])")
+        assert "needs a token" in tab.inner_text("#model-line")
+        tab.fill("#token", "page-token-7e")
+        tab.click("#token-form button")
+        tab.wait_for_function("document.getElementById('model-line').textContent.startsWith('Model ')")
+        assert tab.is_hidden("#token-box")
+        tab.set_input_files("#files", str(gtzan_flac_dir / "pop" / "pop.00000.flac"))
+        tab.wait_for_selector("#cards article[data-state=done]", timeout=60_000)
+        context.close()
+        statuses = [r["status"] for r in guarded.access_log() if r["path"].startswith("/v1/")]
+        assert statuses == [401, 200, 200]  # model (no token), model, predict
