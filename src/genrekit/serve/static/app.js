@@ -193,11 +193,16 @@ function liveCard(source) {
   return card;
 }
 
+function liveError(message) {
+  const card = $("live");
+  card.querySelector(".status").textContent = `Error: ${message}`;
+  card.dataset.state = "error";
+}
+
 function showUpdate(live, update) {
   const card = $("live");
   if (update.type === "error") {
-    card.querySelector(".status").textContent = `Error: ${update.error}`;
-    card.dataset.state = "error";
+    liveError(update.error);
     return;
   }
   if (update.type !== "update") return;
@@ -275,7 +280,7 @@ function sender(live) {
 $("live-mic").addEventListener("click", async () => {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     liveCard("microphone");
-    showUpdate({}, { type: "error", error: "the microphone needs https:// or localhost; try Play a file" });
+    liveError("the microphone needs https:// or localhost; try Play a file");
     return;
   }
   let stream;
@@ -284,7 +289,7 @@ $("live-mic").addEventListener("click", async () => {
       { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
   } catch (error) {
     liveCard("microphone");
-    showUpdate({}, { type: "error", error: `no microphone: ${error.message}` });
+    liveError(`no microphone: ${error.message}`);
     return;
   }
   await startLive("microphone", (live) => {
@@ -304,7 +309,7 @@ $("live-file").addEventListener("change", async (event) => {
     try {
       buffer = await live.context.decodeAudioData(await file.arrayBuffer());
     } catch (error) {
-      showUpdate(live, { type: "error", error: `this browser cannot play ${file.name}` });
+      liveError(`this browser cannot play ${file.name}`);
       return;
     }
     const player = live.context.createBufferSource();
