@@ -8,7 +8,8 @@ Usage::
 In one run, on this machine only (the server listens on 127.0.0.1 and every request goes there):
 
 1. ``genrekit predict``'s files/s on the same clips (``GenreModel.predict_files`` on `--workers`
-   processes, the 14 real 30-s GTZAN FLAC clips copied 4 times; best of 2 rounds), the baseline;
+   processes, the 14 real 30-s GTZAN FLAC clips copied 4 times), the baseline, measured once
+   before the server starts and once after it stops (the ratio uses their mean);
 2. a server (``genrekit serve --workers N``) started in a child process;
 3. one-request latency on the idle server: `--idle-requests` sequential POSTs of one 30-s clip
    (one request occupies one worker, so one core), next to ``predict_file`` of the same clip in
@@ -51,18 +52,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def baseline_rate(files: list[Path], jobs: int, rounds: int = 2) -> float:
-    """Best files/s of `genrekit predict` (``predict_files``) over `rounds` rounds."""
-    model = genrekit.load_model()
-    model.predict_file(files[0])  # warm-up
-    best = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        results = list(model.predict_files(files, jobs=jobs))
-        elapsed = time.perf_counter() - start
-        assert not [r for _, r in results if isinstance(r, Exception)]
-        best = max(best, len(results) / elapsed)
-    return best
+def baseline_rate(model: genrekit.GenreModel, files: list[Path], jobs: int) -> float:
+    """Files/s of `genrekit predict` (``predict_files`` on `jobs` processes) over `files`."""
+    start = time.perf_counter()
+    results = list(model.predict_files(files, jobs=jobs))
+    elapsed = time.perf_counter() - start
+    assert not [r for _, r in results if isinstance(r, Exception)]
+    return len(results) / elapsed
 
 
 class Client:
@@ -89,11 +85,10 @@ class Client:
         return status, time.perf_counter() - start
 
 
-def inprocess_latency(clip: Path, repeats: int) -> list[float]:
+def inprocess_latency(model: genrekit.GenreModel, clip: Path, repeats: int) -> list[float]:
     """Seconds of ``GenreModel.predict_file`` on `clip` in this process, one BLAS thread (no HTTP)."""
     from threadpoolctl import threadpool_limits
 
-    model = genrekit.load_model()
     with threadpool_limits(1):
         model.predict_file(clip)
         times = []
@@ -188,23 +183,29 @@ def main() -> None:
     parser.add_argument("--live-updates", type=int, default=10, help="live-mode updates measured")
     args = parser.parse_args()
     load_before = os.getloadavg()
+    model = genrekit.load_model()
     with tempfile.TemporaryDirectory() as tmp:
         originals = make_inputs(Path(tmp), 4)
         files = audio_files(tmp)
-        base = baseline_rate(files, args.workers)
-    clips = [(p.name, p.read_bytes()) for p in originals]
-    queue = str(max(64, 2 * args.clients))
-    with ServerProcess(["--workers", str(args.workers), "--queue", queue], env=child_env()) as server:
-        idle = idle_latency(server.url, clips[0], args.idle_requests)
-        direct = inprocess_latency(originals[0], args.idle_requests)
-        result = load(server.url, clips, args.clients, args.seconds, args.max_requests)
-        live_server, live_trip = live_latency(server.url, originals[0], args.live_updates)
+        model.predict_file(files[0])  # warm-up
+        before = baseline_rate(model, files, args.workers)
+        clips = [(p.name, p.read_bytes()) for p in originals]
+        queue = str(max(64, 2 * args.clients))
+        with ServerProcess(["--workers", str(args.workers), "--queue", queue], env=child_env()) as server:
+            idle = idle_latency(server.url, clips[0], args.idle_requests)
+            direct = inprocess_latency(model, originals[0], args.idle_requests)
+            result = load(server.url, clips, args.clients, args.seconds, args.max_requests)
+            live_server, live_trip = live_latency(server.url, originals[0], args.live_updates)
+        after = baseline_rate(
+            model, files, args.workers
+        )  # the baseline brackets the load: the machine may drift
+    base = (before + after) / 2
     rate = result["ok"] / result["elapsed"]
     load_after = os.getloadavg()
     print(f"machine: {cpu_count()} cores; server --workers {args.workers}; 30-s GTZAN FLAC clips")
     print(
         f"baseline `genrekit predict` (predict_files, {len(files)} files, jobs={args.workers}): "
-        f"{base:.2f} files/s"
+        f"{before:.2f} files/s before the load, {after:.2f} after, mean {base:.2f}"
     )
     print(
         f"idle server, one 30-s clip per request, {args.idle_requests} sequential: "
