@@ -34,7 +34,6 @@ from fastapi.responses import JSONResponse
 
 from genrekit.audio.window import WINDOW_SECONDS
 from genrekit.errors import GenrekitError
-from genrekit.library.predict import MIN_SECONDS
 from genrekit.serve import work
 from genrekit.serve.limits import token_matches
 from genrekit.serve.pool import WorkerDiedError
@@ -43,6 +42,9 @@ router = APIRouter()
 
 ENCODINGS: dict[str, tuple[str, float]] = {"pcm_s16le": ("<i2", 32768.0), "pcm_f32le": ("<f4", 1.0)}
 """Sample encodings: NumPy dtype and the divisor that maps them to [-1, 1]."""
+
+FIRST_UPDATE_SECONDS = 3.0
+"""Audio needed before the first update: the shortest clip genrekit classifies (one 3-s table segment)."""
 
 MAX_MESSAGE_SECONDS = 10.0
 """Longest audio one binary message may hold."""
@@ -93,7 +95,7 @@ class LiveBuffer:
     due_since: float | None = None
 
     def __post_init__(self) -> None:
-        self.due = round(MIN_SECONDS * self.settings.sample_rate)
+        self.due = round(FIRST_UPDATE_SECONDS * self.settings.sample_rate)
 
     def add(self, data: bytes) -> None:
         """Append one binary message of samples; note when an update falls due."""
