@@ -60,8 +60,6 @@ _CONTAINER_MAGIC: dict[str, tuple[tuple[int, bytes], ...]] = {
 """Leading bytes of the containers decoded by ffmpeg: an upload routed to ffmpeg must
 start like one, so that no playlist or other text that ffmpeg would follow reaches it."""
 
-CHUNK_BYTES = 1 << 16
-
 
 def require_token(request: Request) -> None:
     """Check the token of a ``/v1`` call (``Authorization: Bearer TOKEN``).
