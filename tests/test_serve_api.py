@@ -73,6 +73,7 @@ def test_health_ready_page_and_docs(server):
     assert call(server.url + "/healthz")[:3:2] == (200, {"status": "ok"})
     status, _, ready = call(server.url + "/readyz")
     assert status == 200 and ready["status"] == "ready" and ready["workers"] == 1
+    assert ready["requests_in_progress"] == 0 and ready["queue_limit"] == 64
     status, headers, page = call(server.url + "/")
     assert status == 200 and headers["content-type"].startswith("text/html") and "genrekit" in page
     assert call(server.url + "/docs")[0] == 200
@@ -253,7 +254,7 @@ def test_full_queue_is_503_with_retry_after(guarded, clip, wav_bytes):
     url = guarded.url + "/v1/predict?filename=hold.wav"
     sock = partial_upload(url, len(wav_bytes), wav_bytes[:1000], auth)
     try:
-        assert wait_until(lambda: call(guarded.url + "/v1/model", headers=auth)[0] == 200)
+        assert wait_until(lambda: call(guarded.url + "/readyz")[2]["requests_in_progress"] == 1)
         status, headers, answer = post_file(guarded.url + "/v1/predict", clip, auth)
         _assert_error(answer, status, 503, "busy")
         assert int(headers["retry-after"]) >= 1

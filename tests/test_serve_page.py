@@ -17,7 +17,7 @@ import soundfile
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install -e '.[dev]'")
 
-from serve_client import call, post_file  # noqa: E402
+from serve_client import call, post_file, wait_until  # noqa: E402
 
 from genrekit.audio.decode import load_audio  # noqa: E402
 from genrekit.schema import SAMPLE_RATE  # noqa: E402
@@ -184,7 +184,7 @@ def test_live_mode_with_the_fake_microphone(page, server):
     shot(page, "live")
     page.click("#live-stop")
     assert page.is_disabled("#live-stop")
-    assert any(r["method"] == "WS" and r["status"] == 101 for r in server.access_log())
+    assert wait_until(lambda: any(r["method"] == "WS" and r["status"] == 101 for r in server.access_log()))
 
 
 def test_live_mode_playing_a_file(page, gtzan_flac_dir, tmp_path):
@@ -213,5 +213,8 @@ def test_token_is_asked_for_and_used(browser, gtzan_flac_dir):
         tab.set_input_files("#files", str(gtzan_flac_dir / "pop" / "pop.00000.flac"))
         tab.wait_for_selector("#cards article[data-state=done]", timeout=60_000)
         context.close()
-        statuses = [r["status"] for r in guarded.access_log() if r["path"].startswith("/v1/")]
-        assert statuses == [401, 200, 200]  # model (no token), model, predict
+        def api_statuses():
+            return [r["status"] for r in guarded.access_log() if r["path"].startswith("/v1/")]
+
+        wait_until(lambda: len(api_statuses()) >= 3)
+        assert api_statuses() == [401, 200, 200]  # model (no token), model, predict

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
-from serve_client import files_under, post_file, wait_until
+from serve_client import call, files_under, post_file, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -107,6 +107,7 @@ def test_stream_needs_the_token(server):
 
 
 def test_too_many_streams_are_refused(server):
+    assert wait_until(lambda: call(server.url + "/readyz")[2]["live_streams"] == 0)  # earlier tests' are gone
     with connect(ws_url(server), open_timeout=30), connect(ws_url(server), open_timeout=30):
         with pytest.raises(InvalidStatus) as refused:
             connect(ws_url(server), open_timeout=30)
@@ -114,5 +115,5 @@ def test_too_many_streams_are_refused(server):
 
 
 def test_server_log_is_clean(server):
-    assert any(r["method"] == "WS" and r["status"] == 101 for r in server.access_log())
+    assert wait_until(lambda: any(r["method"] == "WS" and r["status"] == 101 for r in server.access_log()))
     assert not [line for line in server.log if "Traceback" in line or "never retrieved" in line]

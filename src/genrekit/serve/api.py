@@ -53,7 +53,7 @@ def healthz() -> dict:
 
 @health.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the worker processes have loaded the model (503 until then)."""
+    """Readiness: the worker processes have loaded the model (503 until then); what is in progress."""
     service = request.app.state.service
     if not service.pool.ready:
         return JSONResponse(
@@ -61,7 +61,17 @@ def readyz(request: Request) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    return JSONResponse({"status": "ready", "model": service.model["id"], "workers": service.pool.workers})
+    pool = service.pool
+    return JSONResponse(
+        {
+            "status": "ready",
+            "model": service.model["id"],
+            "workers": pool.workers,
+            "requests_in_progress": pool.active,
+            "queue_limit": pool.capacity,
+            "live_streams": service.streams,
+        }
+    )
 
 
 @v1.get("/model")
