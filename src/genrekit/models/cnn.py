@@ -470,7 +470,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     row["val_loss"] = float(loss_fn(logits, val[1]))
                     row["val_accuracy"] = int((logits.argmax(1) == val[1]).sum()) / len(val[1])
             self.history_.append(row)
-            epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=row["val_accuracy"], refresh=False)
+            if hasattr(epochs, "set_postfix"):  # a tqdm bar (not a caller's progress wrapper)
+                epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=row["val_accuracy"])
             if val is None:
                 self.best_epoch_ = epoch
             elif row["val_loss"] < best_loss:
