@@ -25,7 +25,7 @@ from genrekit.errors import GenrekitError
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
 _COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model")
-_COMMANDS += ("data",)  # fetch the public data
+_COMMANDS += ("data", "evaluate", "plot")  # fetch the data; judge a model on other data; draw audio
 
 
 def build_parser() -> argparse.ArgumentParser:

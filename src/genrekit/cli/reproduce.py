@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default: the fault-filtered split shipped with genrekit)",
     )
     parser.add_argument(
+        "--audio",
+        metavar="DIR",
+        help="folder of genre folders (e.g. GTZAN's genres_original): a spectrogram figure of one clip "
+        "per genre in the report",
+    )
+    parser.add_argument(
         "--seeds", type=int, default=None, help="repeats of the seeded protocols (default 10)"
     )
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 10)")
@@ -91,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if changes.get("seeds", 1) < 1 or changes.get("folds", 2) < 2:
         raise GenrekitError("--seeds must be at least 1 and --folds at least 2")
     settings = Settings(**{**settings.__dict__, **changes})
-    metrics = reproduce(data, args.out, args.split_dir, settings, partial(progress, quiet=args.quiet))
+    wrap = partial(progress, quiet=args.quiet)
+    metrics = reproduce(data, args.out, args.split_dir, settings, wrap, args.audio)
     if args.format == "json":
         print_json(
             {
