@@ -122,6 +122,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     """Split `frame`, fit the CNN, save the model folder and return the run summary."""
     from sklearn.model_selection import train_test_split
 
+    from genrekit.evaluation.protocols import check_stratifiable
     from genrekit.models.cnn import CNNClassifier
     from genrekit.models.io import save_model
 
@@ -135,6 +136,12 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         verbose=partial(progress, quiet=args.quiet),
     )
     if args.validation_fraction > 0:
+        check_stratifiable(
+            frame[LABEL_COLUMN],
+            args.validation_fraction,
+            f"{data_meta['name']}, validation split",
+            "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
+        )
         try:
             train, val = train_test_split(
                 frame,
