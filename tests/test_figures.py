@@ -12,6 +12,8 @@ from genrekit.cli import main
 from genrekit.evaluation.figures import (
     curve_stats,
     figure_data,
+    figure_reliability,
+    figure_roc,
     genre_clips,
     paper_figure_blocks,
     reliability_bins,
@@ -132,3 +134,33 @@ def test_plot_command(cross_dir: Path, tmp_path: Path, capsys):
     bad.write_text("hello")
     assert main(["plot", str(bad), "-o", str(tmp_path / "bad.png")]) == 2
     assert "not_audio.ogg" in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path):
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium not installed (.ci/run installs Debian's chromium)")
+    results, y, classes = _fake_results(np.random.default_rng(1))
+    data = figure_data(results, y, classes)
+    page = tmp_path / "report.html"
+    page.write_text(
+        to_html([Figure("roc", figure_roc(data), "ROC"), Figure("rel", figure_reliability(data), "R")])
+    )
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={shot}", "--window-size=1100,1400", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.is_file(), done.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (1400, 1100)
+    drawn = (pixels.min(axis=2) < 200).mean()  # the figures' lines and bars, not a blank page
+    assert 0.01 < drawn < 0.6
+    blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 110)  # the reliability bars (#4c72b0) were drawn
+    assert blue.mean() > 0.005
