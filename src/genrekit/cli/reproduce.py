@@ -125,5 +125,5 @@ def run(args: argparse.Namespace) -> int:
                 f"{format_summary(entry['summary']['accuracy'])}"
             )
         seconds = metrics["environment"]["wall_seconds"]
-        info(f"report: {os.path.join(args.out, 'report.html')} ({seconds:.0f} s)")
+        info(f"report: {os.path.join(args.out, 'report.html')} ({seconds:.0f} s)", args.quiet)
     return EXIT_OK
