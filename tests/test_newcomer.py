@@ -90,3 +90,23 @@ def test_report_folder_is_ignored_by_git():
     if done.returncode == 128:
         pytest.skip("not a git checkout")
     assert done.returncode == 0
+
+
+def test_python_verdict_and_named_probability_columns(gtzan_table, cross_dir):
+    import numpy as np
+
+    import genrekit
+
+    model = genrekit.load_model()
+    table = pd.read_csv(gtzan_table).iloc[::100].set_index("filename")
+    proba = model.predict_proba(table)
+    assert isinstance(proba, pd.DataFrame)
+    assert list(proba.columns) == list(model.classes_) and list(proba.index) == list(table.index)
+    assert isinstance(model.predict_proba(table.to_numpy()[:, 1:-1].astype(float)), np.ndarray)
+    verdicts = model.verdict(table)
+    confident = proba.max(axis=1).to_numpy() >= 0.5
+    assert (verdicts[confident] == proba.idxmax(axis=1).to_numpy()[confident]).all()
+    assert (verdicts[~confident] == "uncertain").all()
+    whale = cross_dir / "glacier-bay-humpback.ogg"
+    assert model.verdict([whale]).tolist() == ["uncertain"]  # unlike any training music
+    assert model.verdict(whale, min_confidence=0.0).tolist() == ["uncertain"]
