@@ -249,7 +249,7 @@ def extract(
     done = {}
     if resume and out is not None:
         completed = segment_seconds is None and out.exists() and not progress_path(out).exists()
-        done = _completed_rows(out, names) if completed else _load_progress(out, settings)
+        done = _completed_rows(out, names, genres) if completed else _load_progress(out, settings)
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
@@ -281,12 +281,15 @@ def extract(
     return result
 
 
-def _completed_rows(out: Path, names: dict[Path, str]) -> dict[str, pd.DataFrame]:
+def _completed_rows(
+    out: Path, names: dict[Path, str], genres: Sequence[str] | None
+) -> dict[str, pd.DataFrame]:
     """Read back the rows of a completed run (its record removed), matched to the inputs by filename.
 
     A run that extracted every file removes its progress record, so its table is complete:
     each input whose name has exactly one row counts as done; rows of files that are not
-    among the inputs are dropped, as rows a record does not claim are.
+    among the inputs are dropped, as rows a record does not claim are. A row whose label
+    differs from what `genres` gives its file means other label settings: refused.
     """
     table = _read_output(out)
     if list(table.columns) != list(TABLE_COLUMNS):
@@ -294,11 +297,19 @@ def _completed_rows(out: Path, names: dict[Path, str]) -> dict[str, pd.DataFrame
     if table["filename"].duplicated().any():
         raise TableError(f"{out}: cannot resume: repeated filenames; rerun without --resume")
     row_of = {name: i for i, name in enumerate(table["filename"])}
-    return {
-        _source_key(path): table.iloc[[row_of[name]]].reset_index(drop=True)
-        for path, name in names.items()
-        if name in row_of
-    }
+    done = {}
+    for path, name in names.items():
+        if name not in row_of:
+            continue
+        row = table.iloc[[row_of[name]]].reset_index(drop=True)
+        label, wanted = row["label"].iloc[0], genre_from_path(path, genres)
+        if label != wanted:
+            raise TableError(
+                f"{out}: cannot resume: {name} is labelled {label!r}, but these label settings (genres) "
+                f"give {wanted!r}; use the same --labels or rerun without --resume"
+            )
+        done[_source_key(path)] = row
+    return done
 
 
 def _feature_function(engine: str) -> Callable[..., np.ndarray]:
