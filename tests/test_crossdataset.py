@@ -71,12 +71,18 @@ def test_figures_agree_with_the_items(cross_eval):
     assert result["best_guess"]["per_genre"]["classical"]["support"] == 2
 
 
-def test_genre_folders_and_the_terminal_summary(gtzan_flac_dir: Path, capsys):
-    folder = gtzan_flac_dir / "classical"
-    assert main(["evaluate", str(folder), "--jobs", "1", "--quiet"]) == 0
-    text = capsys.readouterr().out
-    assert "items: 3 (0 failed); of the model's genres: 3" in text
-    assert "accuracy (most probable genre): 100.0%" in text  # training clips of the shipped model
+def test_genre_folders_and_the_terminal_summary(gtzan_flac_dir: Path, tmp_path: Path, capsys):
+    import shutil
+
+    folder = tmp_path / "classical"
+    shutil.copytree(gtzan_flac_dir / "classical", folder)
+    (folder / "broken.flac").write_text("not audio")
+    assert main(["evaluate", str(folder), "--jobs", "1", "--quiet"]) == 1  # one bad file: the rest go on
+    captured = capsys.readouterr()
+    assert "items: 4 (1 failed); of the model's genres: 3" in captured.out
+    assert "accuracy (most probable genre): 100.0%" in captured.out  # training clips of the shipped model
+    assert "called uncertain when they should be: n/a" in captured.out
+    assert "broken.flac" in captured.err
 
 
 def test_feature_table_with_users_capitalisation(gtzan_table: Path, tmp_path: Path, capsys):

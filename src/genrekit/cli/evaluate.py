@@ -129,14 +129,17 @@ def _print_summary(result: dict) -> None:
     """Print the headline figures and the confident mistakes."""
     from genrekit.evaluation.report import format_percent
 
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{format_percent(value)}%"
+
     counts, at = result["counts"], result["at_threshold"]
     lines = [
         f"items: {counts['items']} ({counts['failed']} failed); of the model's genres: "
         f"{counts['in_model_genres']}; should be uncertain: {counts['expected_uncertain']}",
-        f"accuracy (most probable genre): {format_percent(result['best_guess']['accuracy'])}%",
-        f"at confidence {result['min_confidence']:g}: coverage {format_percent(at['coverage'])}%, "
-        f"accuracy {format_percent(at['accuracy'])}%; called uncertain when they should be: "
-        f"{format_percent(at['uncertain_when_expected'])}%",
+        f"accuracy (most probable genre): {pct(result['best_guess']['accuracy'])}",
+        f"at confidence {result['min_confidence']:g}: coverage {pct(at['coverage'])}, "
+        f"accuracy {pct(at['accuracy'])}; called uncertain when they should be: "
+        f"{pct(at['uncertain_when_expected'])}",
         f"confident mistakes: {len(result['confident_mistakes'])}",
     ]
     lines += [
