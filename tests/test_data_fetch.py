@@ -175,3 +175,20 @@ def test_shipped_split_equals_the_published_lists(split_dir: Path):
     assert shipped == published
     assert [len(shipped[k]) for k in ("train", "valid", "test")] == [443, 197, 290]
     assert "Kereliuk" in (data.FILTERED_SPLIT_DIR / "SOURCE.md").read_text()
+
+
+def test_terminal_progress_bar_works_with_pooch(server: str, tmp_path: Path, monkeypatch):
+    import io
+
+    from genrekit.cli._common import progress_bar
+
+    class _Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = progress_bar("download", data.GTZAN_TABLE.size, unit="B")
+    data.fetch(directory=tmp_path, urls=[f"{server}/good/features_30_sec.csv"], progressbar=bar, timeout=5)
+    assert data.is_cached(directory=tmp_path)
+    assert "download" in terminal.getvalue() and "100%" in terminal.getvalue()

@@ -155,7 +155,9 @@ def _duration(seconds: float) -> str:
 def progress_bar(desc: str, total: int | None = None, unit: str = "it", quiet: bool = False) -> Any:
     """Return a progress object: a tqdm bar on a terminal, a :class:`ProgressLine` otherwise.
 
-    Returns False when `quiet` (the value :mod:`pooch` reads as "no progress").
+    Returns False when `quiet` (the value :mod:`pooch` reads as "no progress"). For a download
+    give the expected size as `total`: :mod:`pooch` tests the object's truth, and a tqdm bar
+    without a total has none.
     """
     if quiet:
         return False
@@ -264,7 +266,7 @@ def table_path(args: argparse.Namespace) -> str:
         If no table is named and the GTZAN table can be neither found in the cache nor
         downloaded; the message says how to pass ``--data``.
     """
-    from genrekit.data import cached_path, is_cached, table_or_fetch
+    from genrekit.data import GTZAN_TABLE, cached_path, is_cached, table_or_fetch
 
     data = args.data or os.environ.get(TABLE_ENV)
     if data:
@@ -272,7 +274,7 @@ def table_path(args: argparse.Namespace) -> str:
     if is_cached():
         return str(cached_path())
     quiet = getattr(args, "quiet", False)
-    bar = progress_bar("download", unit="B", quiet=quiet)
+    bar = progress_bar("download", GTZAN_TABLE.size, unit="B", quiet=quiet)
     return str(table_or_fetch(progressbar=bar, log=lambda line: info(line, quiet)))
 
 

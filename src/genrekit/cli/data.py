@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         for remote in REMOTE_FILES.values():
             if not is_cached(remote):
                 info(f"downloading {remote.filename} ({remote.size / 1e6:.1f} MB)", args.quiet)
-                fetch(remote, progressbar=progress_bar("download", unit="B", quiet=args.quiet))
+                bar = progress_bar("download", remote.size, unit="B", quiet=args.quiet)
+                fetch(remote, progressbar=bar)
     rows = cache_listing()
     if args.format == "json":
         print_json(rows)
