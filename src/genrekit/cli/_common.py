@@ -123,10 +123,11 @@ class ProgressLine:
         """Return the progress line for the time `now` (a :func:`time.monotonic` value)."""
         elapsed = now - self.start
         count = self._amount(self.n)
+        units = "MB" if self.unit == "B" else f"{self.unit}s"
         if self.total:
-            count += f"/{self._amount(self.total)} {self.unit}s ({100 * self.n / self.total:.0f}%)"
+            count += f"/{self._amount(self.total)} {units} ({100 * self.n / self.total:.0f}%)"
         else:
-            count += f" {self.unit}s"
+            count += f" {units}"
         text = f"{self.desc}: {count}, {_duration(elapsed)} elapsed"
         if done:
             return text + ", done"
@@ -135,7 +136,7 @@ class ProgressLine:
         return text
 
     def _amount(self, n: float) -> str:
-        return f"{n / 1e6:.1f} M" if self.unit == "B" else str(n)
+        return f"{n / 1e6:.1f}" if self.unit == "B" else str(n)
 
     def _print(self, now: float, done: bool = False) -> None:
         self.printed = True
