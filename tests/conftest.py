@@ -55,3 +55,13 @@ def split_dir(data_root: Path) -> Path:
 def cross_dir(data_root: Path) -> Path:
     """Ten non-GTZAN Ogg clips with ``labels.csv``."""
     return data_root / "cross_dataset" / "librosa_data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_download_from_the_internet(tmp_path_factory) -> None:
+    """Keep every test off the real mirrors: an empty cache, and one mirror on a closed local port."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GENREKIT_DATA_DIR", str(tmp_path_factory.mktemp("genrekit-cache")))
+    patch.setenv("GENREKIT_DATA_MIRRORS", "http://127.0.0.1:9/features_30_sec.csv")
+    yield
+    patch.undo()

@@ -52,7 +52,7 @@ def test_train_all_rows_table_output_and_env(small_table, tmp_path, capsys, monk
 def test_train_errors(small_table, gtzan_table, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("GENREKIT_TABLE", raising=False)
     assert main(["train", "-o", str(tmp_path / "m")]) == 2
-    assert "pass --data TABLE" in capsys.readouterr().err
+    assert "--data path/to/features_30_sec.csv" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "absent.csv"), "-o", str(tmp_path / "m")]) == 2
     assert "absent.csv: no such file" in capsys.readouterr().err
     assert (

@@ -194,16 +194,26 @@ def _read(path):
 
 def test_resume_refuses_unusable_output(excerpts, tmp_path):
     out = tmp_path / "t.csv"
-    extract([excerpts / "misc"], out=out, jobs=1)
+    with pytest.raises(KeyboardInterrupt):
+        extract([excerpts], out=out, jobs=1, progress=_Interrupt(after=2))
+    assert progress_path(out).exists()  # an interrupted run keeps its record
     with pytest.raises(TableError, match="segment_seconds"):
-        extract([excerpts / "misc"], out=out, jobs=1, resume=True, segment_seconds=3)
+        extract([excerpts], out=out, jobs=1, resume=True, segment_seconds=3)
     table = _read(out)
     pd.concat([table, table]).to_csv(out, index=False)
     with pytest.raises(TableError, match="repeated filenames"):
-        extract([excerpts / "misc"], out=out, jobs=1, resume=True)
-    progress_path(out).unlink()
+        extract([excerpts], out=out, jobs=1, resume=True)
+    complete = tmp_path / "c.csv"
+    extract([excerpts / "misc"], out=complete, jobs=1)
+    assert not progress_path(complete).exists()  # removed by the completed run
+    table = _read(complete)
+    pd.concat([table, table]).to_csv(complete, index=False)
+    with pytest.raises(TableError, match="repeated filenames"):
+        extract([excerpts / "misc"], out=complete, jobs=1, resume=True)
+    segmented = tmp_path / "s.csv"
+    extract([excerpts / "misc"], out=segmented, jobs=1, segment_seconds=3)
     with pytest.raises(TableError, match=r"progress\.json is missing"):
-        extract([excerpts / "misc"], out=out, jobs=1, resume=True)
+        extract([excerpts / "misc"], out=segmented, jobs=1, resume=True, segment_seconds=3)
     with pytest.raises(TableError, match="unknown table format"):
         extract([excerpts / "misc"], out=tmp_path / "t.xlsx")
 

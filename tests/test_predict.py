@@ -19,7 +19,7 @@ import genrekit
 from genrekit.cli import main
 from genrekit.errors import ModelError
 from genrekit.library.predict import PRETRAINED_DIR
-from genrekit.library.tags import read_genre
+from genrekit.library.tags import TAG_NAMES, read_genre
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 
@@ -117,6 +117,30 @@ def test_csv_and_table_formats(gtzan_flac_dir: Path, model, capsys) -> None:
     assert line.split()[1] == rows[0]["genre"] and line.count(",") == 1  # top genre + 2 others
 
 
+def test_csv_has_the_json_fields_and_the_table_uses_the_terminal_width(
+    gtzan_flac_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    deep = tmp_path / ("long_folder_name_" * 4) / "pop.00000.flac"
+    deep.parent.mkdir()
+    shutil.copy(gtzan_flac_dir / "pop" / "pop.00000.flac", deep)
+    _, result, _ = _run_json(capsys, str(deep))
+    record = result["files"][0]
+    assert main(["predict", str(deep), "--format", "csv"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    scalars = [key for key, value in record.items() if not isinstance(value, (list, dict))]
+    assert set(scalars) <= set(row)  # best_guess, novelty, duration ... as in the JSON
+    assert row["best_guess"] == record["best_guess"] and float(row["novelty"]) == pytest.approx(
+        record["novelty"], abs=1e-3
+    )
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["predict", str(deep)]) == 0
+    assert str(deep) in capsys.readouterr().out  # the whole path: the terminal is wide enough
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["predict", str(deep)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("…") and line.split()[0].endswith("pop.00000.flac") and len(line.split()[0]) == 35
+
+
 def test_low_confidence_is_reported_as_uncertain(gtzan_flac_dir: Path, capsys) -> None:
     path = str(gtzan_flac_dir / "rock" / "rock.00000.flac")
     _, strict, _ = _run_json(capsys, path, "--min-confidence", "1.0")
@@ -141,6 +165,12 @@ def test_write_tags_on_copies(gtzan_flac_dir: Path, tmp_path: Path, capsys) -> N
     status, done, _ = _run_json(capsys, str(tmp_path), "--write-tags", "--min-confidence", "0")
     assert status == 0
     for record in done["files"]:
+        assert read_genre(record["file"]) == (TAG_NAMES[record["genre"]],)  # Classical, Country
+    status, lower, _ = _run_json(
+        capsys, str(tmp_path), "--write-tags", "--min-confidence", "0", "--tag-names", "lower"
+    )
+    assert status == 0
+    for record in lower["files"]:
         assert read_genre(record["file"]) == (record["genre"],)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from genrekit.cli import main
+from genrekit.data import FILTERED_SPLIT_DIR
 from genrekit.evaluation.metrics import SCALAR_METRICS
 from genrekit.evaluation.report import MODEL_TITLES, format_summary
 from genrekit.evaluation.reproduce import Settings, Task, load_data, plan, reproduce, run_tasks
@@ -113,7 +114,10 @@ def test_markdown_numbers_match_metrics_json(quick):
 def test_html_is_self_contained(quick):
     out, metrics = quick
     page = (out / "report.html").read_text()
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 4
+    figures = sorted(path.stem for path in (out / "figures").glob("*.png"))
+    per_protocol = [f"confusion_{p['name']}" for p in metrics["protocols"]]
+    assert set(figures) >= {"learning_curves", "roc", "reliability", *per_protocol}
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == len(figures) == 11
     assert "figures/" not in page and "<script" not in page
     assert 'class="optimistic"' in page
     assert format_summary(metrics["results"][0]["summary"]["accuracy"]) in page
@@ -145,7 +149,8 @@ def test_parallel_runs_equal_sequential_runs(gtzan_table):
 def test_cli_without_data_exits_2(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("GENREKIT_TABLE", raising=False)
     assert main(["reproduce", "--out", str(tmp_path)]) == 2
-    assert "no feature table: pass --data TABLE or set GENREKIT_TABLE" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the conftest's mirror is a closed local port: offline
+    assert "--data path/to/features_30_sec.csv (or set GENREKIT_TABLE)" in err
 
 
 def test_cli_missing_table_exits_2_naming_it(monkeypatch, tmp_path, capsys):
@@ -166,15 +171,15 @@ def test_cli_prints_the_figures(quick, monkeypatch, capsys, fmt):
     out, metrics = quick
     seen = {}
 
-    def fake_reproduce(data, out_dir, split_dir, settings, progress):
-        seen.update(data=data, split_dir=split_dir, settings=settings)
+    def fake_reproduce(data, out_dir, split_dir, settings, progress, audio=None):
+        seen.update(data=data, split_dir=split_dir, settings=settings, audio=audio)
         return metrics
 
     monkeypatch.setattr("genrekit.evaluation.reproduce.reproduce", fake_reproduce)
     argv = ["reproduce", "--data", "t.csv", "--out", str(out), "--quick", "--seeds", "3", "--jobs", "1"]
     assert main([*argv, "--format", fmt]) == 0
     assert seen["settings"] == Settings(seeds=3, folds=3, epochs=20, patience=5, jobs=1, quick=True)
-    assert seen["split_dir"] is None
+    assert seen["split_dir"] == str(FILTERED_SPLIT_DIR) and seen["audio"] is None  # the shipped split
     stdout = capsys.readouterr().out
     if fmt == "json":
         printed = json.loads(stdout)

@@ -87,3 +87,16 @@ def test_untaggable_file_is_named(tmp_path: Path) -> None:
     text.write_text("not audio")
     with pytest.raises(TagError, match=r"notes\.txt"):
         write_genre(text, "rock")
+
+
+def test_tag_names_follow_music_libraries_and_are_configurable():
+    from genrekit.errors import GenrekitError
+    from genrekit.library.tags import tag_namer
+
+    library = tag_namer()
+    assert [library(g) for g in ("hiphop", "jazz", "folk", "R&B")] == ["Hip-Hop", "Jazz", "Folk", "R&B"]
+    assert tag_namer("lower")("hiphop") == "hiphop"
+    custom = tag_namer("hiphop=Rap, jazz=Jazz & Swing")
+    assert [custom(g) for g in ("hiphop", "jazz", "rock")] == ["Rap", "Jazz & Swing", "Rock"]
+    with pytest.raises(GenrekitError, match="genre=Tag"):
+        tag_namer("Title")

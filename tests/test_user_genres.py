@@ -39,9 +39,9 @@ def test_own_genre_folders_train_and_predict(gtzan_flac_dir: Path, tmp_path: Pat
 
 def test_resume_refuses_other_label_settings(gtzan_flac_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "t.csv"
-    assert main(["extract", str(gtzan_flac_dir / "pop"), "-o", str(out), "-q"]) == 0
-    assert (
-        main(["extract", str(gtzan_flac_dir / "pop"), "-o", str(out), "-q", "--resume", "--labels", "any"])
-        == 2
-    )
+    folk = tmp_path / "folk"  # not a GTZAN genre: unlabelled by default, "folk" with --labels any
+    folk.mkdir()
+    shutil.copy(gtzan_flac_dir / "pop" / "pop.00000.flac", folk)
+    assert main(["extract", str(folk), "-o", str(out), "-q"]) == 0  # complete: its record is removed
+    assert main(["extract", str(folk), "-o", str(out), "-q", "--resume", "--labels", "any"]) == 2
     assert "genres" in capsys.readouterr().err

@@ -17,3 +17,7 @@ class AudioError(GenrekitError, ValueError):
 
 class ModelError(GenrekitError, ValueError):
     """A saved model is missing, corrupt or incompatible with this genrekit."""
+
+
+class DataError(GenrekitError):
+    """Data genrekit downloads cannot be fetched or verified."""

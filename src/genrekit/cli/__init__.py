@@ -20,11 +20,12 @@ import sys
 from collections.abc import Sequence
 
 from genrekit import __version__
-from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error
+from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error, torch_missing
 from genrekit.errors import GenrekitError
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
 _COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model", "serve")
+_COMMANDS += ("data", "evaluate", "plot")  # fetch the data; judge a model on other data; draw audio
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except GenrekitError as exc:
         error(str(exc))
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        error(torch_missing(args.command))
         return EXIT_USAGE
     except KeyboardInterrupt:
         error("interrupted; completed outputs are kept (use --resume where offered)")

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -13,6 +14,9 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+TRAIN_EXTRA = "genrekit[train]"
+"""The optional extra that brings PyTorch (training, reproduction)."""
 
 TABLE_ENV = "GENREKIT_TABLE"
 """Environment variable naming the feature table when ``--data`` is not given."""
@@ -25,16 +29,154 @@ def error(message: str) -> None:
     print(f"genrekit: error: {message}", file=sys.stderr)
 
 
+def require_torch(command: str) -> None:
+    """Raise a GenrekitError saying which extra to install when PyTorch is missing.
+
+    Parameters
+    ----------
+    command : str
+        The subcommand that needs it, for the message.
+    """
+    from genrekit.errors import GenrekitError
+
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise GenrekitError(torch_missing(command)) from exc
+
+
+def torch_missing(command: str) -> str:
+    """Return the message for a `command` that needs PyTorch when it is not installed."""
+    return (
+        f"genrekit {command} needs PyTorch, which is not installed: pip install '{TRAIN_EXTRA}' "
+        "(for the CPU-only build, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    )
+
+
 def info(message: str, quiet: bool = False) -> None:
     """Print a status line on stderr unless `quiet`."""
     if not quiet:
         print(message, file=sys.stderr)
 
 
+PROGRESS_INTERVAL: float = 5.0
+"""Seconds between two progress lines when stderr is not a terminal."""
+
+
+class ProgressLine:
+    """Progress for logs and pipes: one line on stderr every few seconds (what, how far, time left).
+
+    A stand-in for a tqdm bar when stderr is not a terminal: it prints nothing until
+    `interval` seconds have passed, then ``what: 12/56 files (21%), 9 s elapsed, about 33 s
+    left`` at most once per `interval`, and a last line when closed after having printed.
+    It has the part of tqdm's interface that genrekit and :mod:`pooch` use (``total``,
+    ``update``, ``reset``, ``close``).
+
+    Parameters
+    ----------
+    desc : str
+        What is being done ("extract", "training", "download").
+    total : int, optional
+        Number of units, for the percentage and the time left.
+    unit : str
+        Name of one unit ("file", "run", "epoch"); ``"B"`` shows megabytes.
+    interval : float, optional
+        Seconds between two lines (default: :data:`PROGRESS_INTERVAL`).
+    stream : file-like, optional
+        Where to print (default: ``sys.stderr`` at the time of printing).
+    """
+
+    def __init__(
+        self,
+        desc: str,
+        total: int | None = None,
+        unit: str = "it",
+        interval: float | None = None,
+        stream: Any = None,
+    ) -> None:
+        self.desc, self.total, self.unit, self.stream = desc, total, unit, stream
+        self.interval = PROGRESS_INTERVAL if interval is None else interval
+        self.n = 0
+        self.start = self.last = time.monotonic()
+        self.printed = False
+
+    def update(self, n: int = 1) -> None:
+        """Count `n` more units done; print a line if the interval has passed."""
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._print(now)
+
+    def reset(self, total: int | None = None) -> None:
+        """Start counting again from 0 (keeping the clock), optionally with a new total."""
+        self.n = 0
+        if total is not None:
+            self.total = total
+
+    def close(self) -> None:
+        """Print the final count if any line was printed before."""
+        if self.printed:
+            self._print(time.monotonic(), done=True)
+
+    def line(self, now: float, done: bool = False) -> str:
+        """Return the progress line for the time `now` (a :func:`time.monotonic` value)."""
+        elapsed = now - self.start
+        count = self._amount(self.n)
+        units = "MB" if self.unit == "B" else f"{self.unit}s"
+        if self.total:
+            count += f"/{self._amount(self.total)} {units} ({100 * self.n / self.total:.0f}%)"
+        else:
+            count += f" {units}"
+        text = f"{self.desc}: {count}, {_duration(elapsed)} elapsed"
+        if done:
+            return text + ", done"
+        if self.total and self.n:
+            text += f", about {_duration(elapsed * (self.total - self.n) / self.n)} left"
+        return text
+
+    def _amount(self, n: float) -> str:
+        return f"{n / 1e6:.1f}" if self.unit == "B" else str(n)
+
+    def _print(self, now: float, done: bool = False) -> None:
+        self.printed = True
+        print(self.line(now, done), file=self.stream or sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """Format seconds as ``"42 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_bar(desc: str, total: int | None = None, unit: str = "it", quiet: bool = False) -> Any:
+    """Return a progress object: a tqdm bar on a terminal, a :class:`ProgressLine` otherwise.
+
+    Returns False when `quiet` (the value :mod:`pooch` reads as "no progress"). For a download
+    give the expected size as `total`: :mod:`pooch` tests the object's truth, and a tqdm bar
+    without a total has none.
+    """
+    if quiet:
+        return False
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, unit_scale=unit == "B")
+    return ProgressLine(desc, total, unit)
+
+
 def progress(
-    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it"
+    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it", quiet: bool = False
 ) -> Iterator[T]:
-    """Wrap `iterable` in a progress bar shown only when stderr is a terminal.
+    """Wrap `iterable` in progress output on stderr.
+
+    A tqdm bar when stderr is a terminal; otherwise (logs, pipes, CI) a line every
+    :data:`PROGRESS_INTERVAL` seconds saying what is done, how far, and the time left.
+    Nothing when `quiet`.
 
     Parameters
     ----------
@@ -43,19 +185,33 @@ def progress(
     total : int, optional
         Number of items, for the rate and time-left estimate.
     desc : str
-        Label in front of the bar.
+        What is being done (shown first).
     unit : str
         Name of one item ("file", "epoch", ...).
+    quiet : bool
+        Show nothing.
 
     Yields
     ------
     object
         The items of `iterable`, unchanged.
     """
-    from tqdm.auto import tqdm
+    bar = progress_bar(desc, total, unit, quiet)
+    if bar is False:
+        yield from iterable
+        return
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
 
-    yield from tqdm(
-        iterable, total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), dynamic_ncols=True
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``-q/--quiet``: no progress output and no status lines on stderr (errors still show)."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress or status lines on stderr (errors still show)"
     )
 
 
@@ -91,26 +247,36 @@ def positive_int(text: str) -> int:
 
 
 def add_data_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--data TABLE`` (default: the ``GENREKIT_TABLE`` environment variable)."""
+    """Add ``--data TABLE`` (default: ``$GENREKIT_TABLE``, else the cached GTZAN table, fetched once)."""
     parser.add_argument(
-        "--data", metavar="TABLE", help=f"feature table, .csv or .parquet (default: ${TABLE_ENV})"
+        "--data",
+        metavar="TABLE",
+        help=f"feature table, .csv or .parquet (default: ${TABLE_ENV}, else the GTZAN 30-second table, "
+        "downloaded once into the cache: see `genrekit data`)",
     )
 
 
 def table_path(args: argparse.Namespace) -> str:
-    """Return the table named by ``--data`` or ``GENREKIT_TABLE``.
+    """Return the table named by ``--data`` or ``GENREKIT_TABLE``, else the cached GTZAN table.
+
+    The GTZAN table is downloaded (and verified) into the cache when it is not there yet.
 
     Raises
     ------
-    GenrekitError
-        If neither names one.
+    DataError
+        If no table is named and the GTZAN table can be neither found in the cache nor
+        downloaded; the message says how to pass ``--data``.
     """
-    from genrekit.errors import GenrekitError
+    from genrekit.data import GTZAN_TABLE, cached_path, is_cached, table_or_fetch
 
     data = args.data or os.environ.get(TABLE_ENV)
-    if not data:
-        raise GenrekitError(f"no feature table: pass --data TABLE or set {TABLE_ENV}")
-    return data
+    if data:
+        return data
+    if is_cached():
+        return str(cached_path())
+    quiet = getattr(args, "quiet", False)
+    bar = progress_bar("download", GTZAN_TABLE.size, unit="B", quiet=quiet)
+    return str(table_or_fetch(progressbar=bar, log=lambda line: info(line, quiet)))
 
 
 def add_jobs_option(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,8 @@ The filename column holds the file's real name (blues.00000.flac stays .flac);
 files that share a name get their path below the common folder instead.
 
 The table is rewritten atomically every 30 s and at the end, also on Ctrl-C,
-together with OUT.progress.json, the record --resume reads.
+together with OUT.progress.json, the record --resume reads; a run that extracts
+every file removes it (resuming a complete table matches rows by file name).
 
 exit status: 0 all files extracted, 1 some files failed (each named on stderr),
 2 usage error, no input files or nothing extracted, 130 interrupted.

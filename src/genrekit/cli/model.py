@@ -38,14 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     """Print the layer table, the parameter totals and the paper comparison."""
-    from genrekit.models.cnn import PAPER_PARAMS_NOTE, PAPER_TOTAL_PARAMS, model_summary
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.cnn import PAPER_PARAMS_NOTE, PAPER_TOTAL_PARAMS
     from genrekit.models.io import load_model_dir
 
-    if args.model_dir:
-        model, _ = load_model_dir(args.model_dir)
-        rows = model_summary(model.n_features_in_, len(model.classes_))
-    else:
-        rows = model_summary()
+    # The layer table saved with the model (model_summary at save time): no PyTorch needed here.
+    rows = load_model_dir(args.model_dir or PRETRAINED_DIR)[1]["architecture"]
     total = sum(row["params"] for row in rows)
     report = {
         "model_dir": args.model_dir,

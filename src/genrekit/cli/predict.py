@@ -75,7 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--write-tags", action="store_true", help="write the predicted genre into each file's genre tag"
     )
     parser.add_argument("--dry-run", action="store_true", help="with --write-tags: show, write nothing")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument(
+        "--tag-names",
+        default="library",
+        metavar="STYLE",
+        help="how tags spell genres: 'library' (Hip-Hop, Jazz; default), 'lower' (hiphop, jazz) "
+        "or pairs such as 'hiphop=Rap,jazz=Jazz'",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     parser.set_defaults(func=run)
 
 
@@ -83,16 +90,18 @@ def run(args: argparse.Namespace) -> int:
     """Predict, print and optionally tag; return the exit status."""
     from genrekit.audio.decode import audio_files
     from genrekit.library.predict import load_model
+    from genrekit.library.tags import tag_namer
 
+    args.tag_name = tag_namer(args.tag_names)  # checked before any work
     model = load_model(args.model)
     files = audio_files(args.paths)
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
         return EXIT_USAGE
-    writer = _Writer(args, tuple(str(c) for c in model.classes_))
+    writer = _Writer(args, tuple(str(c) for c in model.classes_), _name_width(files))
     failed = untagged = 0
     results = model.predict_files(files, jobs=args.jobs)
-    for _path, result in progress(results, len(files), "predict", "file"):
+    for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
         if isinstance(result, Exception):
             error(str(result))
             failed += 1
@@ -121,7 +130,7 @@ def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
     if not prediction.is_confident(args.min_confidence):
         return "not tagged: uncertain", True
     try:
-        change = write_genre(prediction.path, prediction.genre, dry_run=args.dry_run)
+        change = write_genre(prediction.path, args.tag_name(prediction.genre), dry_run=args.dry_run)
     except TagError as exc:
         error(str(exc))
         return "tag failed", False
@@ -134,30 +143,27 @@ def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
 class _Writer:
     """Print predictions on stdout as a table, CSV (both streamed) or JSON (at the end)."""
 
-    def __init__(self, args: argparse.Namespace, classes: tuple[str, ...]) -> None:
+    def __init__(self, args: argparse.Namespace, classes: tuple[str, ...], name_width: int = 40) -> None:
         self.args = args
         self.classes = classes
+        self.name_width = name_width
         self.records: list[dict] = []
         self.csv = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
         if self.csv is not None:
-            self.csv.writerow(["file", "genre", "probability", "confident", "familiar", "tags", *classes])
+            self.csv.writerow([*CSV_FIELDS, *classes])
         elif args.format == "table":
-            print(f"{'file':<40} {'genre':<10} {'prob':>5}  others")
+            print(f"{'file':<{name_width}} {'genre':<10} {'prob':>5}  others")
 
     def row(self, prediction, tag_note: str) -> None:
         """Output one file's prediction."""
         confident = prediction.is_confident(self.args.min_confidence)
         genre = prediction.genre if confident else "uncertain"
         if self.csv is not None:
+            record = _record(prediction, genre, confident, self.args.top_k, tag_note)
+            record["probability"] = f"{record['probability']:.4f}"
+            record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
             self.csv.writerow(
-                [
-                    prediction.path,
-                    genre,
-                    f"{prediction.confidence:.4f}",
-                    confident,
-                    prediction.familiar,
-                    tag_note,
-                ]
+                [record.get(field, "") for field in CSV_FIELDS]
                 + [f"{p:.4f}" for p in prediction.probabilities]
             )
         elif self.args.format == "table":
@@ -165,8 +171,9 @@ class _Writer:
             if not confident:
                 why = "" if prediction.familiar else "unlike training music; "
                 others = f"({why}best guess {prediction.genre}) " + others
-            name = _shorten(str(prediction.path), 40)
-            print(f"{name:<40} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}".rstrip())
+            name = _shorten(str(prediction.path), self.name_width)
+            line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
+            print(line.rstrip())
         else:
             record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
             self.records.append(record)
@@ -224,6 +231,28 @@ def prediction_record(prediction, min_confidence: float, top_k: int, tag_note: s
         ],
         **({"tags": tag_note} if tag_note else {}),
     }
+
+
+CSV_FIELDS: tuple[str, ...] = (
+    "file",
+    "genre",
+    "best_guess",
+    "probability",
+    "confident",
+    "familiar",
+    "novelty",
+    "duration",
+    "tags",
+)
+"""The CSV's columns before the per-genre probabilities: the JSON's per-file fields (not windows)."""
+
+
+def _name_width(files: list[Path]) -> int:
+    """Width of the file column: the longest path, within what the terminal leaves (at least 20)."""
+    import shutil
+
+    room = shutil.get_terminal_size((120, 24)).columns - 45  # genre, probability, two other genres
+    return max(20, min(max(len(str(path)) for path in files), room))
 
 
 def _shorten(text: str, width: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,9 +12,12 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_data_option,
     add_format_option,
+    add_quiet_option,
     error,
     info,
     print_json,
+    progress,
+    require_torch,
     table_path,
 )
 from genrekit.errors import TableError
@@ -30,18 +33,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the paper's CNN on a feature table",
         description=(
-            "Train the paper's 1D CNN on a GTZAN feature table and save it as a model folder "
-            "(model.safetensors + model.json). A stratified, seeded validation split drives early "
-            "stopping (best weights restored) and calibrates the probabilities; with "
-            "--validation-fraction 0 all rows train for exactly --epochs epochs. With --cv K all rows "
-            "train for exactly --epochs epochs and K-fold cross-validation of that same recipe states "
-            "its accuracy and calibrates the probabilities (the recipe of the shipped model)."
+            "Train the paper's 1D CNN on a GTZAN feature table and save it as a model folder\n"
+            "(model.safetensors + model.json). A stratified, seeded validation split drives early\n"
+            "stopping (best weights restored) and calibrates the probabilities; with\n"
+            "--validation-fraction 0 all rows train for exactly --epochs epochs. With --cv K all\n"
+            "rows train for exactly --epochs epochs, and K-fold cross-validation of that same recipe\n"
+            "states its accuracy and calibrates the probabilities (the shipped model's recipe).\n"
+            "Training needs PyTorch: pip install 'genrekit[train]'."
         ),
         epilog=(
             "examples:\n"
+            "  genrekit train -o model/                      the GTZAN table from the cache\n"
             "  genrekit train --data features_30_sec.csv -o model/\n"
             "  genrekit train --data my_library.csv --labels any -o my_model/\n"
-            "  genrekit train --data features_30_sec.csv --cv 10 -o model/   # the shipped model's recipe"
+            "  genrekit train --data features_30_sec.csv --cv 10 -o model/   # the shipped model's recipe\n"
+            "\n"
+            "Progress: a bar on a terminal, otherwise a line every few seconds; --quiet silences both.\n"
+            "\n"
+            "exit status: 0 model saved, 2 usage error or invalid input (bad table, a table too\n"
+            "small to split, no table and no network, PyTorch missing), 130 interrupted."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_format_option(parser)
+    add_quiet_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -82,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
     from genrekit.table import file_sha256, read_table
 
+    require_torch("train")
     data = table_path(args)
     for name in ("epochs", "patience", "batch_size"):
         if getattr(args, name) < 1:
@@ -110,6 +122,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     """Split `frame`, fit the CNN, save the model folder and return the run summary."""
     from sklearn.model_selection import train_test_split
 
+    from genrekit.evaluation.protocols import check_stratifiable
     from genrekit.models.cnn import CNNClassifier
     from genrekit.models.io import save_model
 
@@ -120,9 +133,15 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         batch_size=args.batch_size,
         patience=args.patience,
         random_state=args.seed,
-        verbose=sys.stderr.isatty(),
+        verbose=partial(progress, quiet=args.quiet),
     )
     if args.validation_fraction > 0:
+        check_stratifiable(
+            frame[LABEL_COLUMN],
+            args.validation_fraction,
+            f"{data_meta['name']}, validation split",
+            "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
+        )
         try:
             train, val = train_test_split(
                 frame,
@@ -134,14 +153,14 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
             raise TableError(
                 f"cannot make a stratified validation split of {data_meta['name']}: {exc}"
             ) from exc
-        info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows")
+        info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows", args.quiet)
         model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
         best = model.history_[model.best_epoch_ - 1]
         validation = {"rows": len(val), "accuracy": best["val_accuracy"], "loss": best["val_loss"]}
         extra = {"calibration": _validation_calibration(model, train, val)}
     else:
         train = frame
-        info(f"training on all {len(train)} rows for {args.epochs} epochs (no validation)")
+        info(f"training on all {len(train)} rows for {args.epochs} epochs (no validation)", args.quiet)
         model.fit(train, train[LABEL_COLUMN])
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
@@ -176,9 +195,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     from genrekit.models.recipe import fit_final
     from genrekit.table import feature_matrix
 
-    info(
-        f"cross-validating ({args.cv} folds), then training on all {len(frame)} rows for {args.epochs} epochs"
-    )
+    info(f"cross-validating ({args.cv} folds), then training on all {len(frame)} rows", args.quiet)
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
@@ -186,7 +203,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
         seed=args.seed,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        on_fold=lambda fold, accuracy: info(f"fold {fold + 1}/{args.cv}: accuracy {accuracy:.3f}"),
+        on_fold=lambda fold, acc: info(f"fold {fold + 1}/{args.cv}: accuracy {acc:.3f}", args.quiet),
     )
     cv = recipe["cross_validation"]
     metadata = {

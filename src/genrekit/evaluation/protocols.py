@@ -27,6 +27,7 @@ on the training rows only); they do not use the validation rows.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
 
-from genrekit.errors import GenrekitError
+from genrekit.errors import GenrekitError, TableError
 
 PAPER = "paper"
 FILTERED = "filtered"
@@ -118,8 +119,54 @@ def describe_protocol(name: str) -> str:
     raise GenrekitError(f"unknown protocol {name!r}")
 
 
+_BIGGER = "Use a bigger table (the GTZAN table has 100 rows per genre) or fewer --folds."
+
+
 def _sorted(indices: np.ndarray) -> np.ndarray:
     return np.sort(np.asarray(indices, dtype=np.int64))
+
+
+def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str, hint: str = "") -> None:
+    """Raise a TableError, in genrekit's words, if `y` is too small to split holding out `held_out`.
+
+    A stratified split keeps every genre's share on both sides, so every genre needs at least
+    two rows and each side at least one row per genre (the rule scikit-learn enforces).
+
+    Parameters
+    ----------
+    y : array-like of str
+        The labels.
+    held_out : float
+        The share of rows held out (validation or test), as ``test_size``.
+    what : str
+        What is being split, for the message (``"features.csv, validation split"``).
+    hint : str
+        What the user can do instead, appended to the message.
+
+    Raises
+    ------
+    TableError
+        If the split is impossible; the message gives the counts that are short.
+    """
+    labels, counts = np.unique(np.asarray(y, dtype=str), return_counts=True)
+    n, k = int(counts.sum()), len(labels)
+    n_held = math.ceil(held_out * n)
+    problems = []
+    few = labels[counts < 2]
+    if len(few):
+        problems.append(
+            f"every genre needs at least 2 rows, and {', '.join(few)} {'has' if len(few) == 1 else 'have'} 1"
+        )
+    if n_held < k:
+        problems.append(f"the {held_out:.0%} held out is {n_held} rows, fewer than the {k} genres")
+    if n - n_held < k:
+        problems.append(f"the rows left to train on are {n - n_held}, fewer than the {k} genres")
+    if problems:
+        raise TableError(
+            f"{what}: {n} rows of {k} genres are too few for a stratified split: "
+            + "; ".join(problems)
+            + (f". {hint}" if hint else "")
+        )
 
 
 def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Split:
@@ -141,7 +188,9 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Sp
     """
     y = np.asarray(y)
     rows = np.arange(len(y))
+    check_stratifiable(y, 0.1, "protocol paper (test split)", _BIGGER)
     rest, test = train_test_split(rows, test_size=0.1, stratify=y, random_state=seed)
+    check_stratifiable(y[rest], 1 / 9, "protocol paper (validation split)", _BIGGER)
     train, val = train_test_split(rest, test_size=1 / 9, stratify=y[rest], random_state=seed)
     return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
 
@@ -197,9 +246,18 @@ def cv_splits(y: Sequence[str] | np.ndarray, n_folds: int = 10, seed: int = 0) -
     if n_folds < 2:
         raise GenrekitError(f"folds: need at least 2, got {n_folds}")
     y = np.asarray(y)
+    labels, counts = np.unique(y.astype(str), return_counts=True)
+    if counts.min() < n_folds:
+        short = ", ".join(labels[counts < n_folds])
+        raise TableError(
+            f"protocol {cv_name(n_folds)}: {n_folds}-fold cross-validation needs at least {n_folds} rows of "
+            f"every genre, and {short} {'has' if (counts < n_folds).sum() == 1 else 'have'} fewer "
+            f"(fewest: {counts.min()}). {_BIGGER}"
+        )
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = []
     for fold, (rest, test) in enumerate(folds.split(np.zeros(len(y)), y)):
+        check_stratifiable(y[rest], 1 / 9, f"protocol {cv_name(n_folds)} (validation split)", _BIGGER)
         carve = StratifiedShuffleSplit(n_splits=1, test_size=1 / 9, random_state=seed + fold)
         train_pos, val_pos = next(carve.split(np.zeros(len(rest)), y[rest]))
         splits.append(

@@ -428,6 +428,8 @@ def build_blocks(metrics: dict) -> list:
     list
         The blocks, in reading order.
     """
+    from genrekit.evaluation.figures import paper_figure_blocks
+
     detail = metrics["cnn_detail"]
     settings = metrics["environment"]["settings"]
     cnn = {p["name"]: _entry(metrics, p["name"], "cnn")["summary"]["accuracy"] for p in metrics["protocols"]}
@@ -525,9 +527,9 @@ def build_blocks(metrics: dict) -> list:
         Heading("Model summary", 3),
         _model_summary_table(detail["model_summary"]),
         Paragraph(detail["params_note"]),
-        Heading("Environment"),
-        _environment_table(metrics),
     ]
+    blocks += paper_figure_blocks(metrics)
+    blocks += [Heading("Environment"), _environment_table(metrics)]
     return blocks
 
 

@@ -507,6 +507,7 @@ def reproduce(
     split_dir: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: Callable[..., Iterable] | None = None,
+    audio: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Run the whole reproduction and write ``report.html``, ``report.md`` and ``metrics.json`` to `out`.
 
@@ -523,15 +524,20 @@ def reproduce(
         Defaults: 10 seeds, 10 folds, 200 epochs, patience 20, one process.
     progress : callable, optional
         Progress wrapper (see :func:`run_tasks`).
+    audio : path-like, optional
+        A folder of genre folders: one clip of each gets a spectrogram figure in the report
+        (see :func:`genrekit.evaluation.figures.genre_clips`).
 
     Returns
     -------
     dict
         The metrics written to ``metrics.json``.
     """
+    from genrekit.evaluation.figures import figure_data, genre_clips
     from genrekit.evaluation.report import jsonable, write_report
 
     settings = settings or Settings()
+    clips = [] if audio is None else genre_clips(audio)  # checked before the long runs
     start = time.perf_counter()
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
@@ -543,6 +549,8 @@ def reproduce(
         "paper_table1": PAPER_TABLE1,
         "notes": notes,
         **aggregate(results, y, filenames, classes, settings),
+        "figure_data": figure_data(results, y, classes),
+        "spectrograms": clips,
     }
     from genrekit.models.cnn import PAPER_PARAMS_NOTE, model_summary
 

@@ -34,6 +34,9 @@ between the two writes, or a table with rows deleted, still resumes correctly). 
 name, is the key, so two files with the same name in different folders are
 never confused. Rows of sources that are not among the inputs of the resumed
 run are kept. Failed files are not recorded, so a resumed run retries them.
+A run that ends with every file extracted removes ``OUT.progress.json``: the
+table is then complete, and a later resume matches its rows to the inputs by
+filename (one row per file; a segmented table needs its record).
 """
 
 from __future__ import annotations
@@ -203,6 +206,8 @@ def extract(
     resume : bool
         Keep the rows of files already in `out` (per its ``.progress.json``
         record) and extract only the others. Starts afresh if `out` does not exist.
+        A run that ends with every file extracted removes the record; resuming such a
+        complete table (one row per file) matches its rows to the inputs by filename.
     engine : {"fast", "librosa"}
         Feature engine (see :func:`extract_file`).
     progress : callable, optional
@@ -226,7 +231,7 @@ def extract(
         If an input path does not exist.
     TableError
         If `out` has an unknown extension or cannot be written, or `resume`
-        finds an output without its progress record, with other columns or
+        finds a segmented output without its progress record, with other columns or
         repeated filenames, or made with other settings.
     ValueError
         If `engine` is unknown or `segment_seconds` holds no sample.
@@ -241,7 +246,10 @@ def extract(
         table_format(out)
     files = sorted(audio_files(paths), key=_source_key)
     names = _unique_names(files)
-    done = _load_progress(out, settings) if resume and out is not None else {}
+    done = {}
+    if resume and out is not None:
+        completed = segment_seconds is None and out.exists() and not progress_path(out).exists()
+        done = _completed_rows(out, names, genres) if completed else _load_progress(out, settings)
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
@@ -267,8 +275,41 @@ def extract(
     finally:
         if out is not None and dirty:
             _write(done, out, settings)
+    if out is not None and not result.failures:  # complete: the table alone is the result
+        progress_path(out).unlink(missing_ok=True)
     result.table = _concat(done)
     return result
+
+
+def _completed_rows(
+    out: Path, names: dict[Path, str], genres: Sequence[str] | None
+) -> dict[str, pd.DataFrame]:
+    """Read back the rows of a completed run (its record removed), matched to the inputs by filename.
+
+    A run that extracted every file removes its progress record, so its table is complete:
+    each input whose name has exactly one row counts as done; rows of files that are not
+    among the inputs are dropped, as rows a record does not claim are. A row whose label
+    differs from what `genres` gives its file means other label settings: refused.
+    """
+    table = _read_output(out)
+    if list(table.columns) != list(TABLE_COLUMNS):
+        raise TableError(f"{out}: cannot resume: not a GTZAN feature table (columns differ)")
+    if table["filename"].duplicated().any():
+        raise TableError(f"{out}: cannot resume: repeated filenames; rerun without --resume")
+    row_of = {name: i for i, name in enumerate(table["filename"])}
+    done = {}
+    for path, name in names.items():
+        if name not in row_of:
+            continue
+        row = table.iloc[[row_of[name]]].reset_index(drop=True)
+        label, wanted = row["label"].iloc[0], genre_from_path(path, genres)
+        if label != wanted:
+            raise TableError(
+                f"{out}: cannot resume: {name} is labelled {label!r}, but these label settings (genres) "
+                f"give {wanted!r}; use the same --labels or rerun without --resume"
+            )
+        done[_source_key(path)] = row
+    return done
 
 
 def _feature_function(engine: str) -> Callable[..., np.ndarray]:

@@ -27,6 +27,9 @@ PRETRAINED_DIR: Path = Path(__file__).parent.parent / "models" / "pretrained"
 MIN_SECONDS: float = 3.0
 """Shortest audio whose genre is predicted (the length of a segment of the public 3-second table)."""
 
+UNCERTAIN: str = "uncertain"
+"""The verdict for audio that is not confidently one of the model's genres."""
+
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
 
@@ -192,8 +195,9 @@ class GenreModel:
 
         Returns
         -------
-        ndarray of shape (n, n_classes)
-            Probabilities; columns follow ``classes_``.
+        ndarray of shape (n, n_classes), or DataFrame when `X` is a DataFrame
+            Probabilities; columns follow ``classes_``. For a DataFrame input, a DataFrame
+            whose columns are named by genre (``classes_``) and whose index is `X`'s.
 
         Raises
         ------
@@ -202,7 +206,10 @@ class GenreModel:
         """
         if isinstance(X, (str, os.PathLike)):
             X = [X]
-        if isinstance(X, pd.DataFrame) or not _is_path_list(X):
+        if isinstance(X, pd.DataFrame):
+            proba = self._feature_proba(_feature_frame(X))
+            return pd.DataFrame(proba, index=X.index, columns=pd.Index(self.classes_, name="genre"))
+        if not _is_path_list(X):
             return self._feature_proba(_feature_frame(X))
         return np.stack([self.predict_file(path).probabilities for path in X])
 
@@ -212,7 +219,55 @@ class GenreModel:
 
     def predict(self, X) -> np.ndarray:
         """Return the most probable genre for each row or file of `X` (see :meth:`predict_proba`)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self.classes_[np.argmax(np.asarray(self.predict_proba(X)), axis=1)]
+
+    def verdict(self, X, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> np.ndarray:
+        """Return what ``genrekit predict`` says of each row or file: a genre, or ``"uncertain"``.
+
+        A row or file is ``"uncertain"`` when its top probability is below `min_confidence`
+        or its features lie farther from the training data than the model's novelty
+        threshold (see :meth:`FilePrediction.is_confident`); otherwise it gets its most
+        probable genre.
+
+        Parameters
+        ----------
+        X : DataFrame, ndarray of shape (n, 57), path or sequence of paths
+            As for :meth:`predict_proba`. A file's novelty is the median over its windows.
+        min_confidence : float
+            The CLI's ``--min-confidence`` (default 0.5).
+
+        Returns
+        -------
+        ndarray of str, shape (n,)
+            Genre names or ``"uncertain"``.
+
+        Raises
+        ------
+        AudioError
+            If a file cannot be decoded (use :meth:`predict_files` to skip bad files).
+
+        Examples
+        --------
+        >>> model = genrekit.load_model()  # doctest: +SKIP
+        >>> model.verdict(["song.mp3", "speech.wav"])  # doctest: +SKIP
+        array(['rock', 'uncertain'], dtype='<U9')
+        """
+        if isinstance(X, (str, os.PathLike)):
+            X = [X]
+        if _is_path_list(X) and not isinstance(X, pd.DataFrame):
+            results = [self.predict_file(path) for path in X]
+            proba = np.stack([result.probabilities for result in results])
+            familiar = np.array([result.familiar for result in results], dtype=bool)
+        else:
+            features = _feature_frame(X)
+            proba = self._feature_proba(features)
+            familiar = np.ones(len(features), dtype=bool)
+            if self.novelty is not None:
+                familiar = self.novelty.distance(features.to_numpy()) <= self.novelty.threshold
+        confident = familiar & (proba.max(axis=1) >= min_confidence)
+        genres = self.classes_[np.argmax(proba, axis=1)].astype(object)
+        genres[~confident] = UNCERTAIN
+        return genres.astype(str)
 
     def predict_file(self, path: str | os.PathLike[str]) -> FilePrediction:
         """Predict the genre of one audio file, with per-window detail.

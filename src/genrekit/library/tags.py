@@ -3,10 +3,64 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from genrekit.errors import GenrekitError
+
+TAG_NAMES: dict[str, str] = {
+    "blues": "Blues",
+    "classical": "Classical",
+    "country": "Country",
+    "disco": "Disco",
+    "hiphop": "Hip-Hop",
+    "jazz": "Jazz",
+    "metal": "Metal",
+    "pop": "Pop",
+    "reggae": "Reggae",
+    "rock": "Rock",
+}
+"""How music libraries spell the GTZAN genres in tags (the names of the ID3v1 genre list)."""
+
+TAG_STYLES: tuple[str, ...] = ("library", "lower")
+"""Named tag spellings: ``library`` (:data:`TAG_NAMES`, others title-cased), ``lower`` (as predicted)."""
+
+
+def tag_namer(style: str = "library") -> Callable[[str], str]:
+    """Return the function that spells a predicted genre for a tag.
+
+    Parameters
+    ----------
+    style : str
+        ``"library"`` (default): ``Hip-Hop``, ``Jazz`` ... (:data:`TAG_NAMES`), and a genre of
+        your own title-cased unless it has capitals already (``folk`` -> ``Folk``);
+        ``"lower"``: the genre exactly as predicted (``hiphop``); or a comma list of
+        ``genre=Tag`` pairs (``"hiphop=Rap,jazz=Jazz"``), the other genres spelled as ``library``.
+
+    Returns
+    -------
+    callable
+        ``genre -> tag text``.
+
+    Raises
+    ------
+    GenrekitError
+        If `style` is neither a named style nor ``genre=Tag`` pairs.
+    """
+    if style == "lower":
+        return str
+    custom: dict[str, str] = {}
+    if style != "library":
+        for part in filter(None, (item.strip() for item in style.split(","))):
+            genre, sep, tag = part.partition("=")
+            if not sep or not genre.strip() or not tag.strip():
+                raise GenrekitError(
+                    f"tag names {style!r}: {part!r} is not genre=Tag; use {' or '.join(TAG_STYLES)} or pairs"
+                )
+            custom[genre.strip()] = tag.strip()
+    names = {**TAG_NAMES, **custom}
+    return lambda genre: names.get(genre, genre if genre != genre.lower() else genre.title())
 
 
 class TagError(GenrekitError):

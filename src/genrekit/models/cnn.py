@@ -323,8 +323,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, default=0
         Seed of the initial weights, dropout and shuffling; a fit on CPU with the
         same seed and data gives identical weights.
-    verbose : bool, default=False
-        Show a progress bar over epochs on stderr.
+    verbose : bool or callable, default=False
+        Show a progress bar over epochs on stderr; a callable
+        ``verbose(iterable, total=, desc=, unit=)`` wraps the epochs instead (for example
+        :func:`genrekit.cli._common.progress`, which also prints lines when stderr is not a terminal).
 
     Attributes
     ----------
@@ -441,7 +443,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         n = len(y_train)
         self.history_ = []
         best_loss, best_state, self.best_epoch_ = np.inf, None, 0
-        epochs = tqdm(range(1, self.epochs + 1), desc="training", unit="epoch", disable=not self.verbose)
+        epochs = range(1, self.epochs + 1)
+        if callable(self.verbose):
+            epochs = self.verbose(epochs, total=self.epochs, desc="training", unit="epoch")
+        else:
+            epochs = tqdm(epochs, desc="training", unit="epoch", disable=not self.verbose)
         for epoch in epochs:
             module.train()
             order = torch.from_numpy(shuffle.permutation(n))
@@ -464,7 +470,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     row["val_loss"] = float(loss_fn(logits, val[1]))
                     row["val_accuracy"] = int((logits.argmax(1) == val[1]).sum()) / len(val[1])
             self.history_.append(row)
-            epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=row["val_accuracy"], refresh=False)
+            if hasattr(epochs, "set_postfix"):  # a tqdm bar (not a caller's progress wrapper)
+                epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=row["val_accuracy"])
             if val is None:
                 self.best_epoch_ = epoch
             elif row["val_loss"] < best_loss:
