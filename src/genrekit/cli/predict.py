@@ -159,7 +159,7 @@ class _Writer:
         confident = prediction.is_confident(self.args.min_confidence)
         genre = prediction.genre if confident else "uncertain"
         if self.csv is not None:
-            record = _record(prediction, genre, confident, self.args.top_k, tag_note)
+            record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
             self.csv.writerow(
