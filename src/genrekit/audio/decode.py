@@ -150,9 +150,7 @@ def _load_soundfile(path: Path, sr: int, block_frames: int) -> np.ndarray:
         filled = read = 0
         try:
             for block in _mono_blocks(handle, block_frames):
-                if not np.all(np.isfinite(block)):
-                    bad = read + int(np.flatnonzero(~np.isfinite(block))[0])
-                    raise AudioError(f"{path}: NaN or Inf sample at {bad / sr_orig:.3f} s (frame {bad})")
+                _check_finite(block, read, sr_orig, path)
                 read += len(block)
                 if read > n_frames:
                     raise AudioError(f"{path}: holds more frames than its header declares ({n_frames})")
@@ -170,13 +168,50 @@ def _load_soundfile(path: Path, sr: int, block_frames: int) -> np.ndarray:
     return out
 
 
+def _check_finite(block: np.ndarray, offset: int, sr: int, path: Path) -> None:
+    """Raise `AudioError` naming the first NaN or Inf sample of `block` (frame `offset` onwards).
+
+    One float64 sum tells whether any sample is not finite (float32 values cannot overflow it);
+    only then is the block searched.
+    """
+    if np.isfinite(np.add.reduce(block, dtype=np.float64)):
+        return
+    bad = offset + int(np.flatnonzero(~np.isfinite(block))[0])
+    raise AudioError(f"{path}: NaN or Inf sample at {bad / sr:.3f} s (frame {bad})")
+
+
+_MAX_SEQUENTIAL_CHANNELS = 7
+"""Most channels NumPy's ``mean(axis=1)`` adds one after another (from 8 on it sums pairwise)."""
+
+
 def _mono_blocks(handle, block_frames: int) -> Iterator[np.ndarray]:
-    """Yield float32 mono blocks (the mean of the channels) of an open :class:`soundfile.SoundFile`."""
+    """Yield float32 mono blocks (the mean of the channels) of an open :class:`soundfile.SoundFile`.
+
+    Frames are read into one reused buffer (no new pages per block) and mixed with in-place
+    additions in channel order, then divided by the channel count: the same operations, in the
+    same order and precision, as ``block.mean(axis=1, dtype=np.float32)``, so the same values,
+    several times faster than NumPy's strided reduction. The yielded array is reused by the next
+    block.
+    """
+    channels = handle.channels
+    buffer = np.empty((block_frames, channels), dtype=np.float32)
+    mono = np.empty(block_frames, dtype=np.float32)
     while True:
-        block = handle.read(block_frames, dtype="float32", always_2d=True)
-        if len(block) == 0:
+        block = handle.read(block_frames, dtype="float32", always_2d=True, out=buffer)
+        n = len(block)
+        if n == 0:
             return
-        yield block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        if channels == 1:
+            yield block[:, 0]
+        elif channels > _MAX_SEQUENTIAL_CHANNELS:
+            yield block.mean(axis=1, dtype=np.float32)
+        else:
+            out = mono[:n]
+            np.add(block[:, 0], block[:, 1], out=out)
+            for k in range(2, channels):
+                out += block[:, k]
+            out /= np.float32(channels)
+            yield out
 
 
 def _sf_reason(exc: Exception) -> str:
