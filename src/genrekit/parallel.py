@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -19,6 +20,16 @@ def cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Return a context in which BLAS and OpenMP thread pools use one thread.
+
+    genrekit's policy for feature extraction and prediction, in worker processes, on the command
+    line and in the Python API: the matrix products are small, and on a busy machine extra BLAS
+    threads cost more than they gain (parallelism comes from processes instead).
+    """
+    return threadpool_limits(1)
 
 
 def map_tasks(
@@ -55,7 +66,7 @@ def map_tasks(
     jobs = min(jobs or cpu_count(), max(len(items), 1))
     if jobs <= 1:
         for item in items:
-            with threadpool_limits(1):
+            with one_blas_thread():
                 yield item, _call(fn, item)
         return
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)

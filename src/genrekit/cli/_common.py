@@ -52,11 +52,12 @@ def progress(
     object
         The items of `iterable`, unchanged.
     """
+    if not sys.stderr.isatty():  # no bar: no need to import tqdm (it costs a new process time)
+        yield from iterable
+        return
     from tqdm.auto import tqdm
 
-    yield from tqdm(
-        iterable, total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), dynamic_ncols=True
-    )
+    yield from tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:
