@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, as_completed
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
@@ -69,6 +68,8 @@ def map_tasks(
             with one_blas_thread():
                 yield item, _call(fn, item)
         return
+    from concurrent.futures import ProcessPoolExecutor  # (multiprocessing: only when it is used)
+
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
     try:
         futures = {pool.submit(fn, item): item for item in items}
@@ -88,6 +89,8 @@ def _call(fn: Callable[[T], R], item: T) -> R | Exception:
 
 def _result(future: Future) -> object:
     """Return a finished task's result, or the exception it raised."""
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
     except BrokenProcessPool as exc:
