@@ -12,7 +12,8 @@ goal), resampled to 44.1 kHz with soxr and made stereo (the right channel 0.8 ti
 later), then written as MP3, FLAC (16 bit) and Ogg Vorbis with libsndfile and, when the ``ffmpeg``
 program exists, as M4A (AAC). Every song is written in every format.
 
-Printed, for each file (one core, one BLAS thread, warm, median CPU seconds of `--repeats` runs):
+Printed, for each file (one core, one BLAS thread, warm, median CPU seconds of `--repeats` runs;
+CPU rather than wall time, which on a shared machine counts other processes' time too):
 
 - ``decode``: decoding and mixing to mono at the file's own rate (``open_audio(path, sr=native)``);
 - ``resample``: the extra time of decoding to 22,050 Hz (soxr HQ, streamed), i.e. ``load - decode``;
@@ -22,46 +23,44 @@ Printed, for each file (one core, one BLAS thread, warm, median CPU seconds of `
   wall time beside it.
 
 Then songs per second over all the files with ``predict_files`` on one process and on `--jobs`
-processes (wall, alternating rounds, best of 2); the plain librosa path on the first
-`--librosa-songs` files (``librosa.load(sr=22050)`` then the plain recipe, ``reference_features``,
-per window, then the same model), its speed ratio and its features' largest deviation from the
-fast path (in standard deviations of the GTZAN table's columns) and its genre; the peak memory
-(maximum resident set) of new processes running ``genrekit predict`` on the 4-minute FLAC and on a
-`--memory-minutes` FLAC (0 skips it), and ``genrekit extract`` of the latter; the cold start of
-``genrekit predict one_30s_clip.flac`` and ``genrekit extract one_30s_clip.flac -o out.csv`` next to
-the floor (a new interpreter importing NumPy and SciPy's FFT); and the load average before and
-after. On a shared machine, compare only figures of the same run.
+processes (wall, alternating rounds, best of 2); the warm in-process prediction time of a 30-s
+clip with the Python API's one BLAS thread against the default thread count; the plain librosa
+path on the first `--librosa-songs` files (``librosa.load(sr=22050)``, then the plain recipe,
+``reference_features``, per window, then the same model): its speed ratio, its features' largest
+deviation from the fast path (in standard deviations of the GTZAN table's columns) and its genre;
+the peak memory (maximum resident set) of new processes running ``genrekit predict`` on the
+4-minute FLAC and on a `--memory-minutes` FLAC (0 skips it), and ``genrekit extract`` of the
+latter; the cold start of ``genrekit predict one_30s_clip.flac`` and ``genrekit extract
+one_30s_clip.flac -o out.csv`` next to the floor (a new interpreter importing NumPy and SciPy's
+FFT); and the load average before and after. On a shared machine, compare only figures of the same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+import soundfile as sf
+import soxr
+from _common import MAIN, cold_start, compare_jobs, data_root, describe, timed
+from threadpoolctl import threadpool_info
 
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import soxr  # noqa: E402
-from _common import MAIN, cold_start, compare_jobs, data_root, describe, timed  # noqa: E402
-
-import genrekit  # noqa: E402
-from genrekit.audio.decode import load_audio, open_audio  # noqa: E402
-from genrekit.audio.features import clip_features  # noqa: E402
-from genrekit.audio.window import windows  # noqa: E402
-from genrekit.library.predict import MIN_SECONDS  # noqa: E402
-from genrekit.parallel import cpu_count, one_blas_thread  # noqa: E402
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE  # noqa: E402
+import genrekit
+from genrekit.audio.decode import load_audio, open_audio
+from genrekit.audio.features import clip_features
+from genrekit.audio.window import windows
+from genrekit.library.predict import MIN_SECONDS, file_windows
+from genrekit.parallel import cpu_count, one_blas_thread
+from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 SONG_SECONDS = (240, 180, 300, 360, 210, 270)
 """Lengths of the generated songs, in turn (3 to 6 minutes; the first is the goal's 4 minutes)."""
@@ -263,6 +262,28 @@ def songs_per_second(model: genrekit.GenreModel, files: list[Path], jobs: int) -
         print(f"  speed-up jobs={jobs} vs 1: {best[1][1] / best[jobs][1]:.2f}x")
 
 
+def print_api_threads(model: genrekit.GenreModel, repeats: int) -> None:
+    """Warm in-process ``predict_file`` per 30-s clip: one BLAS thread (the API's policy) vs the default."""
+    clips = gtzan_clips()
+    default = max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+    def default_threads(path: Path) -> object:  # predict_file's work without its thread limit
+        return model._predict_windows([(path, file_windows(path))])
+
+    times: dict[str, list[float]] = {"one BLAS thread (predict_file)": [], f"default ({default})": []}
+    for _ in range(repeats):
+        for clip in clips:  # interleaved, so that changes in load hit both alike
+            for name, run in zip(times, (model.predict_file, default_threads), strict=True):
+                start = time.perf_counter()
+                run(clip)
+                times[name].append(time.perf_counter() - start)
+    print(
+        f"\nwarm in-process prediction of a 30-s clip, wall ms (median over {len(clips)} clips x {repeats}):"
+    )
+    for name, values in times.items():
+        print(f"  {name}: {1e3 * statistics.median(values):.0f} ms")
+
+
 def peak_rss_mb(args: list[str]) -> float:
     """Peak resident memory (MB) of a new process running ``genrekit ARGS``."""
     code = (
@@ -336,6 +357,7 @@ def main() -> None:
         print_librosa(model, files[: args.librosa_songs], stages)
         if "throughput" not in skip:
             songs_per_second(model, files, args.jobs)
+            print_api_threads(model, args.repeats)
         if "memory" not in skip:
             four = next((f for f in files if f.suffix == ".flac"), None)
             print_memory(folder, four, args.memory_minutes)
