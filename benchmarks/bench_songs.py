@@ -285,13 +285,20 @@ def print_api_threads(model: genrekit.GenreModel, repeats: int) -> None:
 
 
 def peak_rss_mb(args: list[str]) -> float:
-    """Peak resident memory (MB) of a new process running ``genrekit ARGS``."""
+    """Peak resident memory (MB) of a new process running ``genrekit ARGS``.
+
+    Read from ``VmHWM`` in ``/proc/self/status`` at its end: the high-water mark of the process's own
+    memory (``ru_maxrss`` would also count the pages of this process that the child held between
+    its fork and its exec).
+    """
     code = (
-        f"{MAIN.replace('sys.exit(main())', 'status = main()')}; import resource; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)"
+        f"{MAIN.replace('sys.exit(main())', 'status = main()')}; "
+        "hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0]; "
+        "print(hwm, file=sys.stderr); "
+        "sys.exit(status)"
     )
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    return int(done.stderr.strip().splitlines()[-1]) / 1024
+    return int(done.stderr.strip().splitlines()[-1].split()[1]) / 1024
 
 
 def print_memory(folder: Path, four_minutes: Path | None, minutes: float) -> None:
