@@ -29,7 +29,15 @@ ONLY_FOR_TABLES = ("sklearn", "scipy.stats", "pandas")
 (it derives from scikit-learn's BaseEstimator) until the NumPy model loader
 (``genrekit.models.portable``) is there."""
 
-NEVER_FOR_EXTRACTION = ("torch", "librosa", "numba", "matplotlib", "sklearn", "scipy.stats")
+NEVER_FOR_EXTRACTION = (
+    "torch",
+    "librosa",
+    "numba",
+    "matplotlib",
+    "sklearn",
+    "scipy.stats",
+    "multiprocessing",
+)
 """Modules ``genrekit extract`` to CSV must not import (it builds its table with pandas)."""
 
 
