@@ -223,6 +223,10 @@ def print_librosa(model: genrekit.GenreModel, files: list[Path], stages: dict[Pa
     table = pd.read_csv(data_root() / "gtzan" / "features_30_sec.csv")
     scale = table[list(FEATURE_NAMES)].to_numpy().std(axis=0)
     print("\nplain librosa path (librosa.load + reference_features per window + the same model), CPU s:")
+    if files:  # warm-up: librosa compiles its numba functions on first use
+        from genrekit.audio.features import reference_features
+
+        reference_features(load_audio(files[0])[: round(30 * SAMPLE_RATE)])
     ratios = []
     for path in files:
         seconds, x, genre = librosa_path(model, path)
