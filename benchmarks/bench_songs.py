@@ -30,15 +30,18 @@ path on the first `--librosa-songs` files (``librosa.load(sr=22050)``, then the 
 deviation from the fast path (in standard deviations of the GTZAN table's columns) and its genre;
 the peak memory (maximum resident set) of new processes running ``genrekit predict`` on the
 4-minute FLAC and on a `--memory-minutes` FLAC (0 skips it), and ``genrekit extract`` of the
-latter; the cold start of ``genrekit predict one_30s_clip.flac`` and ``genrekit extract
-one_30s_clip.flac -o out.csv`` next to the floor (a new interpreter importing NumPy and SciPy's
-FFT); and the load average before and after. On a shared machine, compare only figures of the same run.
+latter; the cold start (wall and CPU seconds of a new process) of ``genrekit predict
+one_30s_clip.flac`` and ``genrekit extract one_30s_clip.flac -o out.csv`` next to the floor (a new
+interpreter importing NumPy and SciPy's FFT), to the import of the model class and to a new
+process decoding one clip and computing its features (all that predict does but the model); and
+the load average before and after. On a shared machine, compare only figures of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from _common import MAIN, cold_start, compare_jobs, data_root, describe, timed
+from _common import MAIN, compare_jobs, data_root, timed
 from threadpoolctl import threadpool_info
 
 import genrekit
@@ -222,11 +225,12 @@ def print_librosa(model: genrekit.GenreModel, files: list[Path], stages: dict[Pa
 
     table = pd.read_csv(data_root() / "gtzan" / "features_30_sec.csv")
     scale = table[list(FEATURE_NAMES)].to_numpy().std(axis=0)
-    print("\nplain librosa path (librosa.load + reference_features per window + the same model), CPU s:")
-    if files:  # warm-up: librosa compiles its numba functions on first use
-        from genrekit.audio.features import reference_features
+    if not files:
+        return
+    from genrekit.audio.features import reference_features
 
-        reference_features(load_audio(files[0])[: round(30 * SAMPLE_RATE)])
+    reference_features(load_audio(files[0])[: round(30 * SAMPLE_RATE)])  # warm-up: numba compiles
+    print("\nplain librosa path (librosa.load + reference_features per window + the same model), CPU s:")
     ratios = []
     for path in files:
         seconds, x, genre = librosa_path(model, path)
@@ -321,19 +325,48 @@ def print_memory(folder: Path, four_minutes: Path | None, minutes: float) -> Non
     print(f"  extract {long.name} -o long.csv: {extract:.0f}")
 
 
+def new_process(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of a new process ``python ARGS``.
+
+    On a busy machine the CPU time is the steadier figure: the wall time also counts the time the
+    process waited for a core.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def print_cold_start(folder: Path, repeats: int) -> None:
     clip = gtzan_clips()[0]
-    floor = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import numpy, scipy.fft"], check=True)
-        floor.append(time.perf_counter() - start)
-    predict = cold_start(["predict", str(clip), "-q"], repeats)
-    extract = cold_start(["extract", str(clip), "-o", str(folder / "one.csv"), "-q"], repeats)
-    print(f"\ncold start, new process, wall ({clip.name}):")
-    print(f"  python -c 'import numpy, scipy.fft' (floor): {describe(floor)}")
-    print(f"  genrekit predict one.flac:                  {describe(predict)}")
-    print(f"  genrekit extract one.flac -o one.csv:       {describe(extract)}")
+    runs = {
+        "python -c 'import numpy, scipy.fft' (floor)": ["-c", "import numpy, scipy.fft"],
+        "python -c 'import genrekit.models.io' (model class)": ["-c", "import genrekit.models.io"],
+        "python -c 'file_windows(one.flac)' (predict less model)": [
+            "-c",
+            f"from genrekit.library.predict import file_windows; file_windows({str(clip)!r})",
+        ],
+        "genrekit predict one.flac": ["-c", MAIN, "predict", str(clip), "-q"],
+        "genrekit extract one.flac -o one.csv": [
+            "-c",
+            MAIN,
+            "extract",
+            str(clip),
+            "-o",
+            str(folder / "1.csv"),
+            "-q",
+        ],
+    }
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(repeats):  # interleaved, so that changes in load hit all alike
+        for name, args in runs.items():
+            times[name].append(new_process(args))
+    print(f"\ncold start, new process ({clip.name}), median of {repeats}: wall s, CPU s")
+    for name, values in times.items():
+        wall, cpu = (statistics.median(v) for v in zip(*values, strict=True))
+        print(f"  {name:<52} {wall:5.2f} {cpu:5.2f}")
 
 
 def load_line() -> str:
