@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, as_completed
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
@@ -19,6 +19,16 @@ def cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Return a context in which BLAS and OpenMP thread pools use one thread.
+
+    genrekit's policy for feature extraction and prediction, in worker processes, on the command
+    line and in the Python API: the matrix products are small, and on a busy machine extra BLAS
+    threads cost more than they gain (parallelism comes from processes instead).
+    """
+    return threadpool_limits(1)
 
 
 def map_tasks(
@@ -55,9 +65,11 @@ def map_tasks(
     jobs = min(jobs or cpu_count(), max(len(items), 1))
     if jobs <= 1:
         for item in items:
-            with threadpool_limits(1):
+            with one_blas_thread():
                 yield item, _call(fn, item)
         return
+    from concurrent.futures import ProcessPoolExecutor  # (multiprocessing: only when it is used)
+
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
     try:
         futures = {pool.submit(fn, item): item for item in items}
@@ -77,6 +89,8 @@ def _call(fn: Callable[[T], R], item: T) -> R | Exception:
 
 def _result(future: Future) -> object:
     """Return a finished task's result, or the exception it raised."""
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
     except BrokenProcessPool as exc:

@@ -25,6 +25,9 @@ Windows
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
 
 from genrekit.audio.features import MIN_SAMPLES
 from genrekit.errors import AudioError
@@ -164,3 +167,57 @@ def windows(
     else:
         bounds.append((n_samples - window, n_samples))
     return bounds
+
+
+def stream_windows(
+    blocks: Iterable[np.ndarray], spans: Sequence[tuple[int, int]]
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Cut windows out of a signal that arrives block by block, holding only what is still needed.
+
+    Parameters
+    ----------
+    blocks : iterable of ndarray of shape (m,)
+        Consecutive samples of the signal (e.g. from :func:`genrekit.audio.decode.open_audio`);
+        a block may be a buffer that the next one overwrites.
+    spans : sequence of (int, int)
+        ``(start, end)`` of each window, starts and ends non-decreasing (as :func:`windows` gives).
+
+    Yields
+    ------
+    start, end : int
+        The window's bounds.
+    samples : ndarray of shape (end - start,), dtype float32
+        Its samples, equal to ``signal[start:end]``; a view of an internal buffer that is valid
+        only until the next window is requested.
+
+    Raises
+    ------
+    AudioError
+        If the blocks end before the last window does.
+
+    Notes
+    -----
+    Samples before the next window's start are dropped as soon as a window is done, so the buffer
+    holds at most the longest window plus one block, whatever the signal's length.
+    """
+    pending = list(spans)
+    if not pending:
+        return
+    buffer = np.empty(max(end - start for start, end in pending), dtype=np.float32)
+    origin = filled = 0  # buffer[0] is sample `origin`; `filled` samples are valid
+    for block in blocks:
+        if filled + len(block) > len(buffer):  # once: room for the longest window plus a block
+            grown = np.empty(filled + len(block), dtype=np.float32)
+            grown[:filled] = buffer[:filled]
+            buffer = grown
+        buffer[filled : filled + len(block)] = block
+        filled += len(block)
+        while pending and pending[0][1] <= origin + filled:
+            start, end = pending.pop(0)
+            yield start, end, buffer[start - origin : end - origin]
+        drop = min(pending[0][0] - origin, filled) if pending else filled
+        if drop > 0:
+            buffer[: filled - drop] = buffer[drop:filled]
+            origin, filled = origin + drop, filled - drop
+    if pending:
+        raise AudioError(f"signal ended at sample {origin + filled}, before window {pending[0]}")

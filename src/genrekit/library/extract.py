@@ -48,7 +48,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,6 +356,8 @@ def _task(item: tuple[Path, str], **options) -> pd.DataFrame:
 
 def _reason(path: Path, exc: Exception) -> str:
     """Say why a file failed, without its name (the caller adds it)."""
+    from concurrent.futures.process import BrokenProcessPool  # (multiprocessing: only when it failed)
+
     if isinstance(exc, GenrekitError):
         return str(exc).removeprefix(f"{path}: ")
     if isinstance(exc, BrokenProcessPool):

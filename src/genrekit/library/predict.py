@@ -8,17 +8,17 @@ genre probabilities are the mean over its windows.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from genrekit.errors import AudioError, GenrekitError
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
-from genrekit.parallel import map_tasks
+from genrekit.parallel import map_tasks, one_blas_thread
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 PRETRAINED_DIR: Path = Path(__file__).parent.parent / "models" / "pretrained"
@@ -115,6 +115,11 @@ class FilePrediction:
 def file_windows(path: str | os.PathLike[str]) -> FileWindows:
     """Decode `path`, cut it into 30-second windows and compute each window's features.
 
+    The file is decoded block by block and each window's features are computed as soon as its
+    samples are in, so memory does not grow with the file's length (libsndfile formats; see
+    :func:`genrekit.audio.decode.open_audio`). The features equal those of the windows of
+    :func:`genrekit.audio.decode.load_audio`'s whole signal.
+
     Parameters
     ----------
     path : path-like
@@ -131,18 +136,20 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
         If the file cannot be decoded or is shorter than :data:`MIN_SECONDS`; the
         message names the file.
     """
-    from genrekit.audio.decode import load_audio
+    from genrekit.audio.decode import open_audio
     from genrekit.audio.features import clip_features
-    from genrekit.audio.window import windows
+    from genrekit.audio.window import stream_windows, windows
 
-    y = load_audio(path, sr=SAMPLE_RATE)
-    try:
-        spans = windows(len(y), min_samples=round(MIN_SECONDS * SAMPLE_RATE), sr=SAMPLE_RATE)
-        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        features = np.stack([clip_features(y[start:end], sr=SAMPLE_RATE) for start, end in bounds])
-    except AudioError as exc:
-        raise AudioError(f"{path}: {exc}") from exc
-    return FileWindows(len(y), bounds, features)
+    with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
+        try:
+            spans = windows(n_samples, min_samples=round(MIN_SECONDS * SAMPLE_RATE), sr=SAMPLE_RATE)
+            features = np.stack(
+                [clip_features(samples, sr=SAMPLE_RATE) for _, _, samples in stream_windows(blocks, spans)]
+            )
+        except AudioError as exc:
+            message = str(exc)
+            raise AudioError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from exc
+    return FileWindows(n_samples, np.asarray(spans, dtype=np.int64).reshape(-1, 2), features)
 
 
 class GenreModel:
@@ -206,11 +213,13 @@ class GenreModel:
         """
         if isinstance(X, (str, os.PathLike)):
             X = [X]
-        if isinstance(X, pd.DataFrame):
-            proba = self._feature_proba(_feature_frame(X))
+        if _is_dataframe(X):
+            import pandas as pd  # already loaded: X is a DataFrame
+
+            proba = self._feature_proba(_feature_matrix(X))
             return pd.DataFrame(proba, index=X.index, columns=pd.Index(self.classes_, name="genre"))
         if not _is_path_list(X):
-            return self._feature_proba(_feature_frame(X))
+            return self._feature_proba(_feature_matrix(X))
         return np.stack([self.predict_file(path).probabilities for path in X])
 
     def _feature_proba(self, X) -> np.ndarray:
@@ -254,16 +263,16 @@ class GenreModel:
         """
         if isinstance(X, (str, os.PathLike)):
             X = [X]
-        if _is_path_list(X) and not isinstance(X, pd.DataFrame):
+        if _is_path_list(X) and not _is_dataframe(X):
             results = [self.predict_file(path) for path in X]
             proba = np.stack([result.probabilities for result in results])
             familiar = np.array([result.familiar for result in results], dtype=bool)
         else:
-            features = _feature_frame(X)
+            features = _feature_matrix(X)
             proba = self._feature_proba(features)
             familiar = np.ones(len(features), dtype=bool)
             if self.novelty is not None:
-                familiar = self.novelty.distance(features.to_numpy()) <= self.novelty.threshold
+                familiar = self.novelty.distance(features) <= self.novelty.threshold
         confident = familiar & (proba.max(axis=1) >= min_confidence)
         genres = self.classes_[np.argmax(proba, axis=1)].astype(object)
         genres[~confident] = UNCERTAIN
@@ -272,12 +281,16 @@ class GenreModel:
     def predict_file(self, path: str | os.PathLike[str]) -> FilePrediction:
         """Predict the genre of one audio file, with per-window detail.
 
+        Like the command line, it computes with one BLAS thread (see
+        :func:`genrekit.parallel.one_blas_thread`): faster on these small matrix products.
+
         Raises
         ------
         AudioError
             If the file cannot be decoded or is too short.
         """
-        return self._predict_windows([(Path(path), file_windows(path))])[0]
+        with one_blas_thread():
+            return self._predict_windows([(Path(path), file_windows(path))])[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None
@@ -347,17 +360,23 @@ def _is_path_list(X) -> bool:
     return isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], (str, os.PathLike))
 
 
-def _feature_frame(X) -> pd.DataFrame:
-    """Return the 57 feature columns of `X` (a table or an (n, 57) array) in GTZAN order."""
-    if isinstance(X, pd.DataFrame):
+def _is_dataframe(X) -> bool:
+    """Whether `X` is a pandas DataFrame (without importing pandas: if it is not loaded, X is not one)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
+def _feature_matrix(X):
+    """Return the 57 feature columns of `X` (a table, in GTZAN order, or an (n, 57) float64 array)."""
+    if _is_dataframe(X):
         missing = [name for name in FEATURE_NAMES if name not in X.columns]
         if missing:
             raise GenrekitError(f"feature table lacks column(s): {', '.join(missing)}")
-        return X.loc[:, list(FEATURE_NAMES)]
+        X = X.loc[:, list(FEATURE_NAMES)]
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
         raise GenrekitError(f"expected features of shape (n, {len(FEATURE_NAMES)}), got {X.shape}")
-    return pd.DataFrame(X, columns=list(FEATURE_NAMES))
+    return X
 
 
 def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
