@@ -405,6 +405,13 @@ class Catalogue:
         with _transaction(self._conn):
             self._conn.executemany("UPDATE files SET status = 'gone' WHERE id = ?", [(i,) for i in ids])
 
+    def restat(self, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new size and modification time of a file whose audio did not change (its tags did)."""
+        with _transaction(self._conn):
+            self._conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+
     # -- reading ----------------------------------------------------------------------------------
 
     def entries(self, root: str) -> Iterator[Entry]:
@@ -572,8 +579,13 @@ class ExtractCheckpoint:
         with _transaction(self._conn):
             self._conn.execute(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
-                (source, json.dumps(list(filenames)), json.dumps(list(map(int, lengths))),
-                 label, _blob(values)),
+                (
+                    source,
+                    json.dumps(list(filenames)),
+                    json.dumps(list(map(int, lengths))),
+                    label,
+                    _blob(values),
+                ),
             )
 
     def sources(self) -> Iterator[tuple[str, list[str], list[int], str, np.ndarray]]:

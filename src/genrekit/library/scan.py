@@ -271,9 +271,7 @@ def _merge(
             item, entry = next(found, None), next(stored, None)
 
 
-def _what_changed(
-    entry: Entry | None, todo: Todo, segment_seconds: float | None, retry_failed: bool
-) -> str:
+def _what_changed(entry: Entry | None, todo: Todo, segment_seconds: float | None, retry_failed: bool) -> str:
     """Classify a file on disk against its catalogue entry: new, changed, retried or unchanged."""
     if entry is None or entry.status == "gone":
         return "new"
