@@ -236,6 +236,8 @@ def test_cli_scan_library_commands(library, tmp_path, capsys):
     assert code == 2 and "no such catalogue" in err
     code, _, err = _cli(capsys, "scan", tmp_path / "nothing", "--db", db)
     assert code == 2 and "no such file or folder" in err
+    code, _, err = _cli(capsys, "scan", library, "--db", db, "--dask", "local:0")
+    assert code == 2 and "expected local:N" in err
     with pytest.raises(SystemExit):
         main(["library", "--help"])
     assert "genrekit library similar" in capsys.readouterr().out
