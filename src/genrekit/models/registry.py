@@ -4,7 +4,8 @@ Every recipe builds a fresh, unfitted scikit-learn style classifier from a seed.
 Feature transforms are part of the model (a pipeline step fitted on the training
 rows only) and are recorded in a saved model's metadata. A recipe with a grid
 is *tuned*: a :class:`~sklearn.model_selection.GridSearchCV` with a stratified
-:data:`INNER_FOLDS`-fold inner cross-validation over the rows it is fitted on
+:data:`INNER_FOLDS`-fold inner cross-validation (scikit-learn's unshuffled
+``StratifiedKFold``: deterministic) over the rows it is fitted on
 picks the hyperparameters, then refits on all of them. Inside an outer
 protocol (``cv10``, ``filtered``, ...) that search therefore sees the outer
 training rows only: nested tuning.
@@ -108,7 +109,10 @@ RECIPES: dict[str, Recipe] = {
             "svm-tuned",
             "RBF SVM, sigmoid-calibrated probabilities",
             _LOG_Z,
-            {"classifier__estimator__C": (1.0, 10.0, 100.0), "classifier__estimator__gamma": ("scale", 0.005)},
+            {
+                "classifier__estimator__C": (1.0, 10.0, 100.0),
+                "classifier__estimator__gamma": ("scale", 0.005),
+            },
         ),
         Recipe(
             "mlp-tuned",
@@ -295,13 +299,10 @@ def make_model(
     estimator = _untuned(name, seed, epochs, patience, members)
     if not tune or not rec.grid:
         return estimator
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
 
     return GridSearchCV(
-        estimator,
-        {key: list(values) for key, values in rec.grid.items()},
-        cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed),
-        n_jobs=1,
+        estimator, {key: list(values) for key, values in rec.grid.items()}, cv=INNER_FOLDS, n_jobs=1
     )
 
 
@@ -320,11 +321,7 @@ def chosen_params(estimator: Any) -> dict:
         ensemble's tuned members; empty when nothing was tuned.
     """
     if hasattr(estimator, "best_params_"):
-        return {
-            "params": {
-                _short(key): value for key, value in estimator.best_params_.items()
-            }
-        }
+        return {"params": {_short(key): value for key, value in estimator.best_params_.items()}}
     if hasattr(estimator, "named_estimators_"):
         chosen = {}
         for member, fitted in estimator.named_estimators_.items():
