@@ -105,7 +105,8 @@ def test_save_load_round_trip_and_checks(data, tmp_path):
 def test_loading_and_predicting_imports_nothing_heavy(data, tmp_path):
     pytest.importorskip("lightgbm")
     X, y, _ = data
-    model = _fit("ensemble", X, y, members=("logreg", "gbm", "extratrees", "knn-tuned", "mlp-tuned"))
+    members = ("logreg", "gbm", "extratrees", "knn-tuned", "mlp-tuned", "svm-tuned")
+    model = _fit("ensemble", X, y, members=members)
     save_model(model, tmp_path / "m")
     code = (
         "import sys, numpy as np\n"
