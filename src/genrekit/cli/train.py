@@ -65,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="A,B,...",
         help=f"members of --model ensemble/stacking (default: {','.join(ENSEMBLE_MEMBERS)})",
     )
+    parser.add_argument(
+        "--no-tune",
+        dest="tune",
+        action="store_false",
+        help="skip the inner hyperparameter searches: every recipe's (and member's) default settings",
+    )
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: 200)")
     parser.add_argument(
         "--patience", type=int, default=20, help="early-stopping patience in epochs (default: 20)"
@@ -177,7 +183,11 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
     if not cnn:
-        extra["recipe"] = {**describe(args.model, args.members), "chosen": chosen_params(model)}
+        extra["recipe"] = {
+            **describe(args.model, args.members),
+            "tuned": args.tune,
+            "chosen": chosen_params(model),
+        }
     validation["fraction"] = args.validation_fraction
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(train)},
@@ -217,6 +227,8 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
         batch_size=args.batch_size,
         on_fold=lambda fold, accuracy: info(f"fold {fold + 1}/{args.cv}: accuracy {accuracy:.3f}"),
         model=args.model,
+        members=args.members,
+        tune=args.tune,
     )
     cv = recipe["cross_validation"]
     metadata = {

@@ -23,7 +23,7 @@ import numpy as np
 from genrekit.evaluation.metrics import summarize
 from genrekit.evaluation.protocols import cv_name, cv_splits
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
-from genrekit.models.registry import chosen_params, describe, make_model
+from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 
 CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds at which the recipe's out-of-fold confidence is tabulated."""
@@ -33,9 +33,9 @@ RELIABILITY_BINS: int = 10
 """Equal-width confidence bins of the reliability diagram and the expected calibration error."""
 
 
-def _build(name: str, seed: int, epochs: int, batch_size: int):
+def _build(name: str, seed: int, epochs: int, batch_size: int, options: dict):
     """Return recipe `name` seeded with `seed`; the CNNs with a fixed epoch count and batch size."""
-    model = make_model(name, seed, epochs=epochs)
+    model = make_model(name, seed, epochs=epochs, **options)
     if hasattr(model, "batch_size"):
         model.set_params(batch_size=batch_size)
     return model
@@ -61,6 +61,8 @@ def fit_final(
     batch_size: int = 32,
     on_fold: Callable[[int, float], None] | None = None,
     model: str = "cnn",
+    members: tuple[str, ...] = ENSEMBLE_MEMBERS,
+    tune: bool = True,
 ) -> tuple[object, dict]:
     """Cross-validate a recipe, then fit it on every row.
 
@@ -82,6 +84,10 @@ def fit_final(
         The registry recipe. The CNNs train for exactly `epochs` epochs (no
         early stopping); tuned recipes run their inner search inside each
         fold's training rows, and on all rows for the final model.
+    members : tuple of str
+        Members of ``ensemble`` / ``stacking``.
+    tune : bool, default=True
+        Run the inner searches (False: every recipe's default hyperparameters).
 
     Returns
     -------
@@ -98,22 +104,24 @@ def fit_final(
     classes = np.unique(y)
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
+    options = {"members": members, "tune": tune}
     accuracies, chosen = [], []
     for split in cv_splits(y, n_folds, seed):
         rows = np.concatenate([split.train, split.val])
-        fold_model = _build(model, split.seed, epochs, batch_size).fit(X[rows], y[rows])
+        fold_model = _build(model, split.seed, epochs, batch_size, options).fit(X[rows], y[rows])
         logits[split.test] = heldout_logits(fold_model, X[split.test])
         distances[split.test] = FeatureNovelty.fit(X[rows]).distance(X[split.test])
         accuracies.append(float(np.mean(classes[logits[split.test].argmax(axis=1)] == y[split.test])))
         chosen.append(chosen_params(fold_model))
         if on_fold is not None:
             on_fold(split.repeat, accuracies[-1])
-    final = _build(model, seed, epochs, batch_size).fit(X, y)
+    final = _build(model, seed, epochs, batch_size, options).fit(X, y)
     cnn = hasattr(final, "weights_")
     what = f"paper CNN, {epochs} epochs on all rows, no early stopping" if model == "cnn" else model
     metadata = {
         "recipe": {
-            **describe(model),
+            **describe(model, members),
+            "tuned": tune,
             "description": f"{what}; scored by {n_folds}-fold CV",
             "n_folds": n_folds,
             "seed": seed,
