@@ -50,6 +50,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    calibration = actions.add_parser(
+        "calibration",
+        help="a model's calibration: ECE before/after scaling, reliability, accuracy vs coverage",
+        description=(
+            "Print the held-out calibration evidence saved with MODEL_DIR (the shipped model without "
+            "it): expected calibration error before and after temperature scaling, the reliability "
+            "bins and the share of files answered confidently at each threshold with their accuracy; "
+            "--plot writes the reliability diagram and the accuracy-coverage curve as a PNG."
+        ),
+    )
+    calibration.add_argument(
+        "model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)"
+    )
+    calibration.add_argument("--plot", metavar="FILE.png", help="write the figures to this PNG file")
+    add_format_option(calibration)
+    calibration.set_defaults(func=run_calibration)
     explain.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
     add_data_option(explain)
     explain.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
@@ -243,4 +259,35 @@ def run_explain(args: argparse.Namespace) -> int:
                 f"{row['name']:<{width}}  {100 * drop['mean']:5.1f} ± {100 * drop['std']:.1f} "
                 f"[{100 * drop['ci_low']:.1f}, {100 * drop['ci_high']:.1f}]"
             )
+    return EXIT_OK
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    """Print (and optionally plot) the calibration evidence saved with a model."""
+    from genrekit.errors import ModelError
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.io import load_model_dir
+
+    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    _, metadata = load_model_dir(args.model_dir)
+    calibration = metadata.get("calibration", {})
+    confidence = metadata.get("cross_validation", {}).get("confidence", [])
+    if "ece_after" not in calibration:
+        raise ModelError(f"{args.model_dir}: holds no held-out calibration evidence (train it with --cv K)")
+    if args.plot:
+        from genrekit.atomic import atomic_write_bytes
+        from genrekit.evaluation.report import figure_calibration
+
+        atomic_write_bytes(args.plot, figure_calibration(calibration, confidence))
+    result = {key: calibration[key] for key in ("temperature", "ece_before", "ece_after")}
+    result |= {"reliability_after": calibration["reliability_after"], "confidence": confidence}
+    if args.format == "json":
+        print_json(result)
+        return EXIT_OK
+    print(f"temperature {result['temperature']:.3f}")
+    print(f"expected calibration error: {result['ece_before']:.4f} before, {result['ece_after']:.4f} after")
+    print("threshold  coverage  accuracy (held-out rows)")
+    for row in confidence:
+        accuracy = "n/a" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
+        print(f"{row['threshold']:>9.1f}  {100 * row['coverage']:7.1f}%  {accuracy:>8}")
     return EXIT_OK
