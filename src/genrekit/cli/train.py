@@ -24,7 +24,10 @@ from genrekit.errors import TableError
 from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, recipe
 from genrekit.schema import LABEL_COLUMN
 
-SHIPPED_COMMAND: str = "genrekit train --data features_30_sec.csv --model ensemble --cv 10 -o model/"
+SHIPPED_COMMAND: str = (
+    "genrekit train --data features_30_sec.csv --model ensemble --no-tune --cv 10 "
+    "-o src/genrekit/models/pretrained"
+)
 """How the shipped model is rebuilt."""
 
 if TYPE_CHECKING:
