@@ -171,6 +171,43 @@ def figure_headline(metrics: dict) -> bytes:
     return _png(fig)
 
 
+def figure_calibration(calibration: dict, confidence: list[dict]) -> bytes:
+    """Reliability diagram before and after temperature scaling, and accuracy against coverage.
+
+    Parameters
+    ----------
+    calibration : dict
+        A model's ``calibration`` metadata (``reliability_before`` / ``_after``,
+        ``ece_before`` / ``_after``, ``temperature``).
+    confidence : list of dict
+        The out-of-fold confidence table (``threshold``, ``coverage``, ``accuracy``).
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4))
+    for key, label in (("before", "logits as they are"), ("after", f"T = {calibration['temperature']:.2f}")):
+        bins = [b for b in calibration[f"reliability_{key}"] if b["count"]]
+        left.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{label} (ECE {calibration[f'ece_{key}']:.3f})",
+        )
+    left.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    left.set_xlabel("mean top probability in bin")
+    left.set_ylabel("accuracy in bin")
+    left.set_title("Reliability (held-out rows)")
+    left.legend(fontsize=8, frameon=False)
+    rows = [row for row in confidence if row["accuracy"] is not None]
+    right.plot([100 * r["coverage"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o")
+    for row in rows:
+        right.annotate(f"{row['threshold']:.1f}", (100 * row["coverage"], 100 * row["accuracy"]), fontsize=7)
+    right.set_xlabel("share answered confidently (%)")
+    right.set_ylabel("accuracy of those (%)")
+    right.set_title("Accuracy vs coverage (labels: threshold)")
+    right.grid(alpha=0.3)
+    return _png(fig)
+
+
 def figure_curves(curves: dict) -> bytes:
     """Train vs validation accuracy and loss of one CNN run, best (restored) epoch marked."""
     plt = _pyplot()
@@ -294,6 +331,144 @@ def paired_table(metrics: dict) -> Table:
         classes,
         caption="Accuracy points: mean ± std [95% t-interval] of the paired differences.",
     )
+
+
+def _extra_models(metrics: dict) -> list[str]:
+    """Models of the run beyond the paper's four, in run order."""
+    return list(dict.fromkeys(e["model"] for e in metrics["results"] if e["model"] not in MODEL_TITLES))
+
+
+def all_models_table(metrics: dict) -> Table:
+    """Accuracy of every model under every protocol, the paper's Table 1 beside it (percent)."""
+    protocols = [p["name"] for p in metrics["protocols"]]
+    header = ["Model", "paper's Table 1", *protocols]
+    rows = []
+    for model in [*MODEL_TITLES, *_extra_models(metrics)]:
+        paper = metrics["paper_table1"].get(model)
+        cells = [MODEL_TITLES.get(model, model), format_percent(paper["accuracy"]) if paper else "-"]
+        for protocol in protocols:
+            entry = next(
+                (e for e in metrics["results"] if e["protocol"] == protocol and e["model"] == model), None
+            )
+            cells.append("not run" if entry is None else format_summary(entry["summary"]["accuracy"]))
+        rows.append(cells)
+    return Table(
+        header,
+        rows,
+        caption="Test accuracy in percent; ours: mean ± std [95% t-interval] over seeds or folds.",
+    )
+
+
+def paired_all_table(metrics: dict) -> Table:
+    """Accuracy of every model minus the paper's CNN, paired run by run on the same splits (points)."""
+    protocols = [p["name"] for p in metrics["protocols"]]
+    rows = []
+    for model in [m for m in (*MODEL_TITLES, *_extra_models(metrics)) if m != "cnn"]:
+        cells = [MODEL_TITLES.get(model, model)]
+        for protocol in protocols:
+            entry = next(
+                (e for e in metrics["results"] if e["protocol"] == protocol and e["model"] == model), None
+            )
+            diff = None if entry is None else entry.get("minus_cnn")
+            cells.append("-" if diff is None else format_summary(diff))
+        rows.append(cells)
+    return Table(
+        ["Model", *(f"minus CNN, {p}" for p in protocols)],
+        rows,
+        caption="Accuracy points, this model minus the paper's CNN on the same splits: mean ± std "
+        "[95% t-interval] of the paired differences.",
+    )
+
+
+def chosen_table(metrics: dict) -> Table:
+    """Build the table of what each outer run's inner search chose, per model and protocol."""
+    rows = []
+    for entry in metrics["results"]:
+        for run in entry["runs"]:
+            if run.get("chosen"):
+                chosen = "; ".join(
+                    f"{member}: " + ", ".join(f"{k}={v}" for k, v in params.items())
+                    for member, params in run["chosen"].items()
+                )
+                accuracy = format_percent(run["metrics"]["accuracy"])
+                rows.append(
+                    [
+                        MODEL_TITLES.get(entry["model"], entry["model"]),
+                        entry["protocol"],
+                        str(run["repeat"]),
+                        chosen,
+                        accuracy,
+                    ]
+                )
+    return Table(
+        ["Model", "Protocol", "Fold / repeat", "Chosen by the inner search", "Test accuracy %"],
+        rows,
+        caption="Hyperparameters chosen by each model's inner cross-validation on the outer training rows "
+        "only ('params': the model's own grid; otherwise per ensemble member).",
+    )
+
+
+def extra_model_blocks(metrics: dict) -> list:
+    """Build the report's section on the models beyond the paper's (empty when none ran)."""
+    if not _extra_models(metrics):
+        return []
+    blocks: list = [
+        Heading("Every model under every protocol"),
+        Paragraph(
+            "Models beyond the paper's four come from genrekit's model registry; each one's feature "
+            "transform is fitted on the training rows of each split and its hyperparameters are tuned by "
+            "an inner cross-validation on those rows only (nested tuning). They train on the same rows "
+            "as the baselines and ignore the validation rows, except the CNN variants, which early-stop "
+            "on them like the paper's CNN."
+        ),
+        all_models_table(metrics),
+        Heading("Paired differences against the paper's CNN", 3),
+        paired_all_table(metrics),
+    ]
+    chosen = chosen_table(metrics)
+    if chosen.rows:
+        blocks += [Heading("What the inner searches chose", 3), chosen]
+    return blocks
+
+
+def importance_blocks(metrics: dict, top: int = 10) -> list:
+    """Build the report's section on permutation importance (empty when it was not computed)."""
+    importance = metrics.get("importance")
+    if not importance:
+        return []
+    models = list(importance.values())
+    titles = [f"{item['name']} ({key})" for key, item in importance.items()]
+    family_names = [row["name"] for row in models[0]["families"]]
+    family_rows = [
+        [
+            family,
+            *(
+                format_summary(next(r for r in item["families"] if r["name"] == family)["drop"])
+                for item in models
+            ),
+        ]
+        for family in family_names
+    ]
+    blocks: list = [
+        Heading("Which features matter: permutation importance"),
+        Paragraph(
+            f"Protocol {models[0]['protocol']}: each fold's model is trained on the other folds; on the "
+            f"fold's held-out rows one feature, or one family of features, is shuffled among the rows "
+            f"({models[0]['repeats']} shuffles) and the accuracy drop is measured. Accuracy points, "
+            "mean ± std [95% t-interval] over folds. Unshuffled accuracy: "
+            + "; ".join(
+                f"{t} {format_summary(item['accuracy'])}" for t, item in zip(titles, models, strict=True)
+            )
+            + "."
+        ),
+        Table(["Family", *titles], family_rows, caption="Accuracy drop when the whole family is shuffled."),
+    ]
+    for title, item in zip(titles, models, strict=True):
+        rows = [[row["name"], format_summary(row["drop"])] for row in item["features"][:top]]
+        blocks.append(
+            Table(["Feature", "Drop"], rows, caption=f"{title}: the {top} most important features.")
+        )
+    return blocks
 
 
 def findings(metrics: dict) -> list[str]:
@@ -482,6 +657,8 @@ def build_blocks(metrics: dict) -> list:
     blocks += [
         Paragraph(f"Note ({note['protocol']}): {note['note']}", warning=True) for note in metrics["notes"]
     ]
+    blocks += extra_model_blocks(metrics)
+    blocks += importance_blocks(metrics)
     curves = detail["curves"]
     blocks += [
         Heading("The CNN in detail"),
