@@ -38,7 +38,7 @@ def test_round_trip(model, saved, frame):
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
     assert list(loaded.classes_) == list(model.classes_)
-    assert loaded.get_params() == model.get_params()
+    assert loaded.to_estimator().get_params() == model.get_params()
     assert (loaded.best_epoch_, loaded.n_epochs_run_) == (2, 2)
     assert loaded.history_ == model.history_
     assert metadata["kind"] == "paper-cnn" and metadata["format_version"] == 1

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,25 +36,34 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from genrekit.models.portable import (
+    CONV1_FILTERS,
+    CONV2_FILTERS,
+    DENSE_UNITS,
+    DROPOUT,
+    KERNEL_SIZE,
+    POOL_SIZE,
+    flat_length,
+    numpy_forward,
+    softmax,
+    weight_shapes,
+)
 from genrekit.schema import FEATURE_NAMES, GENRES
 
-CONV1_FILTERS: int = 32
-"""Filters of the first convolution."""
-
-CONV2_FILTERS: int = 64
-"""Filters of the second convolution."""
-
-KERNEL_SIZE: int = 3
-"""Kernel width of both convolutions (``padding="valid"``)."""
-
-POOL_SIZE: int = 2
-"""Max-pooling width and stride (odd lengths are floored, as in Keras)."""
-
-DENSE_UNITS: int = 128
-"""Units of the hidden dense layer."""
-
-DROPOUT: float = 0.5
-"""Dropout rate after the hidden dense layer (training only)."""
+__all__ = [
+    "CONV1_FILTERS",
+    "CONV2_FILTERS",
+    "DENSE_UNITS",
+    "DROPOUT",
+    "KERNEL_SIZE",
+    "POOL_SIZE",
+    "CNNClassifier",
+    "flat_length",
+    "model_summary",
+    "numpy_forward",
+    "softmax",
+    "weight_shapes",
+]
 
 PAPER_TOTAL_PARAMS: tuple[int, int] = (114_250, 254_240)
 """The two total parameter counts the paper states (its summary table and its text)."""
@@ -75,69 +83,6 @@ PAPER_PARAMS_NOTE: str = (
 """Why our parameter count differs from the paper's (shown by ``genrekit model summary``)."""
 
 
-def _conv_length(length: int) -> int:
-    """Length after a valid convolution of width :data:`KERNEL_SIZE`."""
-    return length - KERNEL_SIZE + 1
-
-
-def _pool_length(length: int) -> int:
-    """Length after floor max pooling of width :data:`POOL_SIZE`."""
-    return length // POOL_SIZE
-
-
-def flat_length(n_features: int = len(FEATURE_NAMES)) -> int:
-    """Return the width of the flatten layer for `n_features` input steps.
-
-    Parameters
-    ----------
-    n_features : int, default=57
-        Input sequence length.
-
-    Returns
-    -------
-    int
-        ``CONV2_FILTERS`` times the length left after both conv/pool stages.
-
-    Raises
-    ------
-    ValueError
-        If the input is too short for both stages.
-    """
-    length = _pool_length(_conv_length(_pool_length(_conv_length(n_features))))
-    if length < 1:
-        raise ValueError(f"n_features={n_features} is too short for two conv/pool stages")
-    return CONV2_FILTERS * length
-
-
-def weight_shapes(n_features: int = len(FEATURE_NAMES), n_classes: int = len(GENRES)) -> dict[str, tuple]:
-    """Return the name and shape of every weight of :class:`PaperCNN`, in torch's layout.
-
-    Computed by arithmetic, without torch, so saved models can be checked on load.
-
-    Parameters
-    ----------
-    n_features : int, default=57
-        Input sequence length.
-    n_classes : int, default=10
-        Output units.
-
-    Returns
-    -------
-    dict of str to tuple of int
-        ``{"conv1.weight": (32, 1, 3), "conv1.bias": (32,), ...}``.
-    """
-    return {
-        "conv1.weight": (CONV1_FILTERS, 1, KERNEL_SIZE),
-        "conv1.bias": (CONV1_FILTERS,),
-        "conv2.weight": (CONV2_FILTERS, CONV1_FILTERS, KERNEL_SIZE),
-        "conv2.bias": (CONV2_FILTERS,),
-        "dense1.weight": (DENSE_UNITS, flat_length(n_features)),
-        "dense1.bias": (DENSE_UNITS,),
-        "dense2.weight": (n_classes, DENSE_UNITS),
-        "dense2.bias": (n_classes,),
-    }
-
-
 @functools.cache
 def _paper_cnn_class() -> type:
     """Define :class:`PaperCNN` on first use, so importing this module does not import torch."""
@@ -153,9 +98,13 @@ def _paper_cnn_class() -> type:
             Input sequence length (one channel).
         n_classes : int, default=10
             Output units (logits; softmax is applied by the loss or by the caller).
+        dropout : float, default=DROPOUT
+            Dropout rate after the hidden dense layer (training only).
         """
 
-        def __init__(self, n_features: int = len(FEATURE_NAMES), n_classes: int = len(GENRES)) -> None:
+        def __init__(
+            self, n_features: int = len(FEATURE_NAMES), n_classes: int = len(GENRES), dropout: float = DROPOUT
+        ) -> None:
             super().__init__()
             self.n_features = n_features
             self.n_classes = n_classes
@@ -168,7 +117,7 @@ def _paper_cnn_class() -> type:
             self.flatten = nn.Flatten()
             self.dense1 = nn.Linear(flat_length(n_features), DENSE_UNITS)
             self.relu3 = nn.ReLU()
-            self.dropout = nn.Dropout(DROPOUT)
+            self.dropout = nn.Dropout(dropout)
             self.dense2 = nn.Linear(DENSE_UNITS, n_classes)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,55 +205,6 @@ def _as_matrix(X: Any, n_features: int | None = None) -> tuple[np.ndarray, np.nd
     return matrix, names
 
 
-def _conv1d_valid(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Apply a valid 1-D cross-correlation like ``torch.nn.Conv1d``: (n, c, l) -> (n, o, l - k + 1)."""
-    windows = np.lib.stride_tricks.sliding_window_view(x, weight.shape[2], axis=2)  # (n, c, l', k)
-    return np.einsum("nclk,ock->nol", windows, weight, optimize=True) + bias[None, :, None]
-
-
-def _max_pool(x: np.ndarray, size: int = POOL_SIZE) -> np.ndarray:
-    """Floor max pooling over the last axis: (n, c, l) -> (n, c, l // size)."""
-    n, c, length = x.shape
-    out = length // size
-    return x[:, :, : out * size].reshape(n, c, out, size).max(axis=3)
-
-
-def _relu(x: np.ndarray) -> np.ndarray:
-    """Rectified linear unit."""
-    return np.maximum(x, 0.0)
-
-
-def numpy_forward(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Run :class:`PaperCNN` in eval mode in NumPy and return the logits.
-
-    Parameters
-    ----------
-    weights : mapping of str to numpy.ndarray
-        The module's ``state_dict`` as arrays (names from :func:`weight_shapes`).
-    x : numpy.ndarray, shape (n_samples, n_features)
-        Scaled input features.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_samples, n_classes)
-        Logits, float64.
-    """
-    w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
-    h = x[:, None, :]
-    h = _max_pool(_relu(_conv1d_valid(h, w["conv1.weight"], w["conv1.bias"])))
-    h = _max_pool(_relu(_conv1d_valid(h, w["conv2.weight"], w["conv2.bias"])))
-    h = h.reshape(h.shape[0], -1)  # channel-major, as torch's Flatten
-    h = _relu(h @ w["dense1.weight"].T + w["dense1.bias"])
-    return h @ w["dense2.weight"].T + w["dense2.bias"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """The paper's 1D CNN as a scikit-learn classifier (z-scoring included).
 
@@ -320,6 +220,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Early stopping: stop after this many epochs without a lower validation
         loss, then restore the best epoch's weights. Used only when validation
         data is passed to :meth:`fit`.
+    dropout : float, default=0.5
+        Dropout rate after the hidden dense layer (the paper's 0.5).
+    weight_decay : float, default=0.0
+        L2 penalty: Adam adds ``weight_decay * w`` to every weight's gradient
+        (the paper uses none).
     random_state : int, default=0
         Seed of the initial weights, dropout and shuffling; a fit on CPU with the
         same seed and data gives identical weights.
@@ -354,6 +259,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         learning_rate: float = 1e-3,
         patience: int = 20,
+        dropout: float = DROPOUT,
+        weight_decay: float = 0.0,
         random_state: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -361,6 +268,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.patience = patience
+        self.dropout = dropout
+        self.weight_decay = weight_decay
         self.random_state = random_state
         self.verbose = verbose
 
@@ -434,8 +343,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         torch.manual_seed(self.random_state)
         shuffle = np.random.RandomState(self.random_state)
-        module = _paper_cnn_class()(self.n_features_in_, len(self.classes_))
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
+        module = _paper_cnn_class()(self.n_features_in_, len(self.classes_), self.dropout)
+        optimizer = torch.optim.Adam(
+            module.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
         loss_fn = torch.nn.CrossEntropyLoss()
         x_train, y_train = train
         n = len(y_train)

@@ -1,6 +1,9 @@
-"""Saving and loading a trained :class:`~genrekit.models.cnn.CNNClassifier` without pickle.
+"""Saving and loading trained models without pickle.
 
-A model is a folder with two files:
+A model is a folder with two files, ``model.json`` and ``model.safetensors``, in
+one of two layouts.
+
+Format 1, kind ``"paper-cnn"`` (the paper's :class:`~genrekit.models.cnn.CNNClassifier`):
 
 ``model.safetensors``
     The network weights (float32), named as :func:`genrekit.models.cnn.weight_shapes`.
@@ -13,9 +16,25 @@ A model is a folder with two files:
     epoch) and whatever the caller adds (for example ``data`` with the table's
     SHA-256 and name, and ``metrics``).
 
+Format 2, kind ``"genrekit-model"`` (every other recipe of :mod:`genrekit.models.registry`):
+
+``model.safetensors``
+    Every array of the fitted model (float64, int64 or float32), named by its
+    place in the model (``model/1/coef``, ``model/0/1/mean``, ...).
+``model.json``
+    ``format_version`` (2), ``kind``, ``genrekit_version``, ``created``,
+    ``feature_names``, ``labels``, ``model`` (the node tree described in
+    :mod:`genrekit.models.portable`: node types such as ``pipeline``,
+    ``transform``, ``svc``, ``lightgbm``, ``voting``, each naming its arrays),
+    ``weights`` (file name and SHA-256) and whatever the caller adds (``recipe``
+    with the transform and tuning grid, ``chosen`` hyperparameters,
+    ``cross_validation``, ``calibration``, ...).
+
 Both files are written into a temporary folder beside the destination, which is
 then renamed into place, so a reader never sees a half-written model. Loading
-needs neither torch nor pickle and checks every part against the others.
+checks every part against the others and returns a
+:class:`~genrekit.models.portable.PortableClassifier`: prediction runs in NumPy
+and imports neither torch, scikit-learn, pandas, SciPy nor LightGBM.
 """
 
 from __future__ import annotations
@@ -33,17 +52,28 @@ import numpy as np
 
 from genrekit import __version__
 from genrekit.errors import ModelError
-from genrekit.models.cnn import CNNClassifier, model_summary, weight_shapes
+from genrekit.models.portable import PortableClassifier, array_names
 from genrekit.schema import FEATURE_NAMES
 
 FORMAT_VERSION: int = 1
-"""Version of the model folder layout written by :func:`save_model`."""
+"""Version of the layout of a saved paper CNN."""
 
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+PORTABLE_VERSION: int = 2
+"""Version of the layout of every other saved model."""
+
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
 """Format versions :func:`load_model_dir` reads."""
 
 KIND: str = "paper-cnn"
 """The ``kind`` field of a saved :class:`~genrekit.models.cnn.CNNClassifier`."""
+
+PORTABLE_KIND: str = "genrekit-model"
+"""The ``kind`` field of every other saved model."""
+
+_KINDS: dict[int, str] = {FORMAT_VERSION: KIND, PORTABLE_VERSION: PORTABLE_KIND}
+
+CNN_PARAMS: tuple[str, ...] = ("epochs", "batch_size", "learning_rate", "patience", "random_state")
+"""CNN settings every format-1 ``training`` field holds (``dropout`` and ``weight_decay`` are optional)."""
 
 WEIGHTS_FILE: str = "model.safetensors"
 """Name of the weights file inside a model folder."""
@@ -54,19 +84,55 @@ METADATA_FILE: str = "model.json"
 _MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE})
 
 
-def _fitted(model: CNNClassifier) -> None:
-    """Raise ModelError unless `model` is fitted."""
-    if not hasattr(model, "weights_"):
-        raise ModelError("cannot save an unfitted CNNClassifier; call fit() first")
+class SavedCNN(PortableClassifier):
+    """A loaded paper CNN: NumPy prediction plus the saved training record.
+
+    Attributes
+    ----------
+    weights_ : dict of str to numpy.ndarray
+        The network weights.
+    scaler_mean_, scaler_scale_ : numpy.ndarray
+        z-score statistics of its training rows.
+    params : dict
+        The :class:`~genrekit.models.cnn.CNNClassifier` settings it was trained with.
+    history_ : list of dict
+        Per-epoch training record.
+    best_epoch_, n_epochs_run_ : int
+        Epoch whose weights were kept, epochs run.
+    """
+
+    def __init__(self, weights: dict, mean: np.ndarray, scale: np.ndarray, labels: list[str]) -> None:
+        arrays = {"scaler_mean": mean, "scaler_scale": scale, **weights}
+        spec = {"type": "cnn", "arrays": {name: name for name in arrays}}
+        super().__init__(spec, arrays, labels, len(FEATURE_NAMES))
+        self.weights_, self.scaler_mean_, self.scaler_scale_ = weights, mean, scale
+        self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
+
+    def to_estimator(self):
+        """Return an equivalent fitted :class:`~genrekit.models.cnn.CNNClassifier` (imports scikit-learn)."""
+        from genrekit.models.cnn import CNNClassifier
+
+        model = CNNClassifier(**self.params)
+        for name in ("classes_", "weights_", "scaler_mean_", "scaler_scale_", "n_features_in_"):
+            setattr(model, name, getattr(self, name))
+        for name in ("feature_names_in_", "history_", "best_epoch_", "n_epochs_run_"):
+            setattr(model, name, getattr(self, name))
+        return model
 
 
-def save_model(model: CNNClassifier, directory: str | os.PathLike[str], metadata: dict | None = None) -> None:
+def _is_cnn(model: Any) -> bool:
+    """Whether `model` is the paper's CNNClassifier (without importing it)."""
+    return type(model).__name__ == "CNNClassifier"
+
+
+def save_model(model: Any, directory: str | os.PathLike[str], metadata: dict | None = None) -> None:
     """Save a fitted `model` to the folder `directory` (created or replaced atomically).
 
     Parameters
     ----------
-    model : CNNClassifier
-        A fitted classifier.
+    model : estimator
+        A fitted :class:`~genrekit.models.cnn.CNNClassifier` (format 1) or any
+        classifier :func:`genrekit.models.export.export_model` supports (format 2).
     directory : path-like
         Destination folder. An existing folder is replaced only if it holds
         nothing but a previous model's files.
@@ -78,15 +144,26 @@ def save_model(model: CNNClassifier, directory: str | os.PathLike[str], metadata
     Raises
     ------
     ModelError
-        If the model is unfitted, a metadata key is reserved or not
-        JSON-serialisable, or `directory` exists and is not a model folder.
+        If the model is unfitted or has no portable form, a metadata key is
+        reserved or not JSON-serialisable, or `directory` exists and is not a
+        model folder.
     """
     import safetensors.numpy
 
-    _fitted(model)
-    weights = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in model.weights_.items()}
-    blob = safetensors.numpy.save(weights)
-    document = _document(model, hashlib.sha256(blob).hexdigest())
+    if _is_cnn(model):
+        if not hasattr(model, "weights_"):
+            raise ModelError("cannot save an unfitted CNNClassifier; call fit() first")
+        arrays = {
+            name: np.ascontiguousarray(value, dtype=np.float32) for name, value in model.weights_.items()
+        }
+        blob = safetensors.numpy.save(arrays)
+        document = _document(model, hashlib.sha256(blob).hexdigest())
+    else:
+        from genrekit.models.export import export_model
+
+        spec, arrays = export_model(model)
+        blob = safetensors.numpy.save(arrays)
+        document = _portable_document(model, spec, hashlib.sha256(blob).hexdigest())
     clashes = sorted(set(metadata or {}) & set(document))
     if clashes:
         raise ModelError(f"metadata key {clashes[0]!r} is reserved by the model format")
@@ -98,16 +175,36 @@ def save_model(model: CNNClassifier, directory: str | os.PathLike[str], metadata
     _replace_folder(Path(directory), {WEIGHTS_FILE: blob, METADATA_FILE: text.encode("utf-8")})
 
 
-def _document(model: CNNClassifier, weights_sha256: str) -> dict[str, Any]:
-    """Return the fields of ``model.json`` that describe `model` itself."""
-    n_features, n_classes = model.n_features_in_, len(model.classes_)
+def _header(version: int, labels: Any) -> dict[str, Any]:
+    """Return the fields every ``model.json`` starts with."""
     return {
-        "format_version": FORMAT_VERSION,
-        "kind": KIND,
+        "format_version": version,
+        "kind": _KINDS[version],
         "genrekit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "feature_names": list(FEATURE_NAMES),
-        "labels": [str(label) for label in model.classes_],
+        "labels": [str(label) for label in labels],
+    }
+
+
+def _portable_document(model: Any, spec: dict, weights_sha256: str) -> dict[str, Any]:
+    """Return the fields of a format-2 ``model.json`` that describe `model` itself."""
+    if getattr(model, "n_features_in_", len(FEATURE_NAMES)) != len(FEATURE_NAMES):
+        raise ModelError(f"cannot save a model of {model.n_features_in_} features; expected the GTZAN 57")
+    return {
+        **_header(PORTABLE_VERSION, model.classes_),
+        "model": spec,
+        "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
+    }
+
+
+def _document(model: Any, weights_sha256: str) -> dict[str, Any]:
+    """Return the fields of a format-1 ``model.json`` that describe the CNN `model` itself."""
+    from genrekit.models.cnn import model_summary
+
+    n_features, n_classes = model.n_features_in_, len(model.classes_)
+    return {
+        **_header(FORMAT_VERSION, model.classes_),
         "scaler": {"mean": model.scaler_mean_.tolist(), "scale": model.scaler_scale_.tolist()},
         "architecture": model_summary(n_features, n_classes),
         "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
@@ -116,6 +213,8 @@ def _document(model: CNNClassifier, weights_sha256: str) -> dict[str, Any]:
             "batch_size": model.batch_size,
             "learning_rate": model.learning_rate,
             "patience": model.patience,
+            "dropout": model.dropout,
+            "weight_decay": model.weight_decay,
             "random_state": model.random_state,
             "best_epoch": model.best_epoch_,
             "n_epochs_run": model.n_epochs_run_,
@@ -160,7 +259,7 @@ def _replace_folder(directory: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_model_dir(directory: str | os.PathLike[str]) -> tuple[CNNClassifier, dict]:
+def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifier, dict]:
     """Load a model folder written by :func:`save_model`, checking every part.
 
     Parameters
@@ -170,8 +269,9 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[CNNClassifier, di
 
     Returns
     -------
-    model : CNNClassifier
-        The fitted classifier, ready for ``predict`` / ``predict_proba``.
+    model : PortableClassifier
+        The fitted classifier (a :class:`SavedCNN` for a paper CNN): ``classes_``,
+        ``decision_function`` (logits), ``predict_proba`` and ``predict``, in NumPy.
     metadata : dict
         The whole of ``model.json``.
 
@@ -198,16 +298,20 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[CNNClassifier, di
         raise ModelError(f"{json_path}: not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise ModelError(f"{json_path}: expected a JSON object at the top level")
-    _check_header(document, json_path)
+    version = _check_header(document, json_path)
     labels = _labels(document, json_path)
-    mean, scale = _scaler(document, json_path)
-    weights = _weights(directory / WEIGHTS_FILE, document, len(labels), json_path)
-    model = _model(document, json_path)
-    model.classes_ = np.asarray(labels)
-    model.weights_ = weights
-    model.scaler_mean_, model.scaler_scale_ = mean, scale
-    model.n_features_in_ = len(FEATURE_NAMES)
-    model.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
+    weights_path = directory / WEIGHTS_FILE
+    blob = weights_path.read_bytes()
+    arrays = _read_arrays(blob, weights_path)
+    if version == FORMAT_VERSION:
+        model = _cnn(document, arrays, labels, weights_path, json_path)
+    else:
+        model = _portable(document, arrays, labels, weights_path, json_path)
+    recorded = _field(document, "weights", dict, json_path).get("sha256")
+    if recorded != hashlib.sha256(blob).hexdigest():
+        raise ModelError(
+            f"{weights_path}: SHA-256 differs from the one in {json_path} (weights from another save?)"
+        )
     return model, document
 
 
@@ -221,15 +325,15 @@ def _field(document: dict, key: str, kind: type, where: Path) -> Any:
     return value
 
 
-def _check_header(document: dict, where: Path) -> None:
-    """Check the format version, kind and feature names."""
+def _check_header(document: dict, where: Path) -> int:
+    """Check the format version, kind and feature names; return the version."""
     version = _field(document, "format_version", int, where)
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(map(str, SUPPORTED_VERSIONS))
         raise ModelError(f"{where}: unsupported format_version {version} (this genrekit reads {supported})")
     kind = _field(document, "kind", str, where)
-    if kind != KIND:
-        raise ModelError(f"{where}: kind {kind!r} is not {KIND!r}")
+    if kind != _KINDS[version]:
+        raise ModelError(f"{where}: kind {kind!r} is not {_KINDS[version]!r} (format {version})")
     names = _field(document, "feature_names", list, where)
     if names != list(FEATURE_NAMES):
         if len(names) != len(FEATURE_NAMES):
@@ -238,6 +342,7 @@ def _check_header(document: dict, where: Path) -> None:
             )
         i = next(i for i, (a, b) in enumerate(zip(names, FEATURE_NAMES, strict=True)) if a != b)
         raise ModelError(f"{where}: feature_names[{i}] is {names[i]!r}, expected {FEATURE_NAMES[i]!r}")
+    return version
 
 
 def _labels(document: dict, where: Path) -> list[str]:
@@ -270,17 +375,27 @@ def _scaler(document: dict, where: Path) -> tuple[np.ndarray, np.ndarray]:
     return vectors[0], vectors[1]
 
 
-def _weights(path: Path, document: dict, n_classes: int, where: Path) -> dict[str, np.ndarray]:
-    """Read the safetensors file and check names, shapes, values and SHA-256."""
+def _read_arrays(blob: bytes, path: Path) -> dict[str, np.ndarray]:
+    """Read a safetensors file's arrays and check that they are finite numbers."""
     import safetensors
     import safetensors.numpy
 
-    blob = path.read_bytes()
     try:
-        weights = safetensors.numpy.load(blob)
+        arrays = safetensors.numpy.load(blob)
     except safetensors.SafetensorError as exc:
         raise ModelError(f"{path}: cannot read weights (truncated or corrupt?): {exc}") from exc
-    expected = weight_shapes(len(FEATURE_NAMES), n_classes)
+    for name, value in arrays.items():
+        if value.dtype.kind not in "fiu" or (value.dtype.kind == "f" and not np.isfinite(value).all()):
+            raise ModelError(f"{path}: array {name!r} is not finite numbers")
+    return arrays
+
+
+def _cnn(document: dict, weights: dict, labels: list[str], path: Path, where: Path) -> SavedCNN:
+    """Check a format-1 CNN's scaler and weights against its architecture and build it."""
+    from genrekit.models.portable import weight_shapes
+
+    mean, scale = _scaler(document, where)
+    expected = weight_shapes(len(FEATURE_NAMES), len(labels))
     if set(weights) != set(expected):
         missing = sorted(set(expected) - set(weights))
         extra = sorted(set(weights) - set(expected))
@@ -290,28 +405,37 @@ def _weights(path: Path, document: dict, n_classes: int, where: Path) -> dict[st
     if weights["dense2.bias"].shape != expected["dense2.bias"]:
         raise ModelError(
             f"{path}: output layer has {weights['dense2.bias'].shape[0]} units"
-            f" but {where} lists {n_classes} labels"
+            f" but {where} lists {len(labels)} labels"
         )
     for name, shape in expected.items():
         if weights[name].shape != shape:
             raise ModelError(f"{path}: weight {name!r} has shape {weights[name].shape}, expected {shape}")
-        if not np.issubdtype(weights[name].dtype, np.floating) or not np.isfinite(weights[name]).all():
+        if not np.issubdtype(weights[name].dtype, np.floating):
             raise ModelError(f"{path}: weight {name!r} is not finite floating point")
-    recorded = _field(document, "weights", dict, where).get("sha256")
-    if recorded != hashlib.sha256(blob).hexdigest():
-        raise ModelError(f"{path}: SHA-256 differs from the one in {where} (weights from another save?)")
-    return weights
-
-
-def _model(document: dict, where: Path) -> CNNClassifier:
-    """Build the classifier from the ``training`` and ``history`` fields."""
+    model = SavedCNN(weights, mean, scale, labels)
     training = _field(document, "training", dict, where)
-    params = ("epochs", "batch_size", "learning_rate", "patience", "random_state")
     try:
-        model = CNNClassifier(**{param: training[param] for param in params})
+        model.params = {param: training[param] for param in CNN_PARAMS}
+        model.params |= {key: training[key] for key in ("dropout", "weight_decay") if key in training}
         model.best_epoch_ = int(training["best_epoch"])
         model.n_epochs_run_ = int(training["n_epochs_run"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{where}: field 'training' lacks or mangles {exc}") from exc
     model.history_ = _field(document, "history", list, where)
+    return model
+
+
+def _portable(document: dict, arrays: dict, labels: list[str], path: Path, where: Path) -> PortableClassifier:
+    """Check a format-2 model's node tree against its arrays and labels and build it."""
+    spec = _field(document, "model", dict, where)
+    missing = sorted(set(array_names(spec)) - set(arrays))
+    if missing:
+        raise ModelError(f"{path}: lacks array(s) {missing[:3]} that {where} names")
+    model = PortableClassifier(spec, arrays, labels, len(FEATURE_NAMES))
+    try:
+        logits = model.decision_function(np.zeros((1, len(FEATURE_NAMES))))
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ModelError(f"{where}: the model tree does not fit its arrays: {exc}") from exc
+    if logits.shape != (1, len(labels)):
+        raise ModelError(f"{where}: the model has {logits.shape[1]} outputs but lists {len(labels)} labels")
     return model
