@@ -1,4 +1,5 @@
 import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -130,8 +131,7 @@ def test_interrupted_run_keeps_rows_and_resume_completes_it(excerpts, tmp_path, 
         extract(excerpts, out=out, jobs=1, progress=_Interrupt(after=2))
     partial = pd.read_parquet(out)
     assert partial["filename"].tolist() == ["blues.00001.wav", "classical.00000.wav"]
-    record = json.loads(progress_path(out).read_text())
-    assert [len(d["filenames"]) for d in record["done"]] == [1, 1]
+    assert _recorded(out) == [["blues.00001.wav"], ["classical.00000.wav"]]
 
     calls.clear()
     resumed = extract(excerpts, out=out, jobs=1, resume=True)
@@ -150,33 +150,33 @@ def test_interrupted_run_keeps_rows_and_resume_completes_it(excerpts, tmp_path, 
     pd.testing.assert_frame_equal(pd.read_parquet(out), one_shot.table)
 
 
-def test_output_is_rewritten_while_running(excerpts, tmp_path):
+def _recorded(out):
+    """The filenames of each source committed to the progress file, read as another process would."""
+    with sqlite3.connect(progress_path(out)) as conn:
+        return [json.loads(row[0]) for row in conn.execute("SELECT filenames FROM sources ORDER BY source")]
+
+
+def test_each_file_is_committed_at_once_and_the_table_written_at_the_end(excerpts, tmp_path):
     out = tmp_path / "t.csv"
-    sizes = []
+    seen = []
 
     def watch(items, total):
         for item in items:
             yield item
-            sizes.append(len(pd.read_csv(out)))  # always a complete, parseable table
+            seen.append((len(_recorded(out)), out.exists()))
 
-    extract(excerpts, out=out, jobs=1, progress=watch, checkpoint_seconds=0)
-    assert sizes == [1, 2, 3, 4, 5]
-    sizes.clear()
-    out.unlink()
-    extract(excerpts, out=out, jobs=1, progress=watch, checkpoint_seconds=3600)
-    assert sizes == [1, 1, 1, 1, 1]  # first file at once, then not before an hour
-    assert len(pd.read_csv(out)) == 5  # and at the end
+    extract(excerpts, out=out, jobs=1, progress=watch)
+    assert seen == [(1, False), (2, False), (3, False), (4, False), (5, False)]
+    assert len(pd.read_csv(out)) == 5
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_resume_recomputes_only_sources_whose_rows_are_missing(excerpts, tmp_path, monkeypatch):
+def test_resume_recomputes_only_sources_not_committed(excerpts, tmp_path, monkeypatch):
     out = tmp_path / "t.csv"
     full = extract(excerpts, out=out, jobs=1).table
-    table = _read(out)
-    table = table[table["filename"] != "disco.00000.wav"].reset_index(drop=True)  # as if not yet written
-    table.loc[len(table)] = table.iloc[0].to_list()
-    table.loc[len(table) - 1, "filename"] = "stray.wav"  # a row the record does not claim
-    table.to_csv(out, index=False)
+    with sqlite3.connect(progress_path(out)) as conn:  # as if killed before this file was committed
+        conn.execute("DELETE FROM sources WHERE filenames LIKE '%disco.00000.wav%'")
+    out.unlink()  # and before the table was written
     calls = []
     real = extract_mod.extract_file
     monkeypatch.setattr(
@@ -186,6 +186,10 @@ def test_resume_recomputes_only_sources_whose_rows_are_missing(excerpts, tmp_pat
     assert calls == ["disco.00000.wav"]
     pd.testing.assert_frame_equal(result.table, full)
     pd.testing.assert_frame_equal(_read(out), full)
+    calls.clear()
+    fresh = extract(excerpts, out=out, jobs=1)  # without --resume: starts afresh
+    assert len(calls) == 5 and len(_recorded(out)) == 5
+    pd.testing.assert_frame_equal(fresh.table, full)
 
 
 def _read(path):
@@ -197,12 +201,8 @@ def test_resume_refuses_unusable_output(excerpts, tmp_path):
     extract([excerpts / "misc"], out=out, jobs=1)
     with pytest.raises(TableError, match="segment_seconds"):
         extract([excerpts / "misc"], out=out, jobs=1, resume=True, segment_seconds=3)
-    table = _read(out)
-    pd.concat([table, table]).to_csv(out, index=False)
-    with pytest.raises(TableError, match="repeated filenames"):
-        extract([excerpts / "misc"], out=out, jobs=1, resume=True)
     progress_path(out).unlink()
-    with pytest.raises(TableError, match=r"progress\.json is missing"):
+    with pytest.raises(TableError, match=r"progress\.db is missing"):
         extract([excerpts / "misc"], out=out, jobs=1, resume=True)
     with pytest.raises(TableError, match="unknown table format"):
         extract([excerpts / "misc"], out=tmp_path / "t.xlsx")

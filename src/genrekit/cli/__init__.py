@@ -24,7 +24,7 @@ from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error
 from genrekit.errors import GenrekitError
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
-_COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "model")
+_COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "scan", "library", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  genrekit extract music/ -o features.csv      audio -> GTZAN feature table\n"
             "  genrekit train --data features.csv -o model/  table -> model\n"
             "  genrekit predict song.mp3                     audio -> genre (shipped model)\n"
+            "  genrekit scan ~/Music --db library.db         library -> catalogue (incremental)\n"
             "  genrekit reproduce --data features_30_sec.csv --out report/\n"
         ),
         epilog="Exit status: 0 done, 1 some inputs failed, 2 usage or invalid input, 130 interrupted.",

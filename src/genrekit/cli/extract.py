@@ -36,8 +36,9 @@ with --labels any, whatever that folder's name is.
 The filename column holds the file's real name (blues.00000.flac stays .flac);
 files that share a name get their path below the common folder instead.
 
-The table is rewritten atomically every 30 s and at the end, also on Ctrl-C,
-together with OUT.progress.json, the record --resume reads.
+Each finished file is committed at once to OUT.progress.db (SQLite), the record
+--resume reads: a run killed at any moment loses only the files in flight. The
+table is written atomically at the end, also on Ctrl-C.
 
 exit status: 0 all files extracted, 1 some files failed (each named on stderr),
 2 usage error, no input files or nothing extracted, 130 interrupted.

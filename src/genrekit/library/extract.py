@@ -22,27 +22,25 @@ processes finish in.
 
 Output and resume
 -----------------
-The table is written atomically (:func:`genrekit.table.write_table`) as soon
-as the first file is done (so an unwritable output shows at once), then every
-:data:`CHECKPOINT_SECONDS`, and at the end, also when the run is interrupted, so
-a killed run keeps the rows done up to its last write. Beside it,
-``OUT.progress.json`` (also written atomically, right after the table) records
-the settings and, in the table's row order, each done source file's absolute
-path and row names. ``resume=True`` reads both, keeps the rows of each source
-whose rows are all in the table and extracts the other files (so a run killed
-between the two writes, or a table with rows deleted, still resumes correctly). The source path, not the file
-name, is the key, so two files with the same name in different folders are
-never confused. Rows of sources that are not among the inputs of the resumed
-run are kept. Failed files are not recorded, so a resumed run retries them.
+Each finished file's rows are committed at once, in their own transaction, to
+``OUT.progress.db`` beside the output (an SQLite file, see
+:class:`genrekit.library.catalogue.ExtractCheckpoint`), so a checkpoint costs
+the same whatever the size of the table, and a run killed at any moment
+(``kill -9`` included) loses at most the files in flight. The table itself is
+the final export: written atomically (:func:`genrekit.table.write_table`) at
+the end, also when the run is interrupted by an exception or Ctrl-C.
+``resume=True`` takes the rows of every source recorded in the progress file
+(with the same settings) and extracts the other files; the source's absolute
+path, not its file name, is the key, so two files with the same name in
+different folders are never confused. Rows of sources that are not among the
+inputs of the resumed run are kept. Failed files are not recorded, so a resumed
+run retries them. Without ``resume``, the progress file is started afresh.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import math
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -52,10 +50,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrekit.atomic import atomic_write_text
 from genrekit.audio.decode import audio_files, genre_from_path, load_audio
 from genrekit.audio.window import segment_length, segment_name, segments
 from genrekit.errors import AudioError, GenrekitError, TableError
+from genrekit.library.catalogue import ExtractCheckpoint
 from genrekit.parallel import map_tasks
 from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.table import table_format, write_table
@@ -63,17 +61,8 @@ from genrekit.table import table_format, write_table
 ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
 """Feature engines: name -> function of :mod:`genrekit.audio.features` that computes the 57 features."""
 
-CHECKPOINT_SECONDS: float = 30.0
-"""How often (seconds) a running extraction rewrites its output table."""
-
-PROGRESS_SUFFIX: str = ".progress.json"
-"""Appended to the output table's name to name its resume record."""
-
-_PROGRESS_FORMAT = "genrekit-extract-progress"
-_PROGRESS_VERSION = 1
-
-_EXACT_CSV = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-"""pandas 3 reads floats back exactly by default; pandas 2 needs ``float_precision="round_trip"``."""
+PROGRESS_SUFFIX: str = ".progress.db"
+"""Appended to the output table's name to name its resume record (the checkpoint file)."""
 
 ProgressWrapper = Callable[[Iterable, int], Iterable]
 """``progress(iterable, total)``: wraps the stream of finished files (e.g. in a progress bar)."""
@@ -168,7 +157,7 @@ def extract_file(
         except AudioError as exc:
             where = "" if segment_seconds is None else f"segment {i}: "
             raise AudioError(f"{path}: {where}{exc}") from exc
-    return _rows_frame(
+    return rows_frame(
         names, [end - start for start, end in spans], np.asarray(rows), genre_from_path(path, genres)
     )
 
@@ -182,7 +171,6 @@ def extract(
     engine: str = "fast",
     progress: ProgressWrapper | None = None,
     on_failure: Callable[[Path, str], None] | None = None,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
     genres: Sequence[str] | None = GENRES,
 ) -> ExtractResult:
     """Extract the feature table of many audio files, on several processes.
@@ -192,17 +180,18 @@ def extract(
     paths : path-like or iterable of path-like
         Audio files and folders (see :func:`genrekit.audio.decode.audio_files`).
     out : path-like, optional
-        Table to write (``.csv`` or ``.parquet``), atomically, after the first
-        file, then every `checkpoint_seconds`, and at the end (also on an
-        exception or Ctrl-C). Nothing is written when None.
+        Table to write (``.csv`` or ``.parquet``), atomically, at the end (also
+        on an exception or Ctrl-C); each finished file is committed meanwhile
+        to ``OUT.progress.db`` (see the module docstring). Nothing is written
+        when None.
     segment_seconds : float, optional
         Segment length in seconds (see :func:`extract_file`).
     jobs : int, optional
         Worker processes, one file per task; all available cores when None. With
         1, files are extracted in this process.
     resume : bool
-        Keep the rows of files already in `out` (per its ``.progress.json``
-        record) and extract only the others. Starts afresh if `out` does not exist.
+        Keep the rows of the files recorded in ``OUT.progress.db`` and extract
+        only the others. Starts afresh if neither it nor `out` exists.
     engine : {"fast", "librosa"}
         Feature engine (see :func:`extract_file`).
     progress : callable, optional
@@ -210,8 +199,6 @@ def extract(
         :func:`genrekit.cli._common.progress`.
     on_failure : callable, optional
         Called as ``on_failure(path, reason)`` as soon as a file fails.
-    checkpoint_seconds : float
-        Minimum time between two writes of `out` while running.
     genres : sequence of str or None
         Folder names taken as labels (see :func:`extract_file`).
 
@@ -226,22 +213,22 @@ def extract(
         If an input path does not exist.
     TableError
         If `out` has an unknown extension or cannot be written, or `resume`
-        finds an output without its progress record, with other columns or
-        repeated filenames, or made with other settings.
+        finds an output without its progress file, or one made with other settings.
     ValueError
         If `engine` is unknown or `segment_seconds` holds no sample.
     """
     _feature_function(engine)
     if segment_seconds is not None:
         segment_length(segment_seconds, sr=SAMPLE_RATE)
-    genres = None if genres is None else list(genres)  # as the JSON progress record holds it
+    genres = None if genres is None else list(genres)  # as the JSON settings record holds it
     settings = {"segment_seconds": segment_seconds, "engine": engine, "genres": genres}
     out = None if out is None else Path(out)
     if out is not None:
         table_format(out)
     files = sorted(audio_files(paths), key=_source_key)
-    names = _unique_names(files)
-    done = _load_progress(out, settings) if resume and out is not None else {}
+    names = unique_names(files)
+    checkpoint = None if out is None else _open_checkpoint(out, settings, resume)
+    done = {} if checkpoint is None else _recorded(checkpoint)
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
@@ -249,7 +236,6 @@ def extract(
     tasks = map_tasks(task, [(path, names[path]) for path in todo], jobs)
     if progress is not None:
         tasks = progress(tasks, len(todo))
-    last_write, dirty = -math.inf, False
     try:
         for (path, _), frame in tasks:
             if isinstance(frame, Exception):
@@ -260,13 +246,13 @@ def extract(
                 continue
             done[_source_key(path)] = frame
             result.extracted.append(path)
-            dirty = True
-            if out is not None and time.monotonic() - last_write >= checkpoint_seconds:
-                _write(done, out, settings)
-                last_write, dirty = time.monotonic(), False
+            if checkpoint is not None:
+                _record(checkpoint, _source_key(path), frame)
     finally:
-        if out is not None and dirty:
-            _write(done, out, settings)
+        if checkpoint is not None:
+            checkpoint.close()
+            if done and (result.extracted or not out.exists()):
+                _write(_concat(done), out)
     result.table = _concat(done)
     return result
 
@@ -280,7 +266,7 @@ def _feature_function(engine: str) -> Callable[..., np.ndarray]:
     return getattr(features, ENGINES[engine])
 
 
-def _rows_frame(names: Sequence[str], lengths: Sequence[int], values: np.ndarray, label: str) -> pd.DataFrame:
+def rows_frame(names: Sequence[str], lengths: Sequence[int], values: np.ndarray, label: str) -> pd.DataFrame:
     """Build table rows from names, lengths and an (n, 57) feature array, all with `label`."""
     frame = pd.DataFrame(
         np.asarray(values, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), columns=FEATURE_NAMES
@@ -296,7 +282,7 @@ def _source_key(path: Path) -> str:
     return str(path.resolve())
 
 
-def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
+def unique_names(files: Sequence[Path]) -> dict[Path, str]:
     """Name each file for the table: its name, or its path below the common folder when names repeat."""
     counts = Counter(path.name for path in files)
     if all(count == 1 for count in counts.values()):
@@ -326,75 +312,44 @@ def _reason(path: Path, exc: Exception) -> str:
 def _concat(done: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Return the rows of every done source, ordered by source path."""
     if not done:
-        return _rows_frame([], [], np.empty((0, len(FEATURE_NAMES))), "")
+        return rows_frame([], [], np.empty((0, len(FEATURE_NAMES))), "")
     return pd.concat([done[key] for key in sorted(done)], ignore_index=True)
 
 
-def _write(done: dict[str, pd.DataFrame], out: Path, settings: dict) -> None:
-    """Write the table, then its progress record, each atomically."""
+def _write(table: pd.DataFrame, out: Path) -> None:
+    """Write the final table atomically."""
     try:
-        write_table(_concat(done), out)
+        write_table(table, out)
     except OSError as exc:
         raise TableError(f"{out}: cannot write: {exc}") from exc
-    record = {
-        "format": _PROGRESS_FORMAT,
-        "version": _PROGRESS_VERSION,
-        "table": out.name,
-        **settings,
-        "done": [{"source": key, "filenames": done[key]["filename"].tolist()} for key in sorted(done)],
-    }
-    try:
-        atomic_write_text(progress_path(out), json.dumps(record, indent=1) + "\n")
-    except OSError as exc:
-        raise TableError(f"{progress_path(out)}: cannot write: {exc}") from exc
 
 
-def _load_progress(out: Path, settings: dict) -> dict[str, pd.DataFrame]:
-    """Read the rows of a previous run of `out` back, per source, as its progress record lists them.
-
-    A source counts as done only if all its rows are in the table; rows the
-    record does not claim are dropped. So a run killed between writing the
-    table and writing the record (either may be the newer) resumes correctly:
-    the files in doubt are extracted again.
-    """
-    record_path = progress_path(out)
-    if not out.exists():
-        return {}
-    if not record_path.exists():
-        raise TableError(f"{out}: cannot resume: {record_path.name} is missing; rerun without --resume")
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("format") != _PROGRESS_FORMAT or record.get("version") != _PROGRESS_VERSION:
-            raise ValueError("not a genrekit extract progress record of a known version")
-        sources = [(item["source"], list(item["filenames"])) for item in record["done"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TableError(f"{record_path}: cannot resume: unreadable progress record ({exc})") from exc
+def _open_checkpoint(out: Path, settings: dict, resume: bool) -> ExtractCheckpoint:
+    """Open the progress file of `out` (afresh unless `resume`), refusing one made with other settings."""
+    record = progress_path(out)
+    if resume and out.exists() and not record.exists():
+        raise TableError(f"{out}: cannot resume: {record.name} is missing; rerun without --resume")
+    checkpoint = ExtractCheckpoint(record, settings, resume)
     for key, value in settings.items():
-        if record.get(key) != value:
+        if checkpoint.settings.get(key) != value:
+            checkpoint.close()
             raise TableError(
-                f"{out}: cannot resume: it was extracted with {key}={record.get(key)!r}, "
+                f"{out}: cannot resume: it was extracted with {key}={checkpoint.settings.get(key)!r}, "
                 f"not {value!r}; use the same settings or rerun without --resume"
             )
-    table = _read_output(out)
-    if list(table.columns) != list(TABLE_COLUMNS):
-        raise TableError(f"{out}: cannot resume: not a GTZAN feature table (columns differ)")
-    if table["filename"].duplicated().any():
-        raise TableError(f"{out}: cannot resume: repeated filenames; rerun without --resume")
-    row_of = {name: i for i, name in enumerate(table["filename"])}
+    return checkpoint
+
+
+def _record(checkpoint: ExtractCheckpoint, key: str, frame: pd.DataFrame) -> None:
+    """Commit the rows of one finished source file."""
+    label = frame["label"].iloc[0] if len(frame) else ""
+    values = frame.loc[:, list(FEATURE_NAMES)].to_numpy()
+    checkpoint.add(key, frame["filename"], frame["length"], label, values)
+
+
+def _recorded(checkpoint: ExtractCheckpoint) -> dict[str, pd.DataFrame]:
+    """Read the rows of every recorded source back, exactly as they were extracted."""
     return {
-        key: table.iloc[[row_of[name] for name in filenames]].reset_index(drop=True)
-        for key, filenames in sources
-        if filenames and all(name in row_of for name in filenames)
+        source: rows_frame(filenames, lengths, values, label)
+        for source, filenames, lengths, label, values in checkpoint.sources()
     }
-
-
-def _read_output(out: Path) -> pd.DataFrame:
-    """Read a table written by :func:`_write` back exactly (floats round-trip, empty labels kept)."""
-    try:
-        if table_format(out) == "csv":
-            return pd.read_csv(
-                out, dtype={"filename": str, "label": str}, keep_default_na=False, **_EXACT_CSV
-            )
-        return pd.read_parquet(out)
-    except (OSError, ValueError) as exc:
-        raise TableError(f"{out}: cannot resume: cannot read it ({exc})") from exc

@@ -253,6 +253,24 @@ class GenreModel:
             for path, res in batch:
                 yield path, next(predictions) if isinstance(res, FileWindows) else _as_error(path, res)
 
+    def predict_windows(self, items: Sequence[tuple[Path, FileWindows]]) -> list[FilePrediction]:
+        """Predict files from window features already computed (nothing is decoded).
+
+        Used to re-classify a library catalogue from its stored features with a
+        new model (see :mod:`genrekit.library.scan`).
+
+        Parameters
+        ----------
+        items : sequence of (Path, FileWindows)
+            Each file and its windows (e.g. from :func:`file_windows`, or stored).
+
+        Returns
+        -------
+        list of FilePrediction
+            One per item, in order; the windows of all items go through the model in one batch.
+        """
+        return self._predict_windows(items)
+
     def _predict_windows(self, items: Sequence[tuple[Path, FileWindows]]) -> list[FilePrediction]:
         """Classify the windows of several files in one batch and average per file."""
         if not items:

@@ -1,0 +1,138 @@
+"""Analysing library files on a Dask distributed cluster (``genrekit scan --dask``).
+
+Requires the optional extra ``genrekit[dask]`` (Dask ``distributed``). The
+workers must see the files under the same paths as the client (a shared
+filesystem) and have genrekit installed; the client stays the only writer of
+the catalogue and runs the model itself.
+
+Files go to the workers in batches of ``batch_files`` (one task each, run by
+:func:`genrekit.library.scan.analyse_batch`); only a few batches per worker are
+submitted ahead, so the client's memory does not grow with the library.
+
+Failures
+--------
+A worker that dies (killed, out of memory, its machine lost) takes its tasks
+with it; the scheduler gives them to another worker, so nothing is lost, and
+since the client stores each file once, by path, nothing is duplicated. A task
+that was on workers that died more than ``distributed.scheduler.allowed-failures``
+times (a scheduler setting, 3 by default) fails with ``KilledWorker``: its batch
+is then split and each of its files submitted alone, and a file that kills
+workers again on its own is stored as failed. So a file that crashes every
+worker that reads it costs at most ``2 * (allowed_failures + 1)`` worker
+deaths. Any other error of a batch (the cluster gone, genrekit missing on a
+worker) leaves its files :class:`~genrekit.library.scan.Lost`: not stored, so
+the next scan retries them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from itertools import islice
+
+from genrekit.errors import GenrekitError
+from genrekit.library.catalogue import Analysis
+from genrekit.library.scan import Lost, Runner, Todo, analyse_batch
+
+LOCAL_PREFIX: str = "local:"
+"""``--dask local:N`` starts a local cluster of N single-threaded worker processes."""
+
+BATCH_FILES: int = 8
+"""Files per Dask task (default)."""
+
+AHEAD_PER_WORKER: int = 2
+"""Batches submitted ahead per worker thread."""
+
+
+def _client(address: str):
+    """Connect to the scheduler at `address`, or start ``local:N``; return (client, cluster or None)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise GenrekitError("--dask needs Dask distributed: pip install 'genrekit[dask]'") from exc
+    if address.startswith(LOCAL_PREFIX):
+        try:
+            n_workers = int(address.removeprefix(LOCAL_PREFIX))
+        except ValueError:
+            n_workers = 0
+        if n_workers < 1:
+            raise GenrekitError(f"--dask {address}: expected local:N with N >= 1 workers")
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        return Client(cluster), cluster
+    try:
+        return Client(address, timeout=30), None
+    except (OSError, TimeoutError) as exc:
+        raise GenrekitError(f"--dask {address}: cannot reach the Dask scheduler: {exc}") from exc
+
+
+def run_dask(address: str, segment_seconds: float | None = None, batch_files: int = BATCH_FILES) -> Runner:
+    """Return a runner that analyses files on the Dask cluster at `address` (or ``local:N``).
+
+    Parameters
+    ----------
+    address : str
+        A scheduler address (``tcp://host:8786``) or ``local:N``.
+    segment_seconds : float, optional
+        Also compute segment features (see :func:`genrekit.library.scan.analyse_file`).
+    batch_files : int
+        Files per task.
+
+    Returns
+    -------
+    callable
+        The runner (see :mod:`genrekit.library.scan`); the cluster is connected
+        when it starts and closed when it ends.
+    """
+
+    def run(todo: Iterator[Todo]) -> Iterator[list[Analysis | Lost]]:
+        from distributed import KilledWorker, as_completed
+
+        client, cluster = _client(address)
+        try:
+            threads = max(sum(client.nthreads().values()), 1)
+            batches: dict = {}
+
+            def submit(items: list[Todo]) -> None:
+                future = client.submit(analyse_batch, [t.path for t in items], segment_seconds, pure=False)
+                batches[future] = items
+                running.add(future)
+
+            running = as_completed()
+            for _ in range(AHEAD_PER_WORKER * threads):
+                if not (items := list(islice(todo, batch_files))):
+                    break
+                submit(items)
+            for future in running:
+                items = batches.pop(future)
+                try:
+                    yield future.result()
+                except KilledWorker as exc:
+                    if len(items) > 1:
+                        for item in items:
+                            submit([item])
+                    else:
+                        yield [_killer(items[0], exc)]
+                except Exception as exc:  # the cluster, not the files: leave them for the next scan
+                    yield [Lost(t.path, f"Dask task failed: {type(exc).__name__}: {exc}") for t in items]
+                future.release()
+                if items := list(islice(todo, batch_files)):
+                    submit(items)
+        finally:
+            client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+
+    return run
+
+
+def _killer(item: Todo, exc: Exception) -> Analysis:
+    """Return the failure stored for a file that killed every worker that tried it."""
+    return Analysis(
+        item.path,
+        item.size,
+        item.mtime_ns,
+        error=f"{item.path}: the Dask workers analysing it died repeatedly ({type(exc).__name__}: {exc})",
+    )

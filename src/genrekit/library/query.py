@@ -1,0 +1,194 @@
+"""Questions asked of a library catalogue, with JSON-ready answers (for the CLI and a web page).
+
+:func:`stats` (files, hours, per genre, uncertain, failed), :func:`tracks` (a
+searchable list), :func:`projection` (a 2-D map of the library), :func:`similar`
+(nearest tracks) and :func:`table` (the GTZAN feature table of the stored
+windows or segments). Every answer holds only dicts, lists, strings, numbers
+and None, so ``json.dumps`` takes it as it is.
+
+Tracks are compared in the standardised feature space: each file is the mean
+of its 30-s windows' 57 features, and each feature is scaled to zero mean and
+unit variance over the files of the catalogue (the paper's playlist use:
+similar tracks are near each other).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genrekit.audio.decode import genre_from_path
+from genrekit.audio.window import segment_name
+from genrekit.errors import GenrekitError
+from genrekit.library.catalogue import SEGMENT, WINDOW, Catalogue
+from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE
+
+
+def stats(catalogue: Catalogue) -> dict:
+    """Count the catalogue's files: analysed, failed, gone, hours of audio, per genre, uncertain.
+
+    Returns
+    -------
+    dict
+        ``files`` (analysed), ``failed``, ``gone``, ``hours``, ``genres``
+        (genre -> files, ``uncertain`` included), ``uncertain``, ``models``
+        (model id -> files predicted by it).
+    """
+    counts = catalogue.counts()
+    status = counts["status"]
+    return {
+        "files": status.get("ok", 0),
+        "failed": status.get("failed", 0),
+        "gone": status.get("gone", 0),
+        "hours": counts["samples"] / SAMPLE_RATE / 3600,
+        "genres": counts["genres"],
+        "uncertain": counts["genres"].get("uncertain", 0),
+        "models": counts["models"],
+    }
+
+
+def tracks(
+    catalogue: Catalogue, text: str = "", genre: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict]:
+    """List the files whose path contains `text` (and whose stored genre is `genre`), by path.
+
+    Returns
+    -------
+    list of dict
+        ``path``, ``status``, ``duration`` (s), ``genre``, ``best_guess``,
+        ``confidence``, ``novelty``, ``familiar``, ``model_id``, ``error``; the
+        prediction's fields are None for a file without one.
+    """
+    rows = catalogue.search(text, genre, limit, offset)
+    for row in rows:
+        samples = row.pop("n_samples")
+        row["duration"] = None if samples is None else samples / SAMPLE_RATE
+        row["familiar"] = None if row["familiar"] is None else bool(row["familiar"])
+    return rows
+
+
+def _file_matrix(catalogue: Catalogue) -> tuple[list[str], np.ndarray]:
+    """Paths of the analysed files and their standardised mean window features."""
+    paths, rows = [], []
+    for stored in catalogue.stored(WINDOW):
+        paths.append(stored.path)
+        rows.append(stored.features.mean(axis=0))
+    if not rows:
+        raise GenrekitError(f"{catalogue.path}: no analysed files in the catalogue")
+    matrix = np.asarray(rows)
+    std = matrix.std(axis=0)
+    return paths, (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def _genres(catalogue: Catalogue) -> dict[str, str]:
+    """Path -> stored genre (``uncertain`` included) of the analysed files."""
+    return {path: prediction.genre for path, prediction in catalogue.predictions()}
+
+
+def projection(catalogue: Catalogue) -> dict:
+    """Project the library onto its first two principal components (a 2-D map, coloured by genre).
+
+    Returns
+    -------
+    dict
+        ``points``: one ``{"path", "genre", "x", "y"}`` per analysed file;
+        ``explained_variance``: the share of the variance along x and along y.
+    """
+    paths, matrix = _file_matrix(catalogue)
+    _, singular, vt = np.linalg.svd(matrix, full_matrices=False)
+    xy = matrix @ vt[:2].T
+    if xy.shape[1] < 2:  # a single file
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    variance = singular**2
+    share = (variance / variance.sum() if variance.sum() > 0 else np.zeros_like(variance))[:2]
+    genres = _genres(catalogue)
+    return {
+        "points": [
+            {"path": path, "genre": genres.get(path), "x": float(x), "y": float(y)}
+            for path, (x, y) in zip(paths, xy, strict=True)
+        ],
+        "explained_variance": [float(v) for v in np.pad(share, (0, 2 - len(share)))],
+    }
+
+
+def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> list[dict]:
+    """Return the `n` tracks nearest to `path` in the standardised feature space, nearest first.
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+        The catalogue.
+    path : path-like
+        A file of the catalogue (relative paths are taken from the current folder).
+    n : int
+        How many tracks.
+
+    Returns
+    -------
+    list of dict
+        ``{"path", "genre", "distance"}`` for each track.
+
+    Raises
+    ------
+    GenrekitError
+        If `path` is not an analysed file of the catalogue.
+    """
+    key = str(Path(path).resolve())
+    paths, matrix = _file_matrix(catalogue)
+    try:
+        row = paths.index(key)
+    except ValueError:
+        raise GenrekitError(f"{path}: not an analysed file of the catalogue {catalogue.path}") from None
+    distances = np.sqrt(((matrix - matrix[row]) ** 2).sum(axis=1))
+    distances[row] = math.inf
+    order = np.argsort(distances, kind="stable")[: min(n, len(paths) - 1)]
+    genres = _genres(catalogue)
+    return [{"path": paths[i], "genre": genres.get(paths[i]), "distance": float(distances[i])} for i in order]
+
+
+def table(
+    catalogue: Catalogue, segments: bool = False, genres: Sequence[str] | None = GENRES
+) -> pd.DataFrame:
+    """Return the GTZAN feature table of the stored windows (or segments), ready for ``genrekit train``.
+
+    Each 30-s window (or segment) is one row. A file of one window keeps its
+    name (``blues.00000.wav``, whose features equal its ``extract`` row);
+    window or segment ``i`` of a longer file is named like a segment,
+    ``song.<i>.mp3``. Files that share a name are named by their path below the
+    common folder, as by :func:`genrekit.library.extract.extract`. The label is
+    the genre folder holding the file (see :func:`genrekit.audio.decode.genre_from_path`).
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+        The catalogue.
+    segments : bool
+        Rows of the stored segments (``scan --segment-seconds``) instead of windows.
+    genres : sequence of str or None
+        Folder names taken as labels (default: the ten GTZAN genres; None: any).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``TABLE_COLUMNS``, files ordered by path.
+    """
+    from genrekit.library.extract import rows_frame, unique_names
+
+    stored = list(catalogue.stored(SEGMENT if segments else WINDOW))
+    names = unique_names([Path(f.path) for f in stored])
+    frames = []
+    for f in stored:
+        name = names[Path(f.path)]
+        rows = [segment_name(name, i) for i in range(len(f.bounds))]
+        if not segments and len(rows) == 1:
+            rows = [name]
+        label = genre_from_path(f.path, genres)
+        frames.append(rows_frame(rows, f.bounds[:, 1] - f.bounds[:, 0], f.features, label))
+    if not frames:
+        return rows_frame([], [], np.empty((0, len(FEATURE_NAMES))), "")
+    return pd.concat(frames, ignore_index=True)
