@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genrekit.errors import GenrekitError
 from genrekit.evaluation.metrics import wilson_interval
 from genrekit.library import learn
 from genrekit.library.learn import (
@@ -19,6 +20,7 @@ from genrekit.library.learn import (
     cross_validate,
     fit_learned,
     grouped_folds,
+    predict_files,
     suggest,
 )
 from genrekit.schema import FEATURE_NAMES
@@ -104,12 +106,12 @@ def test_untagged_files_only_feed_own_standardisation(table: pd.DataFrame) -> No
     cv = cross_validate(windows, half, model="logreg")
     assert set(cv.files) == set(half)
     model = fit_learned(windows, half, cv)
-    np.testing.assert_allclose(model.classifier.mean_, windows.features.mean(axis=0))
-    files, proba, familiar = model.predict_files(windows)
+    np.testing.assert_allclose(model.classifier.pipeline_[0].mean_, windows.features.mean(axis=0))
+    files, proba, familiar = predict_files(model, windows)
     assert list(files) == list(dict.fromkeys(windows.file_ids))
     untagged = np.array([f not in half for f in files])
     accuracy = np.mean(
-        np.asarray(model.classes)[proba[untagged].argmax(axis=1)] == [labels[f] for f in files[untagged]]
+        model.classes_[proba[untagged].argmax(axis=1)] == [labels[f] for f in files[untagged]]
     )
     assert accuracy > 0.6 and familiar.mean() > 0.9
 
@@ -161,8 +163,10 @@ def test_gbm_is_a_classifier_family(table: pd.DataFrame) -> None:
     windows, labels = _library(table, windows_per_file=1)
     cv = cross_validate(windows, labels, model="gbm", folds=3)
     assert cv.accuracy()["accuracy"] > 0.6
-    with pytest.raises(ValueError, match="unknown classifier"):
+    with pytest.raises(GenrekitError, match="unknown model"):
         learn.make_classifier("nope")
+    with pytest.raises(learn.LearnError, match="validation rows"):
+        learn.make_classifier("cnn")
 
 
 def test_too_few_files_is_a_clear_error(table: pd.DataFrame) -> None:

@@ -26,6 +26,7 @@ model family.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,8 +38,8 @@ from genrekit.errors import GenrekitError
 from genrekit.evaluation.metrics import summarize, wilson_interval
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 
-CLASSIFIERS: tuple[str, ...] = ("gbm", "logreg")
-"""Model families :func:`make_classifier` builds."""
+DEFAULT_MODEL: str = "gbm"
+"""Registry recipe of the learned model (the family that measured best, see the README)."""
 
 DEFAULT_FOLDS: int = 5
 """Folds of the grouped cross-validation (fewer when a class has fewer files)."""
@@ -51,52 +52,36 @@ class LearnError(GenrekitError):
     """Too little or inconsistent data to learn from."""
 
 
-def make_classifier(name: str = "gbm", random_state: int = 0):
-    """Return an unfitted classifier for window features.
+def make_classifier(name: str = DEFAULT_MODEL, random_state: int = 0):
+    """Return an unfitted classifier for window features: a recipe of the model registry, untuned.
+
+    The recipe's inner hyperparameter search is left out: its folds are drawn
+    over rows, and the windows of one file would sit on both sides of them.
 
     Parameters
     ----------
-    name : {"gbm", "logreg"}
-        ``"gbm"``: LightGBM gradient-boosted trees (200 rounds, learning rate
-        0.05, 15 leaves, at least 5 rows a leaf, rows and features subsampled
-        at 0.8, one thread); ``"logreg"``: standardisation then multinomial
-        logistic regression (C = 1). Standard settings, not tuned on any data.
+    name : str
+        A recipe of :mod:`genrekit.models.registry` that trains on rows alone
+        (not the CNNs, which need validation rows).
     random_state : int
-        Seed of the tree model's subsampling.
+        Seed of the recipe.
 
     Returns
     -------
     estimator
-        A scikit-learn classifier with ``predict_proba``.
+        A scikit-learn classifier with ``predict_proba``, saved without pickle by
+        :func:`genrekit.models.io.save_model`.
+
+    Raises
+    ------
+    GenrekitError
+        For an unknown recipe, a CNN, or a missing optional package.
     """
-    if name == "gbm":
-        from lightgbm import LGBMClassifier
+    from genrekit.models.registry import make_model, recipe
 
-        return LGBMClassifier(
-            n_estimators=200,
-            learning_rate=0.05,
-            num_leaves=15,
-            min_child_samples=5,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            random_state=random_state,
-            n_jobs=1,
-            verbose=-1,
-        )
-    if name == "logreg":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-    raise ValueError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")
-
-
-def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each column (1 where a column is constant)."""
-    scale = X.std(axis=0)
-    return X.mean(axis=0), np.where(scale > 0, scale, 1.0)
+    if recipe(name).uses_validation:
+        raise LearnError(f"model {name!r} needs validation rows; choose a recipe that trains on rows alone")
+    return make_model(name, random_state, tune=False)
 
 
 @dataclass(frozen=True)
@@ -123,8 +108,8 @@ class LibraryClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : {"gbm", "logreg"}
-        The classifier family (see :func:`make_classifier`).
+    model : str
+        The registry recipe (see :func:`make_classifier`).
     own_scaling : bool
         True: every collection is z-scored by its own statistics (the library's
         from the `reference` windows, extra rows by theirs) before the
@@ -137,13 +122,13 @@ class LibraryClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of str
         Class names, in the order of the probability columns.
-    mean_, scale_ : ndarray of shape (n_features,)
-        The library's standardisation (zeros and ones when `own_scaling` is False).
-    classifier_ : estimator
-        The fitted classifier.
+    pipeline_ : sklearn.pipeline.Pipeline
+        ``("library", StandardScaler)`` with the library's statistics (an
+        identity when `own_scaling` is False), then ``("model", the fitted recipe)``:
+        what :func:`genrekit.models.io.save_model` saves.
     """
 
-    def __init__(self, model: str = "gbm", own_scaling: bool = True, random_state: int = 0) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, own_scaling: bool = True, random_state: int = 0) -> None:
         self.model = model
         self.own_scaling = own_scaling
         self.random_state = random_state
@@ -165,24 +150,26 @@ class LibraryClassifier(ClassifierMixin, BaseEstimator):
         extra : Extra, optional
             Rows from another collection, standardised by their own statistics.
         """
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
         X = np.asarray(X, dtype=np.float64)
-        rows, labels = [X], [np.asarray(y, dtype=object)]
-        self.mean_, self.scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        if self.own_scaling:
-            self.mean_, self.scale_ = _moments(X if reference is None else np.asarray(reference, dtype=float))
-            rows[0] = (X - self.mean_) / self.scale_
+        library = StandardScaler(with_mean=self.own_scaling, with_std=self.own_scaling)
+        library.fit(X if reference is None else np.asarray(reference, dtype=np.float64))
+        rows, labels = [library.transform(X)], [np.asarray(y, dtype=object)]
         if extra is not None:
-            mean, scale = _moments(extra.features) if self.own_scaling else (0.0, 1.0)
-            rows.append((np.asarray(extra.features, dtype=np.float64) - mean) / scale)
+            own = StandardScaler(with_mean=self.own_scaling, with_std=self.own_scaling)
+            rows.append(own.fit_transform(np.asarray(extra.features, dtype=np.float64)))
             labels.append(np.asarray(extra.labels, dtype=object))
         target = np.concatenate(labels).astype(str)
-        self.classifier_ = make_classifier(self.model, self.random_state).fit(np.concatenate(rows), target)
-        self.classes_ = np.asarray(self.classifier_.classes_).astype(str)
+        model = make_classifier(self.model, self.random_state).fit(np.concatenate(rows), target)
+        self.pipeline_ = Pipeline([("library", library), ("model", model)])
+        self.classes_ = np.asarray(model.classes_).astype(str)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Return the class probabilities of each window (columns in ``classes_`` order)."""
-        return self.classifier_.predict_proba((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_)
+        return self.pipeline_.predict_proba(np.asarray(X, dtype=np.float64))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Return the most probable class of each window."""
@@ -367,7 +354,7 @@ def cross_validate(
     windows: Windows,
     labels: Mapping[str, str],
     *,
-    model: str = "gbm",
+    model: str = DEFAULT_MODEL,
     own_scaling: bool = True,
     extra: Extra | None = None,
     folds: int = DEFAULT_FOLDS,
@@ -430,7 +417,7 @@ def compare_options(
     windows: Windows,
     labels: Mapping[str, str],
     *,
-    model: str = "gbm",
+    model: str = DEFAULT_MODEL,
     extra: Extra | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
@@ -576,24 +563,68 @@ class LearnedModel:
     novelty: FeatureNovelty
 
     @property
-    def classes(self) -> tuple[str, ...]:
+    def classes_(self) -> np.ndarray:
         """Class names, in the order of the probability columns."""
-        return tuple(str(name) for name in self.classifier.classes_)
+        return self.classifier.classes_
 
-    def predict_files(self, windows: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return the files of `windows`, their probabilities (window mean) and whether each is familiar.
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Return the calibrated class probabilities of each window."""
+        log_proba = np.log(np.clip(self.classifier.predict_proba(X), 1e-9, None))
+        return scaled_probabilities(log_proba, self.temperature)
 
-        A file is familiar when the median distance of its windows from the
-        training windows is within the novelty threshold.
+    def calibration(self) -> dict:
+        """Return the ``calibration`` metadata :class:`genrekit.library.predict.GenreModel` reads."""
+        return {
+            "temperature": self.temperature,
+            "novelty": self.novelty.to_dict(),
+            "fitted_on": "out-of-fold windows of the grouped cross-validation",
+        }
+
+    def save(self, directory: str | os.PathLike[str], metadata: dict) -> None:
+        """Save as a genrekit model folder (no pickle), loadable by :func:`genrekit.load_model`.
+
+        Parameters
+        ----------
+        directory : path-like
+            The model folder (replaced atomically).
+        metadata : dict
+            Extra fields of ``model.json`` (taxonomy, training files, figures).
         """
-        files, window_file = windows.files()
-        log_proba = np.log(np.clip(self.classifier.predict_proba(windows.features), 1e-9, None))
-        proba = file_means(scaled_probabilities(log_proba, self.temperature), window_file, len(files))
-        distance = self.novelty.distance(windows.features)
-        order = np.argsort(window_file, kind="stable")
-        bounds = np.cumsum(np.bincount(window_file, minlength=len(files)))[:-1]
-        medians = np.array([np.median(part) for part in np.split(distance[order], bounds)])
-        return files, proba, medians <= self.novelty.threshold
+        from genrekit.models.io import save_model
+
+        save_model(self.classifier.pipeline_, directory, {"calibration": self.calibration(), **metadata})
+
+
+def predict_files(model, windows: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the files of `windows`, their probabilities (window mean) and whether each is familiar.
+
+    Parameters
+    ----------
+    model : LearnedModel or GenreModel
+        Anything with ``predict_proba`` of feature rows (calibrated) and a
+        ``novelty`` (:class:`FeatureNovelty` or None).
+    windows : Windows
+        The windows of the files to predict.
+
+    Returns
+    -------
+    files : ndarray of str
+        The files, in first-appearance order.
+    proba : ndarray of shape (n_files, n_classes)
+        Mean of each file's window probabilities.
+    familiar : ndarray of bool
+        Whether the median distance of a file's windows from the training
+        windows is within the novelty threshold (all True without novelty).
+    """
+    files, window_file = windows.files()
+    proba = file_means(model.predict_proba(windows.features), window_file, len(files))
+    if model.novelty is None:
+        return files, proba, np.ones(len(files), dtype=bool)
+    distance = model.novelty.distance(windows.features)
+    order = np.argsort(window_file, kind="stable")
+    bounds = np.cumsum(np.bincount(window_file, minlength=len(files)))[:-1]
+    medians = np.array([np.median(part) for part in np.split(distance[order], bounds)])
+    return files, proba, medians <= model.novelty.threshold
 
 
 def fit_learned(
