@@ -110,9 +110,7 @@ def test_untagged_files_only_feed_own_standardisation(table: pd.DataFrame) -> No
     files, proba, familiar = predict_files(model, windows)
     assert list(files) == list(dict.fromkeys(windows.file_ids))
     untagged = np.array([f not in half for f in files])
-    accuracy = np.mean(
-        model.classes_[proba[untagged].argmax(axis=1)] == [labels[f] for f in files[untagged]]
-    )
+    accuracy = np.mean(model.classes_[proba[untagged].argmax(axis=1)] == [labels[f] for f in files[untagged]])
     assert accuracy > 0.6 and familiar.mean() > 0.9
 
 
@@ -121,7 +119,7 @@ def test_audit_finds_a_mislabelled_file(table: pd.DataFrame) -> None:
     wrong = table.filename[table.label == "classical"].iloc[3]
     labels[wrong] = "metal"
     cv = cross_validate(windows, labels, model="logreg")
-    found = audit(cv, min_confidence=0.6)
+    found = audit(cv.files, cv.labels, cv.proba, cv.classes, min_confidence=0.6)
     flagged = [row["file"] for row in found]
     assert wrong in flagged, "the mislabelled file is not flagged"
     assert len(flagged) < 0.1 * len(labels)  # a short list to check, not every file
@@ -129,7 +127,8 @@ def test_audit_finds_a_mislabelled_file(table: pd.DataFrame) -> None:
     assert row["tag"] == "metal" and row["predicted"] == "classical"
     assert row["tag_probability"] < row["probability"]
     assert [r["probability"] for r in found] == sorted((r["probability"] for r in found), reverse=True)
-    assert wrong not in [r["file"] for r in audit(cv, {wrong: ("metal", "classical")})]
+    kept = audit(cv.files, cv.labels, cv.proba, cv.classes, {wrong: ("metal", "classical")})
+    assert wrong not in [r["file"] for r in kept]
 
 
 def test_suggest_ranks_the_least_sure_first() -> None:
@@ -146,16 +145,15 @@ def test_compare_options_with_extra_rows(table: pd.DataFrame, gtzan_table: Path)
     frame = pd.read_csv(gtzan_table)
     frame = frame[frame.label.isin(GENRES) & ~frame.filename.isin(table.filename)]
     extra = Extra(frame[list(FEATURE_NAMES)].to_numpy(float), frame.label.to_numpy(), "GTZAN rows")
-    chosen, results = compare_options(windows, few, model="logreg", extra=extra)
+    chosen, results = compare_options(windows, few, models=["logreg"], extra=extra)
     assert set(results) == {
-        "own scaling, no extra rows",
-        "training scaling, no extra rows",
-        "own scaling, with GTZAN rows",
-        "training scaling, with GTZAN rows",
+        "logreg, own scaling, no extra rows",
+        "logreg, own scaling, with GTZAN rows",
+        "logreg, training scaling, with GTZAN rows",
     }
     best = max(r.accuracy()["accuracy"] for r in results.values())
     assert results[chosen["name"]].accuracy()["accuracy"] == best
-    assert results["own scaling, with GTZAN rows"].options["extra"] == "GTZAN rows"
+    assert results["logreg, own scaling, with GTZAN rows"].options["extra"] == "GTZAN rows"
     assert all(len(r.files) == len(few) for r in results.values())  # extra rows are never tested on
 
 

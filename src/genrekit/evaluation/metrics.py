@@ -276,7 +276,9 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return float(low), float(high)
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:

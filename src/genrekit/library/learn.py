@@ -38,8 +38,12 @@ from genrekit.errors import GenrekitError
 from genrekit.evaluation.metrics import summarize, wilson_interval
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 
-DEFAULT_MODEL: str = "gbm"
-"""Registry recipe of the learned model (the family that measured best, see the README)."""
+DEFAULT_MODELS: tuple[str, ...] = ("logreg", "gbm")
+"""Registry recipes :func:`compare_options` measures by default: a linear model, which needs few
+files, and gradient-boosted trees, which gain most from many (see the README's curve)."""
+
+DEFAULT_MODEL: str = "logreg"
+"""Recipe of :class:`LibraryClassifier` when none is named."""
 
 DEFAULT_FOLDS: int = 5
 """Folds of the grouped cross-validation (fewer when a class has fewer files)."""
@@ -156,7 +160,7 @@ class LibraryClassifier(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float64)
         library = StandardScaler(with_mean=self.own_scaling, with_std=self.own_scaling)
         library.fit(X if reference is None else np.asarray(reference, dtype=np.float64))
-        rows, labels = [library.transform(X)], [np.asarray(y, dtype=object)]
+        rows, labels = [library.transform(X) if len(X) else X], [np.asarray(y, dtype=object)]
         if extra is not None:
             own = StandardScaler(with_mean=self.own_scaling, with_std=self.own_scaling)
             rows.append(own.fit_transform(np.asarray(extra.features, dtype=np.float64)))
@@ -413,52 +417,69 @@ def cross_validate(
     return CVResult(classes, files, file_labels, proba, file_fold, temperature, novelty, options)
 
 
+def option_grid(models: Sequence[str], extra: Extra | None) -> dict[str, dict]:
+    """Return the options :func:`compare_options` measures, by name, simplest first.
+
+    Every model family with the library's own standardisation and no extra rows;
+    with `extra`, also with the extra rows under each standardisation (own:
+    each collection z-scored by its own statistics; training: the rows as they
+    are). Without extra rows the two standardisations differ only in whether
+    the untagged files' statistics take part, so only own is measured.
+    """
+    grid = {}
+    for model in models:
+        settings = [(True, False)] + ([(True, True), (False, True)] if extra is not None else [])
+        for own, use_extra in settings:
+            rows = f"with {extra.name}" if use_extra else "no extra rows"
+            name = f"{model}, {'own' if own else 'training'} scaling, {rows}"
+            grid[name] = {"model": model, "own_scaling": own, "extra": use_extra, "name": name}
+    return grid
+
+
 def compare_options(
     windows: Windows,
     labels: Mapping[str, str],
     *,
-    model: str = DEFAULT_MODEL,
+    models: Sequence[str] = DEFAULT_MODELS,
     extra: Extra | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
 ) -> tuple[dict, dict[str, CVResult]]:
-    """Cross-validate every option and choose the one with the best out-of-fold file accuracy.
+    """Cross-validate every option of :func:`option_grid` and choose the best out-of-fold file accuracy.
 
-    The options are own standardisation on or off, and (when `extra` is given)
-    with or without the extra rows, all on the same folds. Ties go to the
-    simpler option (no extra rows, then own standardisation). The chosen
-    figure is the best of a few on the same folds, so it is slightly optimistic;
-    the report gives all of them.
+    All options are measured on the same folds. Ties go to the option listed
+    first (the simpler). The chosen figure is the best of a few on the same
+    folds, so it is slightly optimistic; the report gives all of them.
 
     Returns
     -------
     chosen : dict
-        ``{"own_scaling": bool, "extra": bool, "name": str}``.
+        ``{"model": str, "own_scaling": bool, "extra": bool, "name": str}``.
     results : dict
-        Option name (e.g. ``"own scaling, no extra"``) -> its :class:`CVResult`.
+        Option name (e.g. ``"gbm, own scaling, no extra rows"``) -> its :class:`CVResult`.
     """
-    results: dict[str, CVResult] = {}
-    settings = {}
-    for use_extra in (False, True) if extra is not None else (False,):
-        for own in (True, False):
-            rows = f"with {extra.name}" if use_extra else "no extra rows"
-            name = f"{'own' if own else 'training'} scaling, {rows}"
-            settings[name] = {"own_scaling": own, "extra": use_extra, "name": name}
-            results[name] = cross_validate(
-                windows,
-                labels,
-                model=model,
-                own_scaling=own,
-                extra=extra if use_extra else None,
-                folds=folds,
-                seed=seed,
-            )
+    grid = option_grid(models, extra)
+    results = {
+        name: cross_validate(
+            windows,
+            labels,
+            model=option["model"],
+            own_scaling=option["own_scaling"],
+            extra=extra if option["extra"] else None,
+            folds=folds,
+            seed=seed,
+        )
+        for name, option in grid.items()
+    }
     best = max(results, key=lambda name: results[name].accuracy()["accuracy"])
-    return settings[best], results
+    return grid[best], results
 
 
 def audit(
-    cv: CVResult,
+    files: Sequence[str],
+    labels: Sequence[str],
+    proba: np.ndarray,
+    classes: Sequence[str],
     classes_of: Mapping[str, Sequence[str]] | None = None,
     min_confidence: float = DEFAULT_AUDIT_CONFIDENCE,
 ) -> list[dict]:
@@ -466,8 +487,15 @@ def audit(
 
     Parameters
     ----------
-    cv : CVResult
-        Out-of-fold predictions (each file predicted by a model that never saw it).
+    files : sequence of str
+        Tagged files.
+    labels : sequence of str
+        Their classes (their tag).
+    proba : ndarray of shape (n_files, n_classes)
+        Their out-of-fold probabilities (each file predicted by a model that
+        never saw it), e.g. ``CVResult.proba``.
+    classes : sequence of str
+        Column names of `proba`.
     classes_of : mapping, optional
         File id -> every class its tag names; a prediction among them is no
         contradiction (a file tagged "Rock; Pop" predicted pop). Its label only
@@ -482,22 +510,23 @@ def audit(
         ``tag_probability``.
     """
     classes_of = classes_of or {}
-    predicted = cv.predicted
-    top = cv.proba.max(axis=1)
-    position = {name: i for i, name in enumerate(cv.classes)}
+    proba = np.asarray(proba, dtype=np.float64)
+    best = np.argmax(proba, axis=1)
+    position = {name: i for i, name in enumerate(classes)}
     found = []
-    for i, file_id in enumerate(cv.files):
-        own = classes_of.get(file_id, (cv.labels[i],))
-        if predicted[i] not in own and top[i] >= min_confidence:
-            found.append(
-                {
-                    "file": str(file_id),
-                    "tag": str(cv.labels[i]),
-                    "predicted": str(predicted[i]),
-                    "probability": float(top[i]),
-                    "tag_probability": float(cv.proba[i, position[cv.labels[i]]]),
-                }
-            )
+    for i, file_id in enumerate(files):
+        predicted = str(classes[best[i]])
+        if predicted in classes_of.get(file_id, (labels[i],)) or proba[i, best[i]] < min_confidence:
+            continue
+        found.append(
+            {
+                "file": str(file_id),
+                "tag": str(labels[i]),
+                "predicted": predicted,
+                "probability": float(proba[i, best[i]]),
+                "tag_probability": float(proba[i, position[labels[i]]]),
+            }
+        )
     return sorted(found, key=lambda row: -row["probability"])
 
 

@@ -161,6 +161,16 @@ class Taxonomy:
         }
 
 
+def taxonomy_from_dict(data: Mapping) -> Taxonomy:
+    """Rebuild a taxonomy from :meth:`Taxonomy.to_dict` output (as stored with a learned model)."""
+    return Taxonomy(
+        mapping=dict(data.get("map", {})),
+        ignored=frozenset(data.get("ignore", ())),
+        use_default_map=bool(data.get("use_default_map", True)),
+        source=str(data.get("source", "default")),
+    )
+
+
 def load_taxonomy(path: str | os.PathLike[str] | None = None) -> Taxonomy:
     """Read a user mapping file (JSON, see the module docstring); the default taxonomy when None.
 
