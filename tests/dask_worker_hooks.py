@@ -1,0 +1,25 @@
+"""Test-only preload for the ``dask worker`` processes the tests start (``--preload``); never used otherwise.
+
+It wraps genrekit's per-file analysis on the worker: every file takes at least
+``GENREKIT_TEST_SLOW`` seconds (so that a test can kill a process mid-scan),
+and a file whose name contains ``CRASH`` makes the worker process exit at once,
+as a decoder crash would.
+"""
+
+import os
+import time
+
+from genrekit.library import scan
+
+_analyse_file = getattr(scan, "_test_unhooked", scan.analyse_file)  # the worker may import this twice
+scan._test_unhooked = _analyse_file
+
+
+def _hooked(path, segment_seconds=None):
+    if "CRASH" in os.path.basename(path):
+        os._exit(70)
+    time.sleep(float(os.environ.get("GENREKIT_TEST_SLOW", "0")))
+    return _analyse_file(path, segment_seconds)
+
+
+scan.analyse_file = _hooked

@@ -1,0 +1,214 @@
+"""Scans on a real Dask cluster: a ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1.
+
+The workers load the test-only preload ``dask_worker_hooks.py``: each file takes
+at least 0.4 s (so processes can be killed mid-scan) and a file named ``CRASH``
+kills its worker. Every process is started here and torn down at the end.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_library import catalogue_rows, make_library
+
+import genrekit
+from genrekit.library.catalogue import Catalogue
+from genrekit.library.cluster import run_dask
+from genrekit.library.scan import run_local, scan
+
+distributed = pytest.importorskip("distributed")
+
+HOOKS = Path(__file__).with_name("dask_worker_hooks.py")
+SLOW = "0.4"
+
+
+def _start(args, env, log):
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dask")), *args],  # the venv's `dask scheduler|worker`
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the nanny's worker goes down with it
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address."""
+    folder = tmp_path_factory.mktemp("dask")
+    scheduler_file = folder / "scheduler.json"
+    env = {
+        **os.environ,
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        "GENREKIT_TEST_SLOW": SLOW,
+    }
+    common = ["--no-dashboard", "--scheduler-file", str(scheduler_file)]
+    log = open(folder / "dask.log", "w")
+    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", *common], env, log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = ["worker", "--nthreads", "1", "--host", "127.0.0.1", "--preload", str(HOOKS), *common]
+        procs += [_start([*worker, "--name", f"w{i}"], env, log) for i in range(2)]
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield client.scheduler.address
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return genrekit.load_model()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, gtzan_flac_dir):
+    return make_library(tmp_path_factory.mktemp("lib") / "music", gtzan_flac_dir, seconds=4.0)
+
+
+@pytest.fixture(scope="module")
+def local_rows(library, tmp_path_factory, model):
+    """The catalogue of a local scan of the library, row for row."""
+    db = tmp_path_factory.mktemp("local") / "local.db"
+    with Catalogue(db) as catalogue:
+        scan(library, catalogue, model, run_local(2))
+    return catalogue_rows(db)
+
+
+def _cli_scan(library, db, address, *extra):
+    args = [
+        "scan",
+        str(library),
+        "--db",
+        str(db),
+        "--dask",
+        address,
+        "--batch-files",
+        "1",
+        "--format",
+        "json",
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "genrekit", *args, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _committed(db) -> int:
+    """Files committed to the catalogue so far, read as another process would."""
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def _wait_for_commits(db, proc, n: int = 1) -> None:
+    deadline = time.monotonic() + 120
+    while _committed(db) < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the scan ended before it could be interrupted"
+
+
+def test_dask_scan_equals_local_scan_row_for_row(cluster, library, local_rows, tmp_path, model):
+    db = tmp_path / "dask.db"
+    with Catalogue(db) as catalogue:
+        report = scan(library, catalogue, model, run_dask(cluster, batch_files=3))
+    assert report.analysed == 7 and len(report.failed) == 1 and not report.lost
+    assert catalogue_rows(db) == local_rows
+
+
+def test_worker_killed_mid_scan_loses_and_duplicates_nothing(cluster, library, local_rows, tmp_path):
+    db = tmp_path / "dask.db"
+    proc = _cli_scan(library, db, cluster)
+    try:
+        _wait_for_commits(db, proc)
+        with distributed.Client(cluster, timeout=30) as client:
+            pids = client.run(os.getpid)
+        os.kill(next(iter(pids.values())), signal.SIGKILL)  # kill -9 one worker process mid-scan
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    summary = json.loads(stdout)
+    assert proc.returncode == 1, stderr  # 1: the bad file
+    assert (summary["analysed"], summary["failed"], summary["lost"]) == (7, 1, 0)
+    assert catalogue_rows(db) == local_rows
+
+
+def test_client_killed_mid_scan_then_rerun(cluster, library, local_rows, tmp_path):
+    db = tmp_path / "dask.db"
+    proc = _cli_scan(library, db, cluster)
+    try:
+        _wait_for_commits(db, proc, 2)
+    finally:
+        proc.kill()  # kill -9 the client, the catalogue's writer
+        proc.communicate(timeout=60)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        half = conn.execute(
+            "SELECT COUNT(*) FROM files f WHERE f.status = 'ok' AND (NOT EXISTS "
+            "(SELECT 1 FROM windows w WHERE w.file_id = f.id) OR NOT EXISTS "
+            "(SELECT 1 FROM predictions p WHERE p.file_id = f.id))"
+        ).fetchone()[0]
+    committed = _committed(db)
+    assert half == 0 and 2 <= committed < 8
+    proc = _cli_scan(library, db, cluster)
+    stdout, stderr = proc.communicate(timeout=180)
+    summary = json.loads(stdout)
+    assert proc.returncode == 1, stderr
+    assert (summary["unchanged"], summary["new"]) == (committed, 8 - committed)  # committed work kept
+    assert catalogue_rows(db) == local_rows
+
+
+def test_changes_between_dask_scans_match_a_local_rescan(cluster, library, tmp_path, model):
+    copy = tmp_path / "music"
+    shutil.copytree(library, copy)
+    dask_db, local_db = tmp_path / "dask.db", tmp_path / "local.db"
+    for db in (dask_db, local_db):
+        with Catalogue(db) as catalogue:
+            scan(copy, catalogue, model, run_local(2))
+    shutil.copyfile(copy / "jazz" / "jazz.00000.wav", copy / "blues" / "blues.00000.wav")  # changed
+    (copy / "disco" / "disco.00000.wav").unlink()  # deleted
+    shutil.copyfile(copy / "rock" / "rock.00000.wav", copy / "rock" / "new.wav")  # new
+    with Catalogue(dask_db) as catalogue:
+        report = scan(copy, catalogue, model, run_dask(cluster, batch_files=2))
+    assert (report.new, report.changed, report.gone, report.unchanged, report.analysed) == (1, 1, 1, 6, 2)
+    with Catalogue(local_db) as catalogue:
+        scan(copy, catalogue, model, run_local(2))
+    assert catalogue_rows(dask_db) == catalogue_rows(local_db)
+
+
+def test_a_file_that_crashes_its_workers_is_reported_failed(cluster, library, tmp_path):
+    folder = tmp_path / "crash"
+    folder.mkdir()
+    for name in ("a.wav", "CRASH.wav", "b.wav"):
+        shutil.copyfile(library / "rock" / "rock.00000.wav", folder / name)
+    db = tmp_path / "dask.db"
+    proc = _cli_scan(folder, db, cluster, "--batch-files", "3")
+    stdout, stderr = proc.communicate(timeout=300)
+    summary = json.loads(stdout)
+    assert proc.returncode == 1, stderr
+    assert (summary["analysed"], summary["failed"], summary["lost"]) == (2, 1, 0)
+    (failure,) = summary["failures"]
+    assert failure["path"].endswith("CRASH.wav") and "died repeatedly" in failure["reason"]
+    with Catalogue(db) as catalogue:
+        assert [row["status"] for row in catalogue.search()] == ["failed", "ok", "ok"]
