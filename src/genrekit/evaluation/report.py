@@ -296,6 +296,97 @@ def paired_table(metrics: dict) -> Table:
     )
 
 
+def _extra_models(metrics: dict) -> list[str]:
+    """Models of the run beyond the paper's four, in run order."""
+    return list(dict.fromkeys(e["model"] for e in metrics["results"] if e["model"] not in MODEL_TITLES))
+
+
+def all_models_table(metrics: dict) -> Table:
+    """Accuracy of every model under every protocol, the paper's Table 1 beside it (percent)."""
+    protocols = [p["name"] for p in metrics["protocols"]]
+    header = ["Model", "paper's Table 1", *protocols]
+    rows = []
+    for model in [*MODEL_TITLES, *_extra_models(metrics)]:
+        paper = metrics["paper_table1"].get(model)
+        cells = [MODEL_TITLES.get(model, model), format_percent(paper["accuracy"]) if paper else "-"]
+        for protocol in protocols:
+            entry = next(
+                (e for e in metrics["results"] if e["protocol"] == protocol and e["model"] == model), None
+            )
+            cells.append("not run" if entry is None else format_summary(entry["summary"]["accuracy"]))
+        rows.append(cells)
+    return Table(
+        header,
+        rows,
+        caption="Test accuracy in percent; ours: mean ± std [95% t-interval] over seeds or folds.",
+    )
+
+
+def paired_all_table(metrics: dict) -> Table:
+    """Accuracy of every model minus the paper's CNN, paired run by run on the same splits (points)."""
+    protocols = [p["name"] for p in metrics["protocols"]]
+    rows = []
+    for model in [m for m in (*MODEL_TITLES, *_extra_models(metrics)) if m != "cnn"]:
+        cells = [MODEL_TITLES.get(model, model)]
+        for protocol in protocols:
+            entry = next(
+                (e for e in metrics["results"] if e["protocol"] == protocol and e["model"] == model), None
+            )
+            diff = None if entry is None else entry.get("minus_cnn")
+            cells.append("-" if diff is None else format_summary(diff))
+        rows.append(cells)
+    return Table(
+        ["Model", *(f"minus CNN, {p}" for p in protocols)],
+        rows,
+        caption="Accuracy points, this model minus the paper's CNN on the same splits: mean ± std "
+        "[95% t-interval] of the paired differences.",
+    )
+
+
+def chosen_table(metrics: dict) -> Table:
+    """Build the table of what each outer run's inner search chose, per model and protocol."""
+    rows = []
+    for entry in metrics["results"]:
+        for run in entry["runs"]:
+            if run.get("chosen"):
+                chosen = "; ".join(
+                    f"{member}: " + ", ".join(f"{k}={v}" for k, v in params.items())
+                    for member, params in run["chosen"].items()
+                )
+                accuracy = format_percent(run["metrics"]["accuracy"])
+                rows.append([MODEL_TITLES.get(entry["model"], entry["model"]), entry["protocol"],
+                             str(run["repeat"]), chosen, accuracy])
+    return Table(
+        ["Model", "Protocol", "Fold / repeat", "Chosen by the inner search", "Test accuracy %"],
+        rows,
+        caption="Hyperparameters chosen by each model's inner cross-validation on the outer training rows "
+        "only ('params': the model's own grid; otherwise per ensemble member).",
+    )
+
+
+def extra_model_blocks(metrics: dict) -> list:
+    """Build the report's section on the models beyond the paper's (empty when none ran)."""
+    if not _extra_models(metrics):
+        return []
+    blocks: list = [
+        Heading("Every model under every protocol"),
+        Paragraph(
+            "Models beyond the paper's four come from genrekit's model registry; each one's feature "
+            "transform is fitted on the training rows of each split and its hyperparameters are tuned by "
+            "an inner cross-validation on those rows only (nested tuning). They train on the same rows "
+            "as the baselines and ignore the validation rows, except the CNN variants, which early-stop "
+            "on them like the paper's CNN."
+        ),
+        all_models_table(metrics),
+        Heading("Paired differences against the paper's CNN", 3),
+        paired_all_table(metrics),
+    ]
+    chosen = chosen_table(metrics)
+    if chosen.rows:
+        blocks += [Heading("What the inner searches chose", 3), chosen]
+    return blocks
+
+
 def findings(metrics: dict) -> list[str]:
     """Summarise what the numbers say, one sentence per protocol, all computed from `metrics`."""
     paper_cnn = metrics["paper_table1"]["cnn"]["accuracy"]
@@ -480,6 +571,7 @@ def build_blocks(metrics: dict) -> list:
     blocks += [
         Paragraph(f"Note ({note['protocol']}): {note['note']}", warning=True) for note in metrics["notes"]
     ]
+    blocks += extra_model_blocks(metrics)
     curves = detail["curves"]
     blocks += [
         Heading("The CNN in detail"),

@@ -36,6 +36,7 @@ from genrekit.evaluation.metrics import (
     summarize,
 )
 from genrekit.evaluation.protocols import (
+    FILTERED,
     OPTIMISTIC,
     PAPER,
     Split,
@@ -47,10 +48,18 @@ from genrekit.evaluation.protocols import (
     optimistic_splits,
     paper_splits,
 )
+from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
+from genrekit.models.registry import make_model as make_recipe
 from genrekit.schema import LABEL_COLUMN
 
-MODELS: tuple[str, ...] = ("cnn", "knn", "svm", "mlp")
-"""The models of the paper's Table 1: the proposed CNN, then the baselines."""
+MODELS: tuple[str, ...] = PAPER_MODELS
+"""The models of the paper's Table 1: the proposed CNN, then the baselines (always run)."""
+
+RUN_KEYS: tuple[str, ...] = ("repeat", "seed", "metrics", "fit_seconds", "chosen")
+"""What ``metrics.json`` keeps of each run (``chosen``: the inner searches' choices, tuned models only)."""
+
+PROTOCOL_NAMES: tuple[str, ...] = (PAPER, "cv", FILTERED, OPTIMISTIC)
+"""Protocol names accepted by ``Settings.extra_protocols`` (``cv`` is ``cv<folds>``)."""
 
 
 PAPER_TITLE = "Reproduction of 'A Novel CNN Architecture for Music Genre Classification from Audio Features'"
@@ -85,6 +94,11 @@ class Settings:
         Worker processes (1: run in this process).
     quick : bool
         Whether these are the reduced ``--quick`` settings (recorded in the report).
+    extra_models : tuple of str
+        Registry models run besides the paper's four (:data:`MODELS`).
+    extra_protocols : tuple of str
+        Protocols the extra models run under (names of :data:`PROTOCOL_NAMES`);
+        the paper's four always run under every protocol.
     """
 
     seeds: int = 10
@@ -93,6 +107,18 @@ class Settings:
     patience: int = 20
     jobs: int = 1
     quick: bool = False
+    extra_models: tuple[str, ...] = ()
+    extra_protocols: tuple[str, ...] = PROTOCOL_NAMES
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model of the run: the paper's four, then the extra ones."""
+        return (*MODELS, *(name for name in self.extra_models if name not in MODELS))
+
+    def runs_under(self, model: str, protocol: str) -> bool:
+        """Whether `model` runs under `protocol` (``cv10`` matches ``cv``)."""
+        short = "cv" if protocol.startswith("cv") and protocol[2:].isdigit() else protocol
+        return model in MODELS or short in self.extra_protocols
 
     @classmethod
     def make_quick(cls, jobs: int = 1) -> Settings:
@@ -109,14 +135,8 @@ class Task:
 
 
 def make_model(name: str, seed: int, settings: Settings):
-    """Return a fresh unfitted model `name` (``cnn``, ``knn``, ``svm`` or ``mlp``) seeded with `seed`."""
-    if name == "cnn":
-        from genrekit.models.cnn import CNNClassifier
-
-        return CNNClassifier(epochs=settings.epochs, patience=settings.patience, random_state=seed)
-    from genrekit.models.baselines import make_baseline
-
-    return make_baseline(name, random_state=seed)
+    """Return a fresh unfitted registry model `name` seeded with `seed` (the CNNs: epoch cap, patience)."""
+    return make_recipe(name, seed, epochs=settings.epochs, patience=settings.patience)
 
 
 def plan(
@@ -138,7 +158,8 @@ def plan(
     Returns
     -------
     tasks : list of Task
-        CNN runs first (the longest), then baselines, protocol by protocol.
+        CNN runs first (the longest), then baselines, protocol by protocol, then
+        the extra models under their protocols.
     notes : list of dict
         ``{"protocol", "note"}`` for skipped protocols and unmatched split ids.
     """
@@ -162,7 +183,12 @@ def plan(
                 }
             )
     splits += optimistic_splits(y, seeds)
-    tasks = [Task(split, model) for model in MODELS for split in splits]
+    tasks = [
+        Task(split, model)
+        for model in settings.models
+        for split in splits
+        if settings.runs_under(model, split.protocol)
+    ]
     return tasks, notes
 
 
@@ -190,7 +216,7 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         best_epoch, n_epochs_run``.
     """
     split = task.split
-    uses_validation = task.model == "cnn"
+    uses_validation = recipe(task.model).uses_validation
     model = make_model(task.model, split.seed, settings)
     start = time.perf_counter()
     fit_on_split(model, X, y, split, uses_validation)
@@ -198,7 +224,7 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
     raw = np.asarray(model.predict_proba(X[split.test]), dtype=float)
     proba = raw[:, [list(model.classes_).index(name) for name in classes]]
     if not uses_validation:
-        stopping = "none (baselines do not use the validation rows)"
+        stopping = "none (this model does not use the validation rows)"
     else:
         stopping = "test rows (OPTIMISTIC)" if split.val_is_test else "validation rows"
     result = {
@@ -215,7 +241,10 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         "test": split.test,
         "proba": proba,
     }
-    if task.model == "cnn":
+    chosen = chosen_params(model)
+    if chosen:
+        result["chosen"] = chosen
+    if uses_validation:
         result["history"] = model.history_
         result["best_epoch"] = int(model.best_epoch_)
         result["n_epochs_run"] = int(model.n_epochs_run_)
@@ -355,7 +384,7 @@ def aggregate(
     entries = []
     for protocol in protocols:
         cnn_runs: list[dict] = []
-        for model in MODELS:
+        for model in settings.models:
             runs = [run for run in results if run["protocol"] == protocol and run["model"] == model]
             if not runs:
                 continue
@@ -370,10 +399,10 @@ def aggregate(
                     name: summarize([run["metrics"][name] for run in runs]) for name in SCALAR_METRICS
                 },
                 "runs": [
-                    {key: run[key] for key in ("repeat", "seed", "metrics", "fit_seconds")}
+                    {key: run[key] for key in RUN_KEYS if key in run}
                     | (
                         {"best_epoch": run["best_epoch"], "n_epochs_run": run["n_epochs_run"]}
-                        if model == "cnn"
+                        if "best_epoch" in run
                         else {}
                     )
                     for run in runs
@@ -383,11 +412,12 @@ def aggregate(
             if model == "cnn":
                 cnn_runs = runs
             elif cnn_runs:
+                pairs = list(zip(cnn_runs, runs, strict=True))
                 entry["cnn_minus_this"] = summarize(
-                    [
-                        a["metrics"]["accuracy"] - b["metrics"]["accuracy"]
-                        for a, b in zip(cnn_runs, runs, strict=True)
-                    ]
+                    [a["metrics"]["accuracy"] - b["metrics"]["accuracy"] for a, b in pairs]
+                )
+                entry["minus_cnn"] = summarize(
+                    [b["metrics"]["accuracy"] - a["metrics"]["accuracy"] for a, b in pairs]
                 )
             entries.append(entry)
     cv = cv_name(settings.folds)
