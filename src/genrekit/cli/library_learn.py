@@ -115,10 +115,11 @@ def _print_learn(report: dict) -> None:
     for path, why in report["unreadable"].items():
         error(f"{path}: tag not read: {why}")
     print(f"{report['protocol']}; models {', '.join(report['models'])}")
+    width = max(len(name) for name in report["options"])
     for name, figures in report["options"].items():
         mark = "*" if name == report["chosen"] else " "
         low, high = figures["ci_low"], figures["ci_high"]
-        print(f" {mark} {name:<48} {_percent(figures['accuracy'])} [{_percent(low)}, {_percent(high)}]")
+        print(f" {mark} {name:<{width}} {_percent(figures['accuracy'])} [{_percent(low)}, {_percent(high)}]")
     chosen = report["options"][report["chosen"]]
     print(f"chosen (*): {report['chosen']}: {report['why']}")
     print(f"{'genre':<14} {'files':>6}  recall [95% interval]   precision   spellings merged")
