@@ -21,7 +21,7 @@ standard deviation), cut into 1 to 8 windows (uniform), each window adding its o
 std); its genre is the row's. Timed: the grouped 5-fold cross-validation and the final fit, as
 ``genrekit library learn`` runs them for one option.
 
-Run: ``python benchmarks/bench_learn.py [--seeds 10] [--model gbm] [--files 10000]``.
+Run: ``python benchmarks/bench_learn.py [--seeds 10] [--model gbm|logreg] [--files 10000]``.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=10, help="repeats per fraction (default 10)")
-    parser.add_argument("--model", default="gbm", help="classifier family (default gbm)")
+    parser.add_argument("--model", default="gbm", help="registry recipe (default gbm)")
     parser.add_argument("--files", type=int, default=10_000, help="files of the timed library (0: skip)")
     args = parser.parse_args()
     root = data_root() / "gtzan"

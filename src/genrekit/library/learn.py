@@ -152,7 +152,7 @@ class LibraryClassifier(ClassifierMixin, BaseEstimator):
             The library windows whose statistics standardise it (all windows,
             tagged and untagged); `X` when None (then `X` must not be empty).
         extra : Extra, optional
-            Rows from another collection, standardised by their own statistics.
+            Rows from another collection (standardised by their own statistics when `own_scaling`).
         """
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
