@@ -2,19 +2,23 @@
 
 Usage::
 
-    python benchmarks/bench_predict.py [--copies 2] [--jobs N] [--rounds 2]
+    python benchmarks/bench_predict.py [--copies 2] [--jobs N] [--rounds 2] [--compare cnn]
 
 The input is the 14 real 30-second GTZAN FLAC clips of the test data
 (``GENREKIT_TEST_DATA`` or ``../shared/data`` beside the repository), copied
 `--copies` times into a temporary folder, predicted with the shipped model.
 Both throughputs are measured in the same run, alternating, best of `--rounds`.
 The cold start is the wall time of a new process ``genrekit predict one.flac``
-(median of 3), imports and model loading included.
+(median of 3), imports and model loading included. With ``--compare MODEL``
+(a model folder, or ``cnn`` for the paper's CNN that ships beside the default
+model) the same measurements run for that model too, alternating with the
+shipped one, and the ratios are printed.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -40,24 +44,46 @@ def count_predicted(model: genrekit.GenreModel, files: list[Path], jobs: int) ->
     return len(results)
 
 
+def measure(model_arg: str | None, files: list[Path], clip: Path, args) -> tuple[dict, list[float]]:
+    """Throughput on 1 and `args.jobs` processes and the cold start, for one model."""
+    model = genrekit.load_model(model_arg)
+    model.predict_file(clip)  # warm-up: imports and caches, inherited by forked workers
+    best = compare_jobs(
+        lambda jobs: timed(lambda: count_predicted(model, files, jobs)), args.jobs, args.rounds
+    )
+    extra = [] if model_arg is None else ["--model", model_arg]
+    return best, cold_start(["predict", str(clip), "--quiet", *extra])
+
+
 def main() -> None:
-    args = throughput_parser(__doc__).parse_args()
+    parser = throughput_parser(__doc__)
+    parser.add_argument("--compare", metavar="MODEL", help="also measure this model (folder, or 'cnn')")
+    args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    model = genrekit.load_model()
+    models = [None] if args.compare is None else [None, args.compare]
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_inputs(Path(tmp), args.copies)
         files = audio_files(tmp)
-        model.predict_file(clips[0])  # warm-up: imports and caches, inherited by forked workers
-        best = compare_jobs(
-            lambda jobs: timed(lambda: count_predicted(model, files, jobs)), args.jobs, args.rounds
-        )
-        cold = cold_start(["predict", str(clips[0]), "--quiet"])
-    print(
-        f"input: {len(files)} real 30-s GTZAN FLAC clips ({len(clips)} x {args.copies} copies), shipped model"
-    )
+        for _ in range(args.rounds if args.compare else 1):  # alternate the models on a shared machine
+            for model_arg in models:
+                best, cold = measure(model_arg, files, clips[0], args)
+                previous = results.get(model_arg)
+                if previous is None or best[1][1] < previous[0][1][1]:
+                    results[model_arg] = (best, cold)
+    print(f"input: {len(files)} real 30-s GTZAN FLAC clips ({len(clips)} x {args.copies} copies)")
     print(f"best of {args.rounds} alternating rounds each")
-    print_throughput(best, args.jobs, load_before)
-    print(f"cold start `genrekit predict one.flac`: {describe(cold)}")
+    for model_arg, (best, cold) in results.items():
+        print(f"\nmodel: {model_arg or 'shipped'}")
+        print_throughput(best, args.jobs, load_before)
+        print(f"cold start `genrekit predict one.flac`: {describe(cold)}")
+    if args.compare:
+        (new, new_cold), (old, old_cold) = results[None], results[args.compare]
+        for jobs in new:
+            ratio = (new[jobs][0] / new[jobs][1]) / (old[jobs][0] / old[jobs][1])
+            print(f"shipped / {args.compare} files/s, jobs={jobs}: {ratio:.3f}")
+        cold_ratio = statistics.median(new_cold) / statistics.median(old_cold)
+        print(f"shipped / {args.compare} cold start: {cold_ratio:.3f}")
 
 
 if __name__ == "__main__":

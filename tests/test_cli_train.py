@@ -93,3 +93,24 @@ def test_model_summary_and_info(small_table, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["model_dir"] == str(out)
     assert main(["model", "info", str(tmp_path / "nothing")]) == 2
     assert "no such model folder" in capsys.readouterr().err
+
+
+def test_train_a_registry_model_and_inspect_it(small_table, tmp_path, capsys):
+    out = tmp_path / "logreg"
+    args = ["train", "--data", str(small_table), "-o", str(out), "--model", "logreg", "--seed", "1"]
+    assert main([*args, "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "logreg" and summary["epochs_run"] is None
+    assert summary["chosen"]["params"]["C"] in (0.1, 1.0, 10.0)
+    model, metadata = load_model_dir(out)
+    assert metadata["kind"] == "genrekit-model" and metadata["recipe"]["name"] == "logreg"
+    assert metadata["recipe"]["transform"].startswith("log1p of the *_var columns")
+    assert metadata["validation"]["rows"] == 25 and 0 < metadata["calibration"]["temperature"]
+    frame = read_table(small_table)
+    assert (model.predict(frame) == frame["label"]).mean() > 0.5
+    assert main(["model", "info", str(out)]) == 0
+    assert "chosen by inner CV" in capsys.readouterr().out
+    assert main(["model", "summary", str(out)]) == 2
+    assert "not the paper's CNN" in capsys.readouterr().err
+    assert main(["train", "--data", str(small_table), "-o", str(tmp_path / "x"), "--model", "xgb"]) == 2
+    assert "unknown model 'xgb'" in capsys.readouterr().err

@@ -17,9 +17,12 @@ from genrekit.schema import GENRES
 
 @pytest.fixture(scope="module")
 def quick(gtzan_table: Path, split_dir: Path, tmp_path_factory) -> tuple[Path, dict]:
-    """One quick reproduction (2 seeds, 3 folds, <= 20 epochs), sequential."""
+    """One quick reproduction (2 seeds, 3 folds, <= 20 epochs), sequential, plus logreg under cv3."""
     out = tmp_path_factory.mktemp("report")
-    return out, reproduce(gtzan_table, out, split_dir, Settings.make_quick())
+    settings = Settings(
+        **{**Settings.make_quick().__dict__, "extra_models": ("logreg",), "extra_protocols": ("cv",)}
+    )
+    return out, reproduce(gtzan_table, out, split_dir, settings)
 
 
 def test_quick_run_writes_the_three_outputs(quick, gtzan_table):
@@ -38,7 +41,7 @@ def test_every_protocol_and_model_is_reported(quick):
     _, metrics = quick
     assert [p["name"] for p in metrics["protocols"]] == ["paper", "cv3", "filtered", "optimistic"]
     combos = {(e["protocol"], e["model"]) for e in metrics["results"]}
-    assert len(combos) == 16
+    assert len(combos) == 17 and ("cv3", "logreg") in combos and ("paper", "logreg") not in combos
     for entry in metrics["results"]:
         expected_runs = 3 if entry["protocol"] == "cv3" else 2
         assert len(entry["runs"]) == expected_runs
@@ -93,7 +96,7 @@ def test_markdown_numbers_match_metrics_json(quick):
     ):
         assert section in md
     lines = md.replace("**", "").splitlines()
-    for entry in metrics["results"]:
+    for entry in (e for e in metrics["results"] if e["model"] in MODEL_TITLES):
         label = (
             "OPTIMISTIC (test set used for early stopping)"
             if entry["protocol"] == "optimistic"
@@ -108,6 +111,23 @@ def test_markdown_numbers_match_metrics_json(quick):
     macro_f1 = metrics["cnn_detail"]["classification_report"]["macro avg"]["f1"]
     macro_row = next(line for line in md.splitlines() if line.startswith("| macro avg | "))
     assert macro_row.split(" | ")[3] == f"{macro_f1:.3f}"
+
+
+def test_extra_models_section(quick):
+    out, metrics = quick
+    md = (out / "report.md").read_text()
+    logreg = next(e for e in metrics["results"] if e["model"] == "logreg")
+    cnn = next(e for e in metrics["results"] if e["model"] == "cnn" and e["protocol"] == "cv3")
+    row = next(line for line in md.splitlines() if line.startswith("| logreg | - | not run | "))
+    assert format_summary(logreg["summary"]["accuracy"]) in row
+    differences = [
+        b["metrics"]["accuracy"] - a["metrics"]["accuracy"]
+        for a, b in zip(cnn["runs"], logreg["runs"], strict=True)
+    ]
+    assert logreg["minus_cnn"]["mean"] == pytest.approx(np.mean(differences))
+    assert "## Every model under every protocol" in md and "### What the inner searches chose" in md
+    for run in logreg["runs"]:  # each outer fold's inner search chose one C of the grid
+        assert run["chosen"]["params"]["C"] in (0.1, 1.0, 10.0)
 
 
 def test_html_is_self_contained(quick):

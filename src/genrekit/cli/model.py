@@ -1,10 +1,10 @@
-"""``genrekit model``: show a model's layers (``summary``) or its metadata (``info``)."""
+"""``genrekit model``: a model's layers (``summary``), metadata (``info``) or importance (``explain``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from genrekit.cli._common import EXIT_OK, add_format_option, print_json
+from genrekit.cli._common import EXIT_OK, add_data_option, add_format_option, info, print_json, table_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,14 +26,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
     add_format_option(summary)
     summary.set_defaults(func=run_summary)
-    info = actions.add_parser(
+    details = actions.add_parser(
         "info",
         help="a saved model's labels, data, settings and metrics",
         description="Print a saved model's metadata: MODEL_DIR, or the shipped model without it.",
     )
-    info.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
-    add_format_option(info)
-    info.set_defaults(func=run_info)
+    details.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
+    add_format_option(details)
+    details.set_defaults(func=run_info)
+    explain = actions.add_parser(
+        "explain",
+        help="permutation importance of each feature and feature family, with intervals over folds",
+        description=(
+            "Retrain MODEL_DIR's recipe (the shipped model without it) on the folds of a stratified "
+            "k-fold cross-validation of TABLE and, on each fold's held-out rows, shuffle one feature, or "
+            "one family (chroma, rms, spectral shape, zero crossings, harmonic/percussive, tempo, MFCC), "
+            "at a time: the accuracy drop, mean ± std [95%% t-interval] over folds, is its importance."
+        ),
+        epilog=(
+            "examples:\n"
+            "  genrekit model explain --data features_30_sec.csv\n"
+            "  genrekit model explain my_model/ --data features_30_sec.csv --folds 10 --format json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    calibration = actions.add_parser(
+        "calibration",
+        help="a model's calibration: ECE before/after scaling, reliability, accuracy vs coverage",
+        description=(
+            "Print the held-out calibration evidence saved with MODEL_DIR (the shipped model without "
+            "it): expected calibration error before and after temperature scaling, the reliability "
+            "bins and the share of files answered confidently at each threshold with their accuracy; "
+            "--plot writes the reliability diagram and the accuracy-coverage curve as a PNG."
+        ),
+    )
+    calibration.add_argument(
+        "model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)"
+    )
+    calibration.add_argument("--plot", metavar="FILE.png", help="write the figures to this PNG file")
+    add_format_option(calibration)
+    calibration.set_defaults(func=run_calibration)
+    explain.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
+    add_data_option(explain)
+    explain.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    explain.add_argument("--repeats", type=int, default=3, help="shuffles per feature and fold (default: 3)")
+    explain.add_argument(
+        "--seed", type=int, default=0, help="seed of folds, models and shuffles (default: 0)"
+    )
+    explain.add_argument("--top", type=int, default=15, help="features shown in the table (default: 15)")
+    add_format_option(explain)
+    explain.set_defaults(func=run_explain)
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -42,7 +84,14 @@ def run_summary(args: argparse.Namespace) -> int:
     from genrekit.models.io import load_model_dir
 
     if args.model_dir:
-        model, _ = load_model_dir(args.model_dir)
+        model, metadata = load_model_dir(args.model_dir)
+        if metadata["kind"] != "paper-cnn":
+            from genrekit.errors import ModelError
+
+            raise ModelError(
+                f"{args.model_dir}: a {model_recipe(metadata)[0]} model, not the paper's CNN: "
+                "`genrekit model info` describes it"
+            )
         rows = model_summary(model.n_features_in_, len(model.classes_))
     else:
         rows = model_summary()
@@ -85,7 +134,6 @@ def run_info(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(metadata)
         return EXIT_OK
-    training = metadata["training"]
     data = metadata.get("data", {})
     lines = [
         ("model", args.model_dir),
@@ -94,13 +142,27 @@ def run_info(args: argparse.Namespace) -> int:
         ("created", metadata["created"]),
         ("labels", ", ".join(metadata["labels"])),
         ("data", f"{data.get('name', '?')} ({data.get('rows', '?')} rows, sha256 {data.get('sha256', '?')})"),
-        (
-            "settings",
-            ", ".join(f"{k}={training[k]}" for k in ("epochs", "batch_size", "learning_rate", "patience")),
-        ),
-        ("seed", training["random_state"]),
-        ("epochs run", f"{training['n_epochs_run']} (best epoch {training['best_epoch']})"),
     ]
+    if "training" in metadata:
+        training = metadata["training"]
+        lines += [
+            (
+                "settings",
+                ", ".join(
+                    f"{k}={training[k]}" for k in ("epochs", "batch_size", "learning_rate", "patience")
+                ),
+            ),
+            ("seed", training["random_state"]),
+            ("epochs run", f"{training['n_epochs_run']} (best epoch {training['best_epoch']})"),
+        ]
+    else:
+        recipe = metadata.get("recipe", {})
+        lines += [
+            ("recipe", f"{recipe.get('name', '?')}: {recipe.get('description', '')}"),
+            ("transform", recipe.get("transform", "?")),
+            ("members", ", ".join(m["name"] for m in recipe.get("members", [])) or "-"),
+            ("chosen by inner CV", recipe.get("chosen") or "-"),
+        ]
     lines += [(f"metric {key}", _metric(value)) for key, value in metadata.get("metrics", {}).items()]
     if "calibration" in metadata:
         calibration = metadata["calibration"]
@@ -108,7 +170,12 @@ def run_info(args: argparse.Namespace) -> int:
             (
                 "calibration",
                 f"temperature {calibration['temperature']:.2f}, "
-                f"novelty threshold {calibration['novelty']['threshold']:.1f}",
+                f"novelty threshold {calibration['novelty']['threshold']:.1f}"
+                + (
+                    f", ECE {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+                    if "ece_after" in calibration
+                    else ""
+                ),
             )
         )
     width = max(len(key) for key, _ in lines)
@@ -125,3 +192,102 @@ def _metric(value: object) -> object:
             f"[95% CI {100 * value['ci_low']:.1f}, {100 * value['ci_high']:.1f}] over {value['n']}"
         )
     return value
+
+
+def model_recipe(metadata: dict) -> tuple[str, tuple[str, ...], dict]:
+    """Return the registry name, ensemble members and settings of a saved model's recipe.
+
+    A format-1 paper CNN is ``cnn`` with its saved epochs and batch size (no
+    early stopping, as the shipped recipe); a format-2 model names its recipe.
+    """
+    from genrekit.errors import ModelError
+
+    if metadata["kind"] == "paper-cnn":
+        training = metadata["training"]
+        return "cnn", (), {"epochs": training["epochs"], "batch_size": training["batch_size"]}
+    recipe = metadata.get("recipe")
+    if not isinstance(recipe, dict) or "name" not in recipe:
+        raise ModelError("the model's metadata does not name its recipe; cannot retrain it to explain it")
+    members = tuple(member["name"] for member in recipe.get("members", []))
+    return recipe["name"], members, {}
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Compute and print permutation importance for a saved model's recipe."""
+    from genrekit.errors import GenrekitError
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.importance import permutation_importance
+    from genrekit.models.io import load_model_dir
+    from genrekit.models.registry import ENSEMBLE_MEMBERS, make_model
+    from genrekit.table import feature_matrix, read_table
+
+    if args.folds < 2 or args.repeats < 1:
+        raise GenrekitError("--folds must be at least 2 and --repeats at least 1")
+    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    _, metadata = load_model_dir(args.model_dir)
+    name, members, settings = model_recipe(metadata)
+    frame = read_table(table_path(args), labels=",".join(metadata["labels"]))
+
+    def build(seed: int):
+        model = make_model(
+            name, seed, members=members or ENSEMBLE_MEMBERS, epochs=settings.get("epochs", 200)
+        )
+        return model.set_params(batch_size=settings["batch_size"]) if "batch_size" in settings else model
+
+    info(f"explaining {name}: {args.folds} folds x (fit + {args.repeats} shuffles of 64 columns/families)")
+    result = permutation_importance(
+        build,
+        feature_matrix(frame),
+        frame["label"].to_numpy(dtype=str),
+        n_folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        on_fold=lambda fold: info(f"fold {fold + 1}/{args.folds} done"),
+    )
+    result = {"model_dir": args.model_dir, "recipe": name, **result}
+    if args.format == "json":
+        print_json(result)
+        return EXIT_OK
+    print(f"{name} ({args.model_dir}), {result['protocol']}: accuracy {_metric(result['accuracy'])}")
+    print("accuracy drop when shuffled, points: mean ± std [95% t-interval] over folds")
+    for title, rows in (("family", result["families"]), ("feature", result["features"][: args.top])):
+        width = max(len(row["name"]) for row in rows)
+        print(f"\n{title:<{width}}  drop")
+        for row in rows:
+            drop = row["drop"]
+            print(
+                f"{row['name']:<{width}}  {100 * drop['mean']:5.1f} ± {100 * drop['std']:.1f} "
+                f"[{100 * drop['ci_low']:.1f}, {100 * drop['ci_high']:.1f}]"
+            )
+    return EXIT_OK
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    """Print (and optionally plot) the calibration evidence saved with a model."""
+    from genrekit.errors import ModelError
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.io import load_model_dir
+
+    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    _, metadata = load_model_dir(args.model_dir)
+    calibration = metadata.get("calibration", {})
+    confidence = metadata.get("cross_validation", {}).get("confidence", [])
+    if "ece_after" not in calibration:
+        raise ModelError(f"{args.model_dir}: holds no held-out calibration evidence (train it with --cv K)")
+    if args.plot:
+        from genrekit.atomic import atomic_write_bytes
+        from genrekit.evaluation.report import figure_calibration
+
+        atomic_write_bytes(args.plot, figure_calibration(calibration, confidence))
+    result = {key: calibration[key] for key in ("temperature", "ece_before", "ece_after")}
+    result |= {"reliability_after": calibration["reliability_after"], "confidence": confidence}
+    if args.format == "json":
+        print_json(result)
+        return EXIT_OK
+    print(f"temperature {result['temperature']:.3f}")
+    print(f"expected calibration error: {result['ece_before']:.4f} before, {result['ece_after']:.4f} after")
+    print("threshold  coverage  accuracy (held-out rows)")
+    for row in confidence:
+        accuracy = "n/a" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
+        print(f"{row['threshold']:>9.1f}  {100 * row['coverage']:7.1f}%  {accuracy:>8}")
+    return EXIT_OK

@@ -1,4 +1,4 @@
-"""``genrekit train``: fit the paper's CNN on a feature table and save the model folder."""
+"""``genrekit train``: fit a registry model (the paper's CNN by default) on a feature table and save it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from genrekit.cli._common import (
     EXIT_OK,
@@ -18,7 +20,11 @@ from genrekit.cli._common import (
     table_path,
 )
 from genrekit.errors import TableError
+from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, recipe
 from genrekit.schema import LABEL_COLUMN
+
+SHIPPED_COMMAND: str = "genrekit train --data features_30_sec.csv --model ensemble --cv 10 -o model/"
+"""How the shipped model is rebuilt."""
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,25 +34,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``train`` subcommand."""
     parser = subparsers.add_parser(
         "train",
-        help="train the paper's CNN on a feature table",
+        help="train a model (the paper's CNN by default) on a feature table",
         description=(
-            "Train the paper's 1D CNN on a GTZAN feature table and save it as a model folder "
-            "(model.safetensors + model.json). A stratified, seeded validation split drives early "
-            "stopping (best weights restored) and calibrates the probabilities; with "
-            "--validation-fraction 0 all rows train for exactly --epochs epochs. With --cv K all rows "
-            "train for exactly --epochs epochs and K-fold cross-validation of that same recipe states "
-            "its accuracy and calibrates the probabilities (the recipe of the shipped model)."
+            "Train a model of the registry (--model; default: the paper's 1D CNN) on a GTZAN feature "
+            "table and save it as a model folder (model.safetensors + model.json, no pickle). A "
+            "stratified, seeded validation split calibrates the probabilities (and drives the CNN's "
+            "early stopping, best weights restored); with --validation-fraction 0 all rows train (the "
+            "CNN for exactly --epochs epochs). With --cv K all rows train the final model and K-fold "
+            "cross-validation of that same recipe (tuning inside each fold's training rows) states its "
+            "accuracy and calibrates the probabilities (the recipe of the shipped model).\n\n"
+            "models:\n" + "\n".join(f"  {name:<12} {RECIPES[name].description}" for name in RECIPES)
         ),
         epilog=(
             "examples:\n"
             "  genrekit train --data features_30_sec.csv -o model/\n"
             "  genrekit train --data my_library.csv --labels any -o my_model/\n"
-            "  genrekit train --data features_30_sec.csv --cv 10 -o model/   # the shipped model's recipe"
+            "  genrekit train --data features_30_sec.csv --model svm-tuned -o svm_model/\n"
+            "  genrekit train --data features_30_sec.csv --model ensemble --members svm-tuned,logreg -o e/\n"
+            f"  {SHIPPED_COMMAND}   # the shipped model"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_option(parser)
     parser.add_argument("-o", "--output", metavar="MODEL_DIR", required=True, help="model folder to write")
+    parser.add_argument(
+        "--model", default="cnn", metavar="NAME", help="registry model to train (default: cnn; list above)"
+    )
+    parser.add_argument(
+        "--members",
+        metavar="A,B,...",
+        help=f"members of --model ensemble/stacking (default: {','.join(ENSEMBLE_MEMBERS)})",
+    )
+    parser.add_argument(
+        "--no-tune",
+        dest="tune",
+        action="store_false",
+        help="skip the inner hyperparameter searches: every recipe's (and member's) default settings",
+    )
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (default: 200)")
     parser.add_argument(
         "--patience", type=int, default=20, help="early-stopping patience in epochs (default: 20)"
@@ -83,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from genrekit.table import file_sha256, read_table
 
     data = table_path(args)
+    recipe(args.model)
+    args.members = tuple(parse_names(args.members)) if args.members else ENSEMBLE_MEMBERS
     for name in ("epochs", "patience", "batch_size"):
         if getattr(args, name) < 1:
             error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -107,21 +133,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
-    """Split `frame`, fit the CNN, save the model folder and return the run summary."""
+    """Split `frame`, fit the model, save the model folder and return the run summary."""
     from sklearn.model_selection import train_test_split
 
-    from genrekit.models.cnn import CNNClassifier
     from genrekit.models.io import save_model
+    from genrekit.models.registry import chosen_params, describe, make_model
+    from genrekit.table import feature_matrix
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
-    model = CNNClassifier(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patience=args.patience,
-        random_state=args.seed,
-        verbose=sys.stderr.isatty(),
+    model = make_model(
+        args.model, args.seed, epochs=args.epochs, patience=args.patience, members=args.members
     )
+    cnn = recipe(args.model).uses_validation
+    if cnn:
+        model.set_params(batch_size=args.batch_size, verbose=sys.stderr.isatty())
     if args.validation_fraction > 0:
         try:
             train, val = train_test_split(
@@ -134,17 +160,34 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
             raise TableError(
                 f"cannot make a stratified validation split of {data_meta['name']}: {exc}"
             ) from exc
-        info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows")
-        model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
-        best = model.history_[model.best_epoch_ - 1]
-        validation = {"rows": len(val), "accuracy": best["val_accuracy"], "loss": best["val_loss"]}
+        if cnn:
+            info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows")
+            model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
+            best = model.history_[model.best_epoch_ - 1]
+            validation = {"rows": len(val), "accuracy": best["val_accuracy"], "loss": best["val_loss"]}
+        else:
+            info(f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows")
+            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            accuracy = float(
+                np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
+            )
+            validation = {"rows": len(val), "accuracy": accuracy, "loss": None}
         extra = {"calibration": _validation_calibration(model, train, val)}
     else:
         train = frame
-        info(f"training on all {len(train)} rows for {args.epochs} epochs (no validation)")
-        model.fit(train, train[LABEL_COLUMN])
+        info(f"training {args.model} on all {len(train)} rows (no validation)")
+        if cnn:
+            model.fit(train, train[LABEL_COLUMN])
+        else:
+            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
+    if not cnn:
+        extra["recipe"] = {
+            **describe(args.model, args.members),
+            "tuned": args.tune,
+            "chosen": chosen_params(model),
+        }
     validation["fraction"] = args.validation_fraction
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(train)},
@@ -158,16 +201,14 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
 
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
     """Calibrate probabilities and novelty on the validation rows."""
-    import numpy as np
-
     from genrekit.models.calibrate import FeatureNovelty
-    from genrekit.models.recipe import calibration
+    from genrekit.models.recipe import calibration, heldout_logits
     from genrekit.table import feature_matrix
 
     X_train, X_val = feature_matrix(train), feature_matrix(val)
     codes = np.searchsorted(model.classes_, val[LABEL_COLUMN].to_numpy(dtype=str))
     distances = FeatureNovelty.fit(X_train).distance(X_val)
-    return calibration(model.decision_function(X_val), codes, X_train, distances)
+    return calibration(heldout_logits(model, X_val), codes, X_train, distances)
 
 
 def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
@@ -176,9 +217,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     from genrekit.models.recipe import fit_final
     from genrekit.table import feature_matrix
 
-    info(
-        f"cross-validating ({args.cv} folds), then training on all {len(frame)} rows for {args.epochs} epochs"
-    )
+    info(f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows")
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
@@ -187,6 +226,9 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
         epochs=args.epochs,
         batch_size=args.batch_size,
         on_fold=lambda fold, accuracy: info(f"fold {fold + 1}/{args.cv}: accuracy {accuracy:.3f}"),
+        model=args.model,
+        members=args.members,
+        tune=args.tune,
     )
     cv = recipe["cross_validation"]
     metadata = {
@@ -204,13 +246,15 @@ def _summary(model, args: argparse.Namespace, metadata: dict) -> dict:
     validation = metadata["validation"]
     return {
         "model_dir": str(args.output),
+        "model": args.model,
         "data": metadata["data"],
         "labels": [str(label) for label in model.classes_],
-        "epochs_run": model.n_epochs_run_,
-        "best_epoch": model.best_epoch_,
-        "final_train_accuracy": model.history_[-1]["train_accuracy"],
+        "epochs_run": getattr(model, "n_epochs_run_", None),
+        "best_epoch": getattr(model, "best_epoch_", None),
+        "final_train_accuracy": model.history_[-1]["train_accuracy"] if hasattr(model, "history_") else None,
         "validation": validation,
         "cross_validation": metadata.get("cross_validation"),
+        "chosen": metadata.get("recipe", {}).get("chosen"),
     }
 
 
@@ -225,14 +269,22 @@ def _print_summary(summary: dict) -> None:
             f"{summary['data']['name']} ({summary['data']['rows']} rows, sha256 {summary['data']['sha256']})",
         ),
         ("labels", ", ".join(summary["labels"])),
-        ("epochs run", summary["epochs_run"]),
-        ("best epoch", summary["best_epoch"]),
-        ("train accuracy", f"{summary['final_train_accuracy']:.4f} (last epoch, training mode)"),
+        ("recipe", summary["model"]),
+    ]
+    if summary["epochs_run"] is not None:
+        rows += [
+            ("epochs run", summary["epochs_run"]),
+            ("best epoch", summary["best_epoch"]),
+            ("train accuracy", f"{summary['final_train_accuracy']:.4f} (last epoch, training mode)"),
+        ]
+    if summary["chosen"]:
+        rows.append(("chosen by inner CV", summary["chosen"]))
+    rows += [
         (
             "validation accuracy",
             "n/a (no validation split)"
             if accuracy is None
-            else f"{accuracy:.4f} at the best epoch ({validation['rows']} rows)",
+            else f"{accuracy:.4f} ({validation['rows']} rows)",
         ),
     ]
     if summary["cross_validation"]:

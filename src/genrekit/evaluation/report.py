@@ -171,6 +171,43 @@ def figure_headline(metrics: dict) -> bytes:
     return _png(fig)
 
 
+def figure_calibration(calibration: dict, confidence: list[dict]) -> bytes:
+    """Reliability diagram before and after temperature scaling, and accuracy against coverage.
+
+    Parameters
+    ----------
+    calibration : dict
+        A model's ``calibration`` metadata (``reliability_before`` / ``_after``,
+        ``ece_before`` / ``_after``, ``temperature``).
+    confidence : list of dict
+        The out-of-fold confidence table (``threshold``, ``coverage``, ``accuracy``).
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4))
+    for key, label in (("before", "logits as they are"), ("after", f"T = {calibration['temperature']:.2f}")):
+        bins = [b for b in calibration[f"reliability_{key}"] if b["count"]]
+        left.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{label} (ECE {calibration[f'ece_{key}']:.3f})",
+        )
+    left.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    left.set_xlabel("mean top probability in bin")
+    left.set_ylabel("accuracy in bin")
+    left.set_title("Reliability (held-out rows)")
+    left.legend(fontsize=8, frameon=False)
+    rows = [row for row in confidence if row["accuracy"] is not None]
+    right.plot([100 * r["coverage"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o")
+    for row in rows:
+        right.annotate(f"{row['threshold']:.1f}", (100 * row["coverage"], 100 * row["accuracy"]), fontsize=7)
+    right.set_xlabel("share answered confidently (%)")
+    right.set_ylabel("accuracy of those (%)")
+    right.set_title("Accuracy vs coverage (labels: threshold)")
+    right.grid(alpha=0.3)
+    return _png(fig)
+
+
 def figure_curves(curves: dict) -> bytes:
     """Train vs validation accuracy and loss of one CNN run, best (restored) epoch marked."""
     plt = _pyplot()
@@ -354,8 +391,15 @@ def chosen_table(metrics: dict) -> Table:
                     for member, params in run["chosen"].items()
                 )
                 accuracy = format_percent(run["metrics"]["accuracy"])
-                rows.append([MODEL_TITLES.get(entry["model"], entry["model"]), entry["protocol"],
-                             str(run["repeat"]), chosen, accuracy])
+                rows.append(
+                    [
+                        MODEL_TITLES.get(entry["model"], entry["model"]),
+                        entry["protocol"],
+                        str(run["repeat"]),
+                        chosen,
+                        accuracy,
+                    ]
+                )
     return Table(
         ["Model", "Protocol", "Fold / repeat", "Chosen by the inner search", "Test accuracy %"],
         rows,

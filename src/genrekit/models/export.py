@@ -122,11 +122,12 @@ class _Exporter:
             parts["feature"].append(np.where(leaf, 0, tree.feature))
             parts["threshold"].append(tree.threshold)
             value = tree.value[:, 0, :].astype(np.float64)
-            parts["value"].append(value / value.sum(axis=1, keepdims=True))
+            parts["value"].append((value / value.sum(axis=1, keepdims=True)).astype(np.float32))
             roots.append(offset)
             offset += tree.node_count
         arrays = {key: np.concatenate(values) for key, values in parts.items()}
-        arrays["feature"] = arrays["feature"].astype(np.int64)
+        for key in ("left", "right", "feature"):
+            arrays[key] = arrays[key].astype(np.int32)  # a forest's size: node shares in float32 too
         arrays["roots"] = np.asarray(roots, dtype=np.int64)
         return self.node("forest", path, arrays, n_classes=n_classes, n_trees=len(roots))
 

@@ -83,6 +83,9 @@ METADATA_FILE: str = "model.json"
 
 _MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE})
 
+SHIPPED_MODELS: dict[str, Path] = {"cnn": Path(__file__).parent / "pretrained_cnn"}
+"""Models that ship with genrekit besides the default one, by name (``load_model_dir("cnn")``)."""
+
 
 class SavedCNN(PortableClassifier):
     """A loaded paper CNN: NumPy prediction plus the saved training record.
@@ -265,7 +268,8 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
     Parameters
     ----------
     directory : path-like
-        The model folder.
+        The model folder, or the name of a shipped model (:data:`SHIPPED_MODELS`:
+        ``"cnn"``, the paper's CNN) when no folder of that name exists.
 
     Returns
     -------
@@ -285,6 +289,8 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
         that are not the ones ``model.json`` was saved with.
     """
     directory = Path(directory)
+    if not directory.exists() and str(directory) in SHIPPED_MODELS:
+        directory = SHIPPED_MODELS[str(directory)]
     if not directory.is_dir():
         reason = "not a folder" if directory.exists() else "no such model folder"
         raise ModelError(f"{directory}: {reason}")

@@ -39,8 +39,8 @@ listed in its ``"arrays"`` field):
     ``fit_x`` with class codes ``fit_y``; uniform or inverse-distance weights.
 ``forest``
     Decision trees in scikit-learn's array layout, concatenated: ``left``,
-    ``right`` (global node index, -1 for a leaf), ``feature``, ``threshold``,
-    ``value`` (class shares per node) and ``roots``; inputs are rounded to
+    ``right`` (global node index, -1 for a leaf; int32), ``feature`` (int32),
+    ``threshold``, ``value`` (class shares per node, float32) and ``roots``; inputs are rounded to
     float32 first, as scikit-learn's trees compare them; the probability is the
     mean of the trees' leaf shares.
 ``lightgbm``
@@ -332,7 +332,7 @@ def _forest_proba(x: np.ndarray, a: Mapping[str, np.ndarray]) -> np.ndarray:
     """Mean leaf class shares of scikit-learn trees (inputs rounded to float32 like scikit-learn)."""
     x32 = x.astype(np.float32).astype(np.float64)
     leaves = _traverse(x32, a, lambda node, values: values <= a["threshold"][node])
-    return a["value"][leaves].mean(axis=0)
+    return a["value"][leaves].astype(np.float64).mean(axis=0)
 
 
 def _lightgbm_logits(x: np.ndarray, a: Mapping[str, np.ndarray], k: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """The recipe behind a model meant for prediction (the shipped model among them).
 
-:func:`fit_final` trains the paper's CNN with the paper's settings (Adam,
-batch 32, 200 epochs) on every row of a table, and states how well that
-recipe generalises by running it on the folds of a stratified k-fold
-cross-validation (protocol ``cv<k>``: each fold's model is trained the same
-way on the other folds and scored on its own rows). The folds' out-of-fold
+:func:`fit_final` trains a registry model (:mod:`genrekit.models.registry`; by
+default the paper's CNN with the paper's settings: Adam, batch 32, 200 epochs)
+on every row of a table, and states how well that recipe generalises by
+running it on the folds of a stratified k-fold cross-validation (protocol
+``cv<k>``: each fold's model is trained the same way on the other folds, its
+hyperparameters tuned inside them, and scored on its own rows). The folds' out-of-fold
 logits also calibrate the probabilities (a temperature) and their held-out
 feature distances set the novelty threshold (see :mod:`genrekit.models.calibrate`).
 
@@ -22,10 +23,33 @@ import numpy as np
 from genrekit.evaluation.metrics import summarize
 from genrekit.evaluation.protocols import cv_name, cv_splits
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
-from genrekit.models.cnn import CNNClassifier
+from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 
 CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds at which the recipe's out-of-fold confidence is tabulated."""
+
+
+RELIABILITY_BINS: int = 10
+"""Equal-width confidence bins of the reliability diagram and the expected calibration error."""
+
+
+def _build(name: str, seed: int, epochs: int, batch_size: int, options: dict):
+    """Return recipe `name` seeded with `seed`; the CNNs with a fixed epoch count and batch size."""
+    model = make_model(name, seed, epochs=epochs, **options)
+    if hasattr(model, "batch_size"):
+        model.set_params(batch_size=batch_size)
+    return model
+
+
+def heldout_logits(model, X: np.ndarray) -> np.ndarray:
+    """Return the logits a saved copy of the fitted `model` gives (what prediction will see)."""
+    if hasattr(model, "weights_"):
+        return model.decision_function(X)
+    from genrekit.models.export import export_model
+    from genrekit.models.portable import PortableClassifier
+
+    spec, arrays = export_model(model)
+    return PortableClassifier(spec, arrays, model.classes_, X.shape[1]).decision_function(X)
 
 
 def fit_final(
@@ -36,8 +60,11 @@ def fit_final(
     epochs: int = 200,
     batch_size: int = 32,
     on_fold: Callable[[int, float], None] | None = None,
-) -> tuple[CNNClassifier, dict]:
-    """Cross-validate the CNN recipe, then fit it on every row.
+    model: str = "cnn",
+    members: tuple[str, ...] = ENSEMBLE_MEMBERS,
+    tune: bool = True,
+) -> tuple[object, dict]:
+    """Cross-validate a recipe, then fit it on every row.
 
     Parameters
     ----------
@@ -53,46 +80,59 @@ def fit_final(
         Training settings, the same for the fold models and the final one.
     on_fold : callable, optional
         Called as ``on_fold(fold, accuracy)`` after each fold (for progress).
+    model : str, default="cnn"
+        The registry recipe. The CNNs train for exactly `epochs` epochs (no
+        early stopping); tuned recipes run their inner search inside each
+        fold's training rows, and on all rows for the final model.
+    members : tuple of str
+        Members of ``ensemble`` / ``stacking``.
+    tune : bool, default=True
+        Run the inner searches (False: every recipe's default hyperparameters).
 
     Returns
     -------
-    model : CNNClassifier
+    model : estimator
         Trained on all rows.
     metadata : dict
-        ``recipe``, ``cross_validation`` (accuracy per fold and its summary)
-        and ``calibration`` (temperature and novelty), ready to save with the model.
+        ``recipe``, ``cross_validation`` (accuracy per fold and its summary,
+        what each fold's inner search chose, the confidence table) and
+        ``calibration`` (temperature, novelty, expected calibration error and
+        reliability bins before and after scaling), ready to save with the model.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y).astype(str)
     classes = np.unique(y)
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
-    accuracies = []
+    options = {"members": members, "tune": tune}
+    accuracies, chosen = [], []
     for split in cv_splits(y, n_folds, seed):
         rows = np.concatenate([split.train, split.val])
-        model = CNNClassifier(epochs=epochs, batch_size=batch_size, random_state=split.seed).fit(
-            X[rows], y[rows]
-        )
-        logits[split.test] = model.decision_function(X[split.test])
+        fold_model = _build(model, split.seed, epochs, batch_size, options).fit(X[rows], y[rows])
+        logits[split.test] = heldout_logits(fold_model, X[split.test])
         distances[split.test] = FeatureNovelty.fit(X[rows]).distance(X[split.test])
         accuracies.append(float(np.mean(classes[logits[split.test].argmax(axis=1)] == y[split.test])))
+        chosen.append(chosen_params(fold_model))
         if on_fold is not None:
             on_fold(split.repeat, accuracies[-1])
-    final = CNNClassifier(epochs=epochs, batch_size=batch_size, random_state=seed).fit(X, y)
+    final = _build(model, seed, epochs, batch_size, options).fit(X, y)
+    cnn = hasattr(final, "weights_")
+    what = f"paper CNN, {epochs} epochs on all rows, no early stopping" if model == "cnn" else model
     metadata = {
         "recipe": {
-            "description": (
-                f"paper CNN, {epochs} epochs on all rows, no early stopping; scored by {n_folds}-fold CV"
-            ),
+            **describe(model, members),
+            "tuned": tune,
+            "description": f"{what}; scored by {n_folds}-fold CV",
             "n_folds": n_folds,
             "seed": seed,
-            "epochs": epochs,
-            "batch_size": batch_size,
+            **({"epochs": epochs, "batch_size": batch_size} if cnn else {}),
+            "chosen": chosen_params(final),
         },
         "cross_validation": {
             "protocol": cv_name(n_folds),
             "fold_accuracies": accuracies,
             "accuracy": summarize(accuracies),
+            "chosen": chosen,
         },
         "calibration": calibration(logits, np.searchsorted(classes, y), X, distances),
     }
@@ -151,7 +191,56 @@ def calibration(logits: np.ndarray, codes: np.ndarray, X_train: np.ndarray, dist
     dict
         ``temperature`` and ``novelty`` (see :class:`genrekit.library.predict.GenreModel`).
     """
+    temperature = fit_temperature(logits, codes)
+    before, after = scaled_probabilities(logits, 1.0), scaled_probabilities(logits, temperature)
     return {
-        "temperature": fit_temperature(logits, codes),
+        "temperature": temperature,
         "novelty": FeatureNovelty.fit(X_train).with_threshold(distances).to_dict(),
+        "ece_before": expected_calibration_error(before, codes),
+        "ece_after": expected_calibration_error(after, codes),
+        "reliability_before": reliability(before, codes),
+        "reliability_after": reliability(after, codes),
     }
+
+
+def reliability(proba: np.ndarray, codes: np.ndarray, bins: int = RELIABILITY_BINS) -> list[dict]:
+    """Return the reliability diagram's bins: top-probability range, rows, mean confidence, accuracy.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n, n_classes)
+        Held-out probabilities.
+    codes : ndarray of int, shape (n,)
+        True class indices.
+    bins : int
+        Equal-width bins over [0, 1] of the top probability.
+
+    Returns
+    -------
+    list of dict
+        ``low``, ``high``, ``count``, ``confidence`` and ``accuracy`` (None for an empty bin).
+    """
+    top, right = proba.max(axis=1), proba.argmax(axis=1) == codes
+    which = np.minimum((top * bins).astype(int), bins - 1)
+    table = []
+    for b in range(bins):
+        kept = which == b
+        table.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "count": int(kept.sum()),
+                "confidence": float(top[kept].mean()) if kept.any() else None,
+                "accuracy": float(right[kept].mean()) if kept.any() else None,
+            }
+        )
+    return table
+
+
+def expected_calibration_error(proba: np.ndarray, codes: np.ndarray, bins: int = RELIABILITY_BINS) -> float:
+    """Return the expected calibration error: the row-weighted mean |accuracy - confidence| over bins."""
+    table = reliability(proba, codes, bins)
+    n = sum(row["count"] for row in table)
+    return float(
+        sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table if row["count"]) / n
+    )

@@ -4,7 +4,8 @@ Every recipe builds a fresh, unfitted scikit-learn style classifier from a seed.
 Feature transforms are part of the model (a pipeline step fitted on the training
 rows only) and are recorded in a saved model's metadata. A recipe with a grid
 is *tuned*: a :class:`~sklearn.model_selection.GridSearchCV` with a stratified
-:data:`INNER_FOLDS`-fold inner cross-validation over the rows it is fitted on
+:data:`INNER_FOLDS`-fold inner cross-validation (scikit-learn's unshuffled
+``StratifiedKFold``: deterministic) over the rows it is fitted on
 picks the hyperparameters, then refits on all of them. Inside an outer
 protocol (``cv10``, ``filtered``, ...) that search therefore sees the outer
 training rows only: nested tuning.
@@ -108,7 +109,10 @@ RECIPES: dict[str, Recipe] = {
             "svm-tuned",
             "RBF SVM, sigmoid-calibrated probabilities",
             _LOG_Z,
-            {"classifier__estimator__C": (1.0, 10.0, 100.0), "classifier__estimator__gamma": ("scale", 0.005)},
+            {
+                "classifier__estimator__C": (1.0, 10.0, 100.0),
+                "classifier__estimator__gamma": ("scale", 0.005),
+            },
         ),
         Recipe(
             "mlp-tuned",
@@ -192,8 +196,8 @@ def _lightgbm(seed: int) -> Any:
     )
 
 
-def _untuned(name: str, seed: int, epochs: int, patience: int, members: Sequence[str]) -> Any:
-    """Return recipe `name` without its inner search."""
+def _untuned(name: str, seed: int, epochs: int, patience: int, members: Sequence[str], tune: bool) -> Any:
+    """Return recipe `name` without its own inner search (an ensemble's members tuned if `tune`)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.linear_model import LogisticRegression
@@ -225,8 +229,8 @@ def _untuned(name: str, seed: int, epochs: int, patience: int, members: Sequence
             ExtraTreesClassifier(n_estimators=300, min_samples_leaf=2, n_jobs=1, random_state=seed)
         ),
         "gbm": lambda: _pipeline(_lightgbm(seed)),
-        "ensemble": lambda: _ensemble(seed, epochs, patience, members, stacking=False),
-        "stacking": lambda: _ensemble(seed, epochs, patience, members, stacking=True),
+        "ensemble": lambda: _ensemble(seed, epochs, patience, members, tune, stacking=False),
+        "stacking": lambda: _ensemble(seed, epochs, patience, members, tune, stacking=True),
     }
     if name in ("knn", "svm", "mlp"):
         from genrekit.models.baselines import make_baseline
@@ -235,7 +239,9 @@ def _untuned(name: str, seed: int, epochs: int, patience: int, members: Sequence
     return builders[name]()
 
 
-def _ensemble(seed: int, epochs: int, patience: int, members: Sequence[str], stacking: bool) -> Any:
+def _ensemble(
+    seed: int, epochs: int, patience: int, members: Sequence[str], tune: bool, stacking: bool
+) -> Any:
     """Soft voting or stacking over `members` (each built, and tuned, by its own recipe)."""
     from sklearn.ensemble import StackingClassifier, VotingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -244,7 +250,7 @@ def _ensemble(seed: int, epochs: int, patience: int, members: Sequence[str], sta
     bad = [m for m in members if m in ("ensemble", "stacking") or recipe(m).uses_validation]
     if bad or not members:
         raise GenrekitError(f"ensemble members must be non-ensemble, non-CNN models; got {list(members)}")
-    estimators = [(m, make_model(m, seed, epochs=epochs, patience=patience)) for m in members]
+    estimators = [(m, make_model(m, seed, tune=tune, epochs=epochs, patience=patience)) for m in members]
     if not stacking:
         return VotingClassifier(estimators, voting="soft")
     return StackingClassifier(
@@ -273,8 +279,8 @@ def make_model(
     seed : int, default=0
         Seed of the model and of its inner cross-validation.
     tune : bool, default=True
-        Wrap a recipe that has a grid in its inner search (False: its default
-        hyperparameters, the grid's middle).
+        Wrap a recipe that has a grid (an ensemble: each member that has one)
+        in its inner search (False: the default hyperparameters, within the grid).
     epochs, patience : int
         The CNNs' epoch cap and early-stopping patience.
     members : sequence of str
@@ -292,16 +298,13 @@ def make_model(
         For an unknown name, bad members, or a missing optional package.
     """
     rec = recipe(name)
-    estimator = _untuned(name, seed, epochs, patience, members)
+    estimator = _untuned(name, seed, epochs, patience, members, tune)
     if not tune or not rec.grid:
         return estimator
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
 
     return GridSearchCV(
-        estimator,
-        {key: list(values) for key, values in rec.grid.items()},
-        cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed),
-        n_jobs=1,
+        estimator, {key: list(values) for key, values in rec.grid.items()}, cv=INNER_FOLDS, n_jobs=1
     )
 
 
@@ -320,11 +323,7 @@ def chosen_params(estimator: Any) -> dict:
         ensemble's tuned members; empty when nothing was tuned.
     """
     if hasattr(estimator, "best_params_"):
-        return {
-            "params": {
-                _short(key): value for key, value in estimator.best_params_.items()
-            }
-        }
+        return {"params": {_short(key): value for key, value in estimator.best_params_.items()}}
     if hasattr(estimator, "named_estimators_"):
         chosen = {}
         for member, fitted in estimator.named_estimators_.items():
