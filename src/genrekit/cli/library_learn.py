@@ -56,9 +56,9 @@ def register_actions(actions: argparse._SubParsersAction, action: MapFn) -> None
     )
     learn.add_argument(
         "--models",
-        default=",".join(DEFAULT_MODELS),
         metavar="A,B",
-        help=f"registry recipes to measure, the best is kept (default: {','.join(DEFAULT_MODELS)})",
+        help=f"registry recipes to measure, the best is kept (default: {','.join(DEFAULT_MODELS)}; "
+        "gbm when LightGBM is installed)",
     )
     learn.add_argument(
         "--folds", type=positive_int, default=DEFAULT_FOLDS, metavar="K", help="CV folds (default: 5)"
@@ -115,6 +115,8 @@ def _print_learn(report: dict) -> None:
     for path, why in report["unreadable"].items():
         error(f"{path}: tag not read: {why}")
     print(f"{report['protocol']}; models {', '.join(report['models'])}")
+    for name, why in report["models_left_out"].items():
+        print(f"  not measured: {name} ({why})")
     width = max(len(name) for name in report["options"])
     for name, figures in report["options"].items():
         mark = "*" if name == report["chosen"] else " "
@@ -147,7 +149,7 @@ def run_learn(args: argparse.Namespace) -> int:
         args.db,
         load_taxonomy(args.map),
         min_files=args.min_files,
-        models=parse_names(args.models),
+        models=None if args.models is None else parse_names(args.models),
         extra_table=args.with_table,
         folds=args.folds,
         seed=args.seed,

@@ -42,6 +42,20 @@ DEFAULT_MODELS: tuple[str, ...] = ("logreg", "gbm")
 """Registry recipes :func:`compare_options` measures by default: a linear model, which needs few
 files, and gradient-boosted trees, which gain most from many (see the README's curve)."""
 
+
+def default_models() -> tuple[tuple[str, ...], dict[str, str]]:
+    """Return the :data:`DEFAULT_MODELS` that can be built here, and why any other is left out.
+
+    ``gbm`` needs LightGBM, the optional extra ``genrekit[gbm]``.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("lightgbm") is not None:
+        return DEFAULT_MODELS, {}
+    missing = {"gbm": "LightGBM is not installed: pip install 'genrekit[gbm]'"}
+    return tuple(m for m in DEFAULT_MODELS if m not in missing), missing
+
+
 DEFAULT_MODEL: str = "logreg"
 """Recipe of :class:`LibraryClassifier` when none is named."""
 

@@ -39,7 +39,6 @@ from genrekit.evaluation.report import jsonable
 from genrekit.library.catalogue import WINDOW, Catalogue
 from genrekit.library.learn import (
     DEFAULT_FOLDS,
-    DEFAULT_MODELS,
     CVResult,
     Extra,
     LearnedModel,
@@ -47,6 +46,7 @@ from genrekit.library.learn import (
     Windows,
     audit,
     compare_options,
+    default_models,
     fit_learned,
     predict_files,
     suggest,
@@ -278,7 +278,7 @@ def learn_library(
     taxonomy: Taxonomy,
     *,
     min_files: int = DEFAULT_MIN_FILES,
-    models: Sequence[str] = DEFAULT_MODELS,
+    models: Sequence[str] | None = None,
     extra_table: str | os.PathLike[str] | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
@@ -287,7 +287,8 @@ def learn_library(
     """Learn the library's genres from its own tags and store the model beside the catalogue.
 
     Reads the tags of every analysed file, normalises them (:func:`label_files`),
-    cross-validates every option by file (:func:`compare_options`), fits the best
+    cross-validates every option by file (:func:`compare_options`; `models`: the
+    registry recipes to measure, :func:`default_models` when None), fits the best
     on every tagged file and stores it (:func:`save_learned`).
 
     Raises
@@ -295,6 +296,9 @@ def learn_library(
     GenrekitError
         If the catalogue cannot be read, or too few files are tagged to learn.
     """
+    left_out: dict[str, str] = {}
+    if models is None:
+        models, left_out = default_models()
     with Catalogue(db, create=False) as catalogue:
         windows = library_windows(catalogue)
     paths = list(dict.fromkeys(windows.file_ids))
@@ -333,6 +337,7 @@ def learn_library(
             "min_files": min_files,
             "spellings": labels.spellings,
             "models": list(models),
+            "models_left_out": left_out,
             "extra_rows": None if extra is None else {"name": extra.name, "rows": len(extra.labels)},
             **figures,
             "folder": str(folder),
