@@ -435,12 +435,13 @@ class Catalogue:
                 return
             last = rows[-1][1]
 
-    def stale(self, model: str, limit: int = PAGE) -> list[StoredFile]:
-        """Return up to `limit` stored files whose prediction is missing or from another model."""
+    def stale(self, model: str, after: int = 0, limit: int = PAGE) -> list[StoredFile]:
+        """Return up to `limit` stored files, of row id above `after`, predicted by no or another model."""
         rows = self._conn.execute(
             "SELECT f.id, f.path, f.n_samples FROM files f LEFT JOIN predictions p ON p.file_id = f.id "
-            "WHERE f.status = 'ok' AND (p.model_id IS NULL OR p.model_id != ?) ORDER BY f.id LIMIT ?",
-            (model, limit),
+            "WHERE f.id > ? AND f.status = 'ok' AND (p.model_id IS NULL OR p.model_id != ?) "
+            "ORDER BY f.id LIMIT ?",
+            (after, model, limit),
         ).fetchall()
         return self._with_windows(rows, WINDOW)
 

@@ -176,8 +176,9 @@ def run_local(jobs: int | None = None, segment_seconds: float | None = None) -> 
                 for item in todo:
                     yield [analyse_file(item.path, segment_seconds)]
             return
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-            pending: dict[Future, str] = {}
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+        pending: dict[Future, str] = {}
+        try:
             for item in islice(todo, 4 * jobs):
                 pending[pool.submit(analyse_file, item.path, segment_seconds)] = item.path
             while pending:
@@ -185,13 +186,16 @@ def run_local(jobs: int | None = None, segment_seconds: float | None = None) -> 
                 for future in finished:
                     path = pending.pop(future)
                     try:
-                        yield [future.result()]
+                        result = future.result()
                     except Exception as exc:  # the pool broke: a worker died (out of memory, killed)
                         yield [Lost(path, f"worker process died ({type(exc).__name__}: {exc})")]
                         yield [Lost(p, "worker pool broken") for p in pending.values()]
                         return
+                    yield [result]
                     for item in islice(todo, 1):
                         pending[pool.submit(analyse_file, item.path, segment_seconds)] = item.path
+        finally:  # also on Ctrl-C: drop what has not started
+            pool.shutdown(wait=True, cancel_futures=True)
 
     return run
 
@@ -359,7 +363,9 @@ def reclassify(catalogue: Catalogue, model, min_confidence: float = DEFAULT_MIN_
     from genrekit.library.predict import FileWindows
 
     current, total, cut = model_id(model.metadata), 0, min_confidence
-    while batch := catalogue.stale(current):
+    last = 0
+    while batch := catalogue.stale(current, last):
+        last = batch[-1].id
         catalogue.put_predictions(
             (f.id, _predict(model, current, f.path, FileWindows(f.n_samples, f.bounds, f.features), cut))
             for f in batch
