@@ -115,6 +115,12 @@ def test_rescan_stats_unchanged_files_and_follows_changes(
         calls.clear()
         retried = scan(library, catalogue, model, run_local(1), retry_failed=True)
         assert calls == ["bad.wav"] and retried.retried == 1
+        odd = os.fsencode(library / "misc") + b"/caf\xe9.wav"  # a Latin-1 name: not UTF-8
+        shutil.copyfile(library / "rock" / "copy.wav", odd)
+        report = scan(library, catalogue, model, run_local(1))
+        (reason,) = [reason for _, reason in report.failed]
+        assert "caf\\udce9.wav" in reason and "not valid UTF-8" in reason and report.analysed == 0
+        os.unlink(odd)
     files = {Path(f[0]).name: f for f in catalogue_rows(db)[0]}
     assert files["blues.00000.wav"][4] == 4 * SR and files["disco.00000.wav"][3] == "gone"
     # one folder of a library: files elsewhere are not marked gone
@@ -236,6 +242,8 @@ def test_cli_scan_library_commands(library, tmp_path, capsys):
     assert code == 2 and "no such catalogue" in err
     code, _, err = _cli(capsys, "scan", tmp_path / "nothing", "--db", db)
     assert code == 2 and "no such file or folder" in err
+    code, _, err = _cli(capsys, "scan", library, "--db", db, "--dask", "local:0")
+    assert code == 2 and "expected local:N" in err
     with pytest.raises(SystemExit):
         main(["library", "--help"])
     assert "genrekit library similar" in capsys.readouterr().out

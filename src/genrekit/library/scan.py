@@ -247,6 +247,9 @@ def plan(
                     report.gone, gone = report.gone + len(gone), []
                 continue
             path, stat = found
+            if not path.isascii() and not _is_utf8(path):
+                report.failed.append((ascii(path), f"{path!a}: the name is not valid UTF-8; rename it"))
+                continue
             todo = Todo(path, stat.st_size, stat.st_mtime_ns)
             kind = _what_changed(entry, todo, segment_seconds, retry_failed)
             if kind == "unchanged":
@@ -256,6 +259,15 @@ def plan(
             yield todo
         catalogue.mark_gone(gone)
         report.gone += len(gone)
+
+
+def _is_utf8(path: str) -> bool:
+    """Whether a path decoded by the OS (undecodable bytes as surrogates) is valid UTF-8 (SQLite's text)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _merge(
