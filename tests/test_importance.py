@@ -52,3 +52,16 @@ def test_model_explain_cli(gtzan_table, tmp_path, capsys):
     assert len(result["features"]) == len(FEATURE_NAMES)
     assert main(args) == 0
     assert "accuracy drop when shuffled" in capsys.readouterr().out
+
+
+def test_report_section_renders_importance():
+    from genrekit.evaluation.report import Table, importance_blocks, to_markdown
+
+    X, y = _planted(n=120)
+    result = permutation_importance(lambda seed: make_model("logreg", seed, tune=False), X, y, n_folds=2)
+    blocks = importance_blocks({"importance": {"shipped": {"name": "logreg", **result}}})
+    md = to_markdown(blocks)
+    assert "permutation importance" in md and "| tempo |" in md
+    families = next(block for block in blocks if isinstance(block, Table))
+    assert [row[0] for row in families.rows] == [row["name"] for row in result["families"]]
+    assert importance_blocks({}) == []

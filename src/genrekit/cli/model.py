@@ -89,8 +89,8 @@ def run_summary(args: argparse.Namespace) -> int:
             from genrekit.errors import ModelError
 
             raise ModelError(
-                f"{args.model_dir}: a {model_recipe(metadata)[0]} model, not the paper's CNN: "
-                "`genrekit model info` describes it"
+                f"{args.model_dir}: a {metadata.get('recipe', {}).get('name', '?')} model, not the paper's "
+                "CNN: `genrekit model info` describes it"
             )
         rows = model_summary(model.n_features_in_, len(model.classes_))
     else:
@@ -194,45 +194,20 @@ def _metric(value: object) -> object:
     return value
 
 
-def model_recipe(metadata: dict) -> tuple[str, tuple[str, ...], dict]:
-    """Return the registry name, ensemble members and settings of a saved model's recipe.
-
-    A format-1 paper CNN is ``cnn`` with its saved epochs and batch size (no
-    early stopping, as the shipped recipe); a format-2 model names its recipe.
-    """
-    from genrekit.errors import ModelError
-
-    if metadata["kind"] == "paper-cnn":
-        training = metadata["training"]
-        return "cnn", (), {"epochs": training["epochs"], "batch_size": training["batch_size"]}
-    recipe = metadata.get("recipe")
-    if not isinstance(recipe, dict) or "name" not in recipe:
-        raise ModelError("the model's metadata does not name its recipe; cannot retrain it to explain it")
-    members = tuple(member["name"] for member in recipe.get("members", []))
-    return recipe["name"], members, {}
-
-
 def run_explain(args: argparse.Namespace) -> int:
     """Compute and print permutation importance for a saved model's recipe."""
     from genrekit.errors import GenrekitError
     from genrekit.library.predict import PRETRAINED_DIR
-    from genrekit.models.importance import permutation_importance
+    from genrekit.models.importance import permutation_importance, saved_recipe
     from genrekit.models.io import load_model_dir
-    from genrekit.models.registry import ENSEMBLE_MEMBERS, make_model
     from genrekit.table import feature_matrix, read_table
 
     if args.folds < 2 or args.repeats < 1:
         raise GenrekitError("--folds must be at least 2 and --repeats at least 1")
     args.model_dir = args.model_dir or str(PRETRAINED_DIR)
     _, metadata = load_model_dir(args.model_dir)
-    name, members, settings = model_recipe(metadata)
+    name, build = saved_recipe(metadata)
     frame = read_table(table_path(args), labels=",".join(metadata["labels"]))
-
-    def build(seed: int):
-        model = make_model(
-            name, seed, members=members or ENSEMBLE_MEMBERS, epochs=settings.get("epochs", 200)
-        )
-        return model.set_params(batch_size=settings["batch_size"]) if "batch_size" in settings else model
 
     info(f"explaining {name}: {args.folds} folds x (fit + {args.repeats} shuffles of 64 columns/families)")
     result = permutation_importance(

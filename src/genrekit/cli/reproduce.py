@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="protocols the --models run under: paper, cv, filtered, optimistic (default: all); "
         "the paper's four models always run under all",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="add permutation importance per feature and feature family of the paper's CNN and of the "
+        "shipped model's recipe, over the cross-validation folds",
+    )
     add_jobs_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)
@@ -83,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     changes = {key: getattr(args, key) for key in ("seeds", "folds") if getattr(args, key) is not None}
     if changes.get("seeds", 1) < 1 or changes.get("folds", 2) < 2:
         raise GenrekitError("--seeds must be at least 1 and --folds at least 2")
+    if args.explain:
+        changes["explain"] = True
     if args.models:
         changes["extra_models"] = tuple(parse_names(args.models))
     if args.protocols:

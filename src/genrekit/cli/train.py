@@ -14,6 +14,7 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_data_option,
     add_format_option,
+    add_jobs_option,
     error,
     info,
     print_json,
@@ -23,7 +24,10 @@ from genrekit.errors import TableError
 from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, recipe
 from genrekit.schema import LABEL_COLUMN
 
-SHIPPED_COMMAND: str = "genrekit train --data features_30_sec.csv --model ensemble --cv 10 -o model/"
+SHIPPED_COMMAND: str = (
+    "genrekit train --data features_30_sec.csv --model ensemble --no-tune --cv 10 "
+    "-o src/genrekit/models/pretrained"
+)
 """How the shipped model is rebuilt."""
 
 if TYPE_CHECKING:
@@ -98,6 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "at least two, near misses of GTZAN genres rejected) or a comma list such as 'rock,jazz,folk'"
         ),
     )
+    add_jobs_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)
 
@@ -215,6 +220,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     """Cross-validate the all-rows recipe, fit it on every row, save and summarise."""
     from genrekit.models.io import save_model
     from genrekit.models.recipe import fit_final
+    from genrekit.parallel import cpu_count
     from genrekit.table import feature_matrix
 
     info(f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows")
@@ -229,6 +235,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
         model=args.model,
         members=args.members,
         tune=args.tune,
+        jobs=args.jobs or cpu_count(),
     )
     cv = recipe["cross_validation"]
     metadata = {

@@ -99,6 +99,9 @@ class Settings:
     extra_protocols : tuple of str
         Protocols the extra models run under (names of :data:`PROTOCOL_NAMES`);
         the paper's four always run under every protocol.
+    explain : bool
+        Also compute the permutation importance of the paper's CNN and of the
+        shipped model's recipe over ``folds`` folds (:func:`explain`).
     """
 
     seeds: int = 10
@@ -109,6 +112,7 @@ class Settings:
     quick: bool = False
     extra_models: tuple[str, ...] = ()
     extra_protocols: tuple[str, ...] = PROTOCOL_NAMES
+    explain: bool = False
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -500,6 +504,33 @@ def environment(settings: Settings) -> dict:
     }
 
 
+def explain(X: np.ndarray, y: np.ndarray, settings: Settings) -> dict:
+    """Permutation importance of the paper's CNN and of the shipped model's recipe (``cv<folds>``).
+
+    The CNN trains as the shipped CNN did (a fixed epoch count, here ``settings.epochs``,
+    no early stopping); the shipped recipe is read from the shipped model's metadata.
+
+    Returns
+    -------
+    dict
+        ``{"cnn": ..., "shipped": ...}``, each as
+        :func:`genrekit.models.importance.permutation_importance` returns it,
+        plus the recipe ``name``.
+    """
+    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.models.importance import permutation_importance, saved_recipe
+    from genrekit.models.io import load_model_dir
+
+    result = {}
+    for key, directory in (("cnn", "cnn"), ("shipped", PRETRAINED_DIR)):
+        _, metadata = load_model_dir(directory)
+        if metadata["kind"] == "paper-cnn":
+            metadata = {**metadata, "training": {**metadata["training"], "epochs": settings.epochs}}
+        name, build = saved_recipe(metadata)
+        result[key] = {"name": name, **permutation_importance(build, X, y, n_folds=settings.folds, repeats=2)}
+    return result
+
+
 def load_data(data: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Read and check the labelled feature table.
 
@@ -578,6 +609,8 @@ def reproduce(
 
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
+    if settings.explain:
+        metrics["importance"] = explain(X, y, settings)
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],

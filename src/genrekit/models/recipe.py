@@ -24,6 +24,7 @@ from genrekit.evaluation.metrics import summarize
 from genrekit.evaluation.protocols import cv_name, cv_splits
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
+from genrekit.parallel import map_tasks
 
 CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds at which the recipe's out-of-fold confidence is tabulated."""
@@ -52,6 +53,15 @@ def heldout_logits(model, X: np.ndarray) -> np.ndarray:
     return PortableClassifier(spec, arrays, model.classes_, X.shape[1]).decision_function(X)
 
 
+def _fit_task(task: tuple) -> object:
+    """Fit one fold's model and return its held-out logits and choices, or (no test rows) the final model."""
+    name, seed, epochs, batch_size, options, X_train, y_train, X_test = task
+    fitted = _build(name, seed, epochs, batch_size, options).fit(X_train, y_train)
+    if X_test is None:
+        return fitted
+    return heldout_logits(fitted, X_test), chosen_params(fitted)
+
+
 def fit_final(
     X: np.ndarray,
     y: np.ndarray,
@@ -63,6 +73,7 @@ def fit_final(
     model: str = "cnn",
     members: tuple[str, ...] = ENSEMBLE_MEMBERS,
     tune: bool = True,
+    jobs: int = 1,
 ) -> tuple[object, dict]:
     """Cross-validate a recipe, then fit it on every row.
 
@@ -88,6 +99,9 @@ def fit_final(
         Members of ``ensemble`` / ``stacking``.
     tune : bool, default=True
         Run the inner searches (False: every recipe's default hyperparameters).
+    jobs : int, default=1
+        Processes that fit the fold models and the final model side by side
+        (1: one after the other in this process); the results do not depend on it.
 
     Returns
     -------
@@ -105,17 +119,26 @@ def fit_final(
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
     options = {"members": members, "tune": tune}
-    accuracies, chosen = [], []
-    for split in cv_splits(y, n_folds, seed):
+    splits = cv_splits(y, n_folds, seed)
+    tasks = []
+    for split in splits:
         rows = np.concatenate([split.train, split.val])
-        fold_model = _build(model, split.seed, epochs, batch_size, options).fit(X[rows], y[rows])
-        logits[split.test] = heldout_logits(fold_model, X[split.test])
+        tasks.append((model, split.seed, epochs, batch_size, options, X[rows], y[rows], X[split.test]))
         distances[split.test] = FeatureNovelty.fit(X[rows]).distance(X[split.test])
+    tasks.append((model, seed, epochs, batch_size, options, X, y, None))
+    accuracies, chosen = [], []
+    results = map_tasks(_fit_task, tasks, jobs, ordered=True)
+    for split, (_, result) in zip(splits, results, strict=False):  # the last result is the final model
+        if isinstance(result, Exception):
+            raise result
+        logits[split.test], fold_chosen = result
         accuracies.append(float(np.mean(classes[logits[split.test].argmax(axis=1)] == y[split.test])))
-        chosen.append(chosen_params(fold_model))
+        chosen.append(fold_chosen)
         if on_fold is not None:
             on_fold(split.repeat, accuracies[-1])
-    final = _build(model, seed, epochs, batch_size, options).fit(X, y)
+    _, final = next(results)
+    if isinstance(final, Exception):
+        raise final
     cnn = hasattr(final, "weights_")
     what = f"paper CNN, {epochs} epochs on all rows, no early stopping" if model == "cnn" else model
     metadata = {
