@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrekit.library.tags import TagError, read_genre, write_genre
+from genrekit.library.tags import TagError, read_genre, read_genres, write_genre
 
 
 def _samples(path: Path) -> np.ndarray:
@@ -100,3 +100,30 @@ def test_tag_names_follow_music_libraries_and_are_configurable():
     assert [custom(g) for g in ("hiphop", "jazz", "rock")] == ["Rap", "Jazz & Swing", "Rock"]
     with pytest.raises(GenrekitError, match="genre=Tag"):
         tag_namer("Title")
+
+
+def test_read_genres_resolves_id3v1_numbers(tagged_copies: list[Path]) -> None:
+    id3_files = [p for p in tagged_copies if p.suffix in (".mp3", ".wav")]
+    assert len(id3_files) == 2
+    for path in id3_files:
+        audio = mutagen.File(path)
+        audio.tags.setall("TCON", [mutagen.id3.TCON(encoding=3, text=["(17)"])])
+        audio.save()
+        assert read_genres(path) == ("Rock",), path
+
+
+def test_read_genres_multi_valued(tagged_copies: list[Path]) -> None:
+    for path in tagged_copies:
+        audio = mutagen.File(path)
+        if isinstance(audio.tags, mutagen.id3.ID3):
+            audio.tags.setall("TCON", [mutagen.id3.TCON(encoding=3, text=["Hip-Hop", "(17)"])])
+        elif path.suffix == ".m4a":
+            audio.tags["\xa9gen"] = ["Hip-Hop", "Rock"]
+        else:
+            audio.tags["genre"] = ["Hip-Hop", " Rock "]
+        audio.save()
+        assert read_genres(path) == ("Hip-Hop", "Rock"), path
+
+
+def test_read_genres_of_untagged_file(tagged_copies: list[Path]) -> None:
+    assert read_genres(tagged_copies[0]) == ()

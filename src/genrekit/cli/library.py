@@ -16,8 +16,10 @@ from genrekit.cli._common import (
     positive_int,
     print_json,
 )
+from genrekit.cli.library_learn import EPILOG as LEARN_EPILOG
+from genrekit.cli.library_learn import add_tag_options, register_actions, run_tag_learned
 
-_EPILOG = """\
+_EPILOG = f"""\
 examples:
   genrekit library stats --db library.db
       files, hours, files per genre, uncertain, failed, gone
@@ -29,9 +31,11 @@ examples:
       show the genre tags the catalogue's confident predictions would write
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
+{LEARN_EPILOG}
+Existing genre tags are never replaced unless --overwrite is given.
 
-exit status: 0 done, 1 some files could not be tagged, 2 usage error, no such
-catalogue or file.
+exit status: 0 done, 1 some files could not be tagged (or their tags read), 2 usage
+error, no such catalogue or file, too few tagged files to learn.
 """
 
 
@@ -39,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit library`` and its actions."""
     parser = subparsers.add_parser(
         "library",
-        help="use a library catalogue: stats, export, tag, similar",
+        help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest",
         description="Query and use a library catalogue made by `genrekit scan`.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -57,11 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tag = _action(actions, "tag", "write the stored genres into the files' genre tags", run_tag)
     tag.add_argument("--dry-run", action="store_true", help="show the tags it would write, write nothing")
+    add_tag_options(tag)
     add_format_option(tag)
     similar = _action(actions, "similar", "nearest tracks of a file (standardised features)", run_similar)
     similar.add_argument("file", type=Path, metavar="FILE", help="a file of the catalogue")
     similar.add_argument("-n", type=positive_int, default=10, metavar="N", help="how many (default: 10)")
     add_format_option(similar)
+    register_actions(actions, _action)
 
 
 def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
@@ -122,15 +128,19 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_tag(args: argparse.Namespace) -> int:
-    """Write (or show) the genre tag of every file with a confident stored genre."""
-    from genrekit.library.tags import TagError, write_genre
+    """Write (or show) the genre tag of every file with a confident genre; existing tags kept unless asked."""
+    from genrekit.library.tags import TagError, read_genres, write_genre
 
+    if args.model == "learned":
+        return run_tag_learned(args)
     changes, failed = [], 0
     with _open(args) as catalogue:
         for path, prediction in list(catalogue.predictions()):
             if prediction.genre == "uncertain":
                 continue
             try:
+                if not args.overwrite and read_genres(path):
+                    continue
                 change = write_genre(path, prediction.genre, dry_run=args.dry_run)
             except TagError as exc:
                 error(str(exc))

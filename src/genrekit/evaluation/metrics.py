@@ -255,6 +255,32 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean - float(half), mean + float(half)
 
 
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (e.g. accuracy over `trials` files).
+
+    Parameters
+    ----------
+    successes, trials : int
+        Counts (``0 <= successes <= trials``).
+    confidence : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    (float, float)
+        The interval; NaN bounds when `trials` is 0.
+    """
+    if trials == 0:
+        return float("nan"), float("nan")
+    z = float(stats.norm.ppf((1 + confidence) / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return float(low), float(high)
+
+
 def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
     """Mean, sample standard deviation and t-interval of repeated measurements.
 

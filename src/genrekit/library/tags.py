@@ -1,4 +1,4 @@
-"""Writing the predicted genre into a file's own genre tag (ID3, Vorbis comment, MP4) with mutagen."""
+"""Reading and writing a file's own genre tag (ID3, Vorbis comment, MP4) with mutagen."""
 
 from __future__ import annotations
 
@@ -123,6 +123,37 @@ def read_genre(path: str | os.PathLike[str]) -> tuple[str, ...]:
         If the file cannot be read by mutagen or has no tag format.
     """
     return _genre_values(_open(Path(path)).tags)
+
+
+def read_genres(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """Return the genres the tag of `path` names, as a person reads them.
+
+    Unlike :func:`read_genre` (the values as stored), ID3v1 genre numbers are
+    resolved (``"(17)"`` and ``"17"`` -> ``"Rock"``, ``"(17)Rock"`` -> ``"Rock"``,
+    ``"(RX)"`` -> ``"Remix"``) in every format, and the values of a multi-valued
+    tag (ID3v2.4 null-separated text, repeated Vorbis comments, MP4 lists) come
+    one by one. Values are stripped; empty ones are left out.
+
+    Parameters
+    ----------
+    path : path-like
+        An MP3, FLAC, Ogg (Vorbis, Opus), MP4/M4A, WAV or AIFF file.
+
+    Returns
+    -------
+    tuple of str
+        The genres in tag order, empty when the file has none.
+
+    Raises
+    ------
+    TagError
+        If the file cannot be read by mutagen or has no tag format.
+    """
+    from mutagen.id3 import TCON
+
+    values = read_genre(path)
+    genres = TCON(encoding=3, text=list(values)).genres if values else []
+    return tuple(text.strip() for text in genres if text.strip())
 
 
 def _genre_values(tags) -> tuple[str, ...]:

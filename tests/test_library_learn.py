@@ -1,0 +1,231 @@
+"""genrekit library learn / tag --model learned / audit / suggest on a small library of real audio.
+
+The library: every GTZAN test clip and three cross-dataset clips, cut into 10-second files and
+re-encoded (FLAC, Ogg Vorbis, MP3); some carry genre tags written with mutagen in several
+spellings (an ID3v1 number among them), one classical piece is deliberately tagged metal, and
+one file carries a genre too rare to learn. The catalogue is made by a real ``genrekit scan``
+into a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import mutagen
+import pytest
+import soundfile as sf
+
+from genrekit.cli import main
+from genrekit.library.learned import learned_dir
+from genrekit.library.tags import read_genres, write_genre
+
+FORMATS = ("flac", "ogg", "mp3")
+SPELLINGS = {
+    "blues": ["Blues", "blues", "(0)"],  # "(0)": ID3v1 genre number 0 (written into an MP3)
+    "classical": ["Classical", "classical music", "CLASSICAL"],
+    "metal": ["Heavy Metal", "Metal", "metal"],
+    "hiphop": ["Hip-Hop", "Rap", "hip hop"],
+}
+TAGGED_CLIPS = {"blues", "classical", "metal", "hiphop"}
+MISLABELLED = "classical.00001.1.ogg"
+RARE = "country.00000.0.flac"
+
+
+def _cut(source: Path, folder: Path, stem: str, pieces: int = 3, seconds: float = 10.0) -> list[Path]:
+    y, sr = sf.read(source, dtype="float32")
+    out = []
+    for i in range(pieces):
+        part = y[int(i * seconds * sr) : int((i + 1) * seconds * sr)]
+        path = folder / f"{stem}.{i}.{FORMATS[i % len(FORMATS)]}"
+        sf.write(path, part, sr, format=path.suffix[1:].upper())
+        out.append(path)
+    return out
+
+
+def _set_genre(path: Path, value: str) -> None:
+    if value.startswith("("):  # an ID3v1 genre number, stored as such
+        audio = mutagen.File(path)
+        if audio.tags is None:
+            audio.add_tags()
+        audio.tags.setall("TCON", [mutagen.id3.TCON(encoding=3, text=[value])])
+        audio.save()
+    else:
+        write_genre(path, value)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _run(capsys: pytest.CaptureFixture, action: str, db: object, *options: str) -> tuple[int, dict]:
+    """Run ``genrekit library ACTION --db DB OPTIONS --format json``; return the exit status and the JSON."""
+    capsys.readouterr()
+    code = main(["library", action, "--db", str(db), *options, "--format", "json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, gtzan_flac_dir: Path, cross_dir: Path) -> dict:
+    folder = tmp_path_factory.mktemp("music")
+    files: dict[str, Path] = {}
+    for clip in sorted(gtzan_flac_dir.rglob("*.flac")):
+        for path in _cut(clip, folder, clip.stem):
+            files[path.name] = path
+    for name in ("glacier-bay-humpback.ogg", "198-209-0000.ogg"):  # whale song and speech, untagged
+        path = _cut(cross_dir / name, folder, Path(name).stem, pieces=1)[0]
+        files[path.name] = path
+    tags: dict[str, str] = {}
+    for name, path in files.items():
+        genre = name.split(".")[0]
+        if genre in TAGGED_CLIPS and name != MISLABELLED:
+            index = int(name.split(".")[1]) * 3 + int(name.split(".")[2])
+            spellings = [s for s in SPELLINGS[genre] if path.suffix == ".mp3" or not s.startswith("(")]
+            value = spellings[index % len(spellings)]
+            _set_genre(path, value)
+            tags[name] = genre
+    write_genre(files[MISLABELLED], "Metal")
+    tags[MISLABELLED] = "metal"
+    write_genre(files[RARE], "Polka")
+    db = folder.parent / "library.db"
+    assert main(["scan", str(folder), "--db", str(db), "--jobs", "2", "-q"]) == 0
+    return {"folder": folder, "db": db, "files": files, "tags": tags}
+
+
+@pytest.fixture(scope="module")
+def learned(library: dict) -> dict:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["library", "learn", "--db", str(library["db"]), "--min-files", "3", "--format", "json"])
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+def test_tags_are_normalised_to_the_taxonomy(library: dict, learned: dict) -> None:
+    tagged = set(library["tags"])
+    assert learned["tagged"] == len(tagged) + 1  # and the polka file
+    assert learned["labelled"] == len(tagged)
+    counts = {genre: sum(g == genre for g in library["tags"].values()) for genre in TAGGED_CLIPS}
+    assert learned["classes"] == counts
+    assert learned["dropped"] == {"polka": 1}
+    assert set(learned["spellings"]["blues"]) == {"Blues", "blues"}  # "(0)" is read as "Blues"
+    assert set(learned["spellings"]["hiphop"]) == {"Hip-Hop", "Rap", "hip hop"}
+    assert set(learned["spellings"]["metal"]) == {"Heavy Metal", "Metal", "metal"}
+
+
+def test_learn_reports_grouped_cv_and_stores_the_model(library: dict, learned: dict) -> None:
+    import genrekit
+
+    assert learned["protocol"].startswith("cross-validation grouped by file, 3 folds")
+    chosen = learned["options"][learned["chosen"]]
+    assert chosen["files"] == learned["labelled"]
+    assert set(chosen["per_genre"]) == TAGGED_CLIPS
+    for row in chosen["per_genre"].values():
+        assert 0 <= row["ci_low"] <= row["recall"] <= row["ci_high"] <= 1
+    assert chosen["accuracy"] > 0.5  # four distinct genres, chance 0.25-0.35
+    folder = learned_dir(library["db"])
+    assert sorted(p.name for p in (folder / "model").iterdir()) == ["model.json", "model.safetensors"]
+    model = genrekit.load_model(folder / "model")
+    summary = model.metadata["learned"]
+    assert summary["training_files"] == learned["labelled"]
+    assert summary["taxonomy"]["source"] == "default" and summary["taxonomy"]["min_files"] == 3
+    assert summary["figures"]["chosen"] == learned["chosen"]
+    assert sorted(model.classes_) == sorted(TAGGED_CLIPS)
+    state = json.loads((folder / "learned.json").read_text())
+    assert set(state["training"]) == {str(library["files"][name]) for name in library["tags"]}
+
+
+def test_audit_finds_the_mislabelled_file(library: dict, learned: dict, capsys) -> None:
+    code, report = _run(capsys, "audit", str(library["db"]))
+    assert code == 0
+    flagged = [row["file"] for row in report["files"]]
+    assert str(library["files"][MISLABELLED]) in flagged
+    row = report["files"][flagged.index(str(library["files"][MISLABELLED]))]
+    assert row["predicted"] == "classical" and row["tag"] == "metal"
+    assert len(flagged) <= 4  # a short list, most confident first
+    assert [r["probability"] for r in report["files"]] == sorted(
+        (r["probability"] for r in report["files"]), reverse=True
+    )
+
+
+def test_suggest_lists_untagged_files_least_sure_first(library: dict, learned: dict, capsys) -> None:
+    code, report = _run(capsys, "suggest", str(library["db"]), "-n", "5")
+    assert code == 0 and len(report["files"]) == 5
+    untagged = {
+        str(p) for name, p in library["files"].items() if name not in library["tags"] and name != RARE
+    }
+    assert {row["file"] for row in report["files"]} <= untagged
+    margins = [row["margin"] for row in report["files"]]
+    assert margins == sorted(margins)
+
+
+def test_tag_fills_only_untagged_confident_files(library: dict, learned: dict, capsys) -> None:
+    db = str(library["db"])
+    before = {name: _digest(path) for name, path in library["files"].items()}
+    code, dry = _run(capsys, "tag", db, "--model", "learned", "--dry-run")
+    assert code == 0 and {name: _digest(p) for name, p in library["files"].items()} == before
+    plan = {Path(item["path"]).name: item for item in dry["files"]}
+    for name in library["tags"]:
+        assert plan[name]["action"] == "kept"
+    assert plan[RARE]["action"] == "kept"  # tagged, even though its genre is not learned
+    writes = [name for name, item in plan.items() if item["action"] == "write"]
+    assert writes and dry["counts"]["uncertain"] >= 1
+    for name, item in plan.items():
+        if item["action"] == "write":
+            assert item["probability"] >= 0.5 and item["familiar"] and name not in library["tags"]
+    assert plan["glacier-bay-humpback.0.flac"]["action"] == "uncertain"  # whale song: unlike training
+
+    code, _ = _run(capsys, "tag", db, "--model", "learned")
+    assert code == 0
+    for name, path in library["files"].items():
+        if name in writes:
+            assert read_genres(path) == (plan[name]["genre"],)
+        else:
+            assert _digest(path) == before[name], name  # tagged and uncertain files untouched
+    capsys.readouterr()
+    assert main(["scan", str(library["folder"]), "--db", db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["analysed"] == 0  # tags written by genrekit: nothing redone
+
+    code, again = _run(capsys, "tag", db, "--model", "learned", "--overwrite")
+    replaced = {Path(i["path"]).name: i for i in again["files"] if i["action"] == "write"}
+    for name, item in replaced.items():
+        assert item["probability"] >= 0.5 and item["familiar"]
+        assert read_genres(library["files"][name]) == (item["genre"],)
+    if MISLABELLED in replaced:
+        assert replaced[MISLABELLED]["class"] == "classical"
+    assert all(name == MISLABELLED or name == RARE or name not in library["tags"] for name in replaced)
+
+
+def test_catalogue_tag_keeps_existing_tags(library: dict, capsys) -> None:
+    tagged = [p for name, p in library["files"].items() if name in library["tags"]]
+    before = {p: _digest(p) for p in tagged}
+    code, report = _run(capsys, "tag", str(library["db"]))
+    assert code == 0
+    assert all(_digest(p) == before[p] for p in tagged)
+    assert not {item["path"] for item in report["files"]} & {str(p) for p in tagged}
+
+
+def test_learn_without_a_model_is_a_clear_error(tmp_path: Path, library: dict, capsys) -> None:
+    copy = tmp_path / "other.db"
+    for suffix in ("", "-wal"):  # the catalogue and its write-ahead log
+        source = Path(str(library["db"]) + suffix)
+        if source.exists():
+            Path(str(copy) + suffix).write_bytes(source.read_bytes())
+    assert main(["library", "audit", "--db", str(copy)]) == 2
+    assert "no learned model" in capsys.readouterr().err
+    assert main(["library", "learn", "--db", str(copy), "--min-files", "50"]) == 2
+    assert "two genres or more" in capsys.readouterr().err
+
+
+def test_read_many_files_tolerates_a_bad_one(tmp_path: Path) -> None:
+    from genrekit.library.learned import read_library_genres
+
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("not audio")
+    genres, errors = read_library_genres([str(bad)])
+    assert not genres and str(bad) in errors
