@@ -28,8 +28,14 @@ _COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "scan"
 _COMMANDS += ("data", "evaluate", "plot")  # fetch the data; judge a model on other data; draw audio
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every subcommand registered.
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with every subcommand registered, or only `command`.
+
+    Parameters
+    ----------
+    command : str, optional
+        The subcommand about to run: only its module is imported, so a command starts
+        without the imports of the others (``predict`` without scikit-learn, say).
 
     Returns
     -------
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genrekit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+    for name in (command,) if command in _COMMANDS else _COMMANDS:
         importlib.import_module(f"genrekit.cli.{name}").register(subparsers)
     return parser
 
@@ -70,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         The exit status (see the module docstring).
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args))
     except GenrekitError as exc:

@@ -28,8 +28,8 @@ from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, rec
 from genrekit.schema import LABEL_COLUMN
 
 SHIPPED_COMMAND: str = (
-    "genrekit train --data features_30_sec.csv --model ensemble --no-tune --cv 10 "
-    "-o src/genrekit/models/pretrained"
+    "genrekit train --data features_30_sec.csv --model ensemble --no-tune --cv 10 \\\n"
+    "      -o src/genrekit/models/pretrained"
 )
 """How the shipped model is rebuilt."""
 
@@ -43,14 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (the paper's CNN by default) on a feature table",
         description=(
-            "Train a model of the registry (--model; default: the paper's 1D CNN) on a GTZAN feature "
-            "table and save it as a model folder (model.safetensors + model.json, no pickle). A "
-            "stratified, seeded validation split calibrates the probabilities (and drives the CNN's "
-            "early stopping, best weights restored); with --validation-fraction 0 all rows train (the "
-            "CNN for exactly --epochs epochs). With --cv K all rows train the final model and K-fold "
-            "cross-validation of that same recipe (tuning inside each fold's training rows) states its "
-            "accuracy and calibrates the probabilities (the recipe of the shipped model). The CNNs need "
-            "PyTorch: pip install 'genrekit[train]'.\n\n"
+            "Train a model of the registry (--model; default: the paper's 1D CNN) on a GTZAN\n"
+            "feature table and save it as a model folder (model.safetensors + model.json, no pickle).\n"
+            "A stratified, seeded validation split calibrates the probabilities (and drives the\n"
+            "CNN's early stopping, best weights restored); with --validation-fraction 0 all rows\n"
+            "train (the CNN for exactly --epochs epochs). With --cv K all rows train the final model\n"
+            "and K-fold cross-validation of that same recipe (tuning inside each fold's training\n"
+            "rows) states its accuracy and calibrates the probabilities (the shipped model's recipe).\n"
+            "The CNNs need PyTorch: pip install 'genrekit[train]'.\n\n"
             "models:\n" + "\n".join(f"  {name:<12} {RECIPES[name].description}" for name in RECIPES)
         ),
         epilog=(
@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "  genrekit train --data my_library.csv --labels any -o my_model/\n"
             "  genrekit train --data features_30_sec.csv --model svm-tuned -o svm_model/\n"
             "  genrekit train --data features_30_sec.csv --model ensemble --members svm-tuned,logreg -o e/\n"
-            f"  {SHIPPED_COMMAND}   # the shipped model\n"
+            "  # the shipped model:\n"
+            f"  {SHIPPED_COMMAND}\n"
             "\n"
             "Progress: a bar on a terminal, otherwise a line every few seconds; --quiet silences both.\n"
             "\n"
