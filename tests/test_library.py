@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,10 @@ def test_cli_scan_library_commands(library, tmp_path, capsys):
         main(["library", "--help"])
     assert "genrekit library similar" in capsys.readouterr().out
     assert os.access(db, os.R_OK)
+
+
+def test_dask_without_distributed_names_the_extra(library, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    code, _, err = _cli(capsys, "scan", library, "--db", tmp_path / "lib.db", "--dask", "local:1")
+    assert code == 2
+    assert "pip install 'genrekit[dask]'" in err

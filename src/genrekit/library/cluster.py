@@ -87,9 +87,9 @@ def run_dask(address: str, segment_seconds: float | None = None, batch_files: in
     """
 
     def run(todo: Iterator[Todo]) -> Iterator[list[Analysis | Lost]]:
+        client, cluster = _client(address)  # first: it says which extra to install
         from distributed import KilledWorker, as_completed
 
-        client, cluster = _client(address)
         try:
             threads = max(sum(client.nthreads().values()), 1)
             batches: dict = {}
