@@ -155,6 +155,8 @@ def test_page_shows_the_library_searches_and_lists_similar_tracks(server):
         similar = tab.locator("#library-similar-list li").all_inner_texts()
         assert len(similar) == 6 and similar[0].strip().startswith("blues.00000.flac")
         assert tab.locator(".map .point.selected").count() == 1
+        assert tab.text_content(".map .selected-label") == COPY
+        assert "File accuracy" in tab.inner_text("#library-accuracy")
         assert COPY in tab.inner_text("#library-learned")  # the one suggestion
         shots = REPO / "test-artifacts" / "serve"
         shots.mkdir(parents=True, exist_ok=True)

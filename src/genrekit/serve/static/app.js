@@ -487,8 +487,20 @@ async function showSimilar(id, path) {
   box.hidden = false;
   box.replaceChildren(el("h3", { text: `Similar to ${fileName(path)}` }));
   document.querySelectorAll(".map .point.selected").forEach((node) => node.classList.remove("selected"));
+  document.querySelectorAll(".map .selected-label").forEach((node) => node.remove());
   const point = document.querySelector(`.map .point[data-id="${id}"]`);
-  if (point) point.classList.add("selected");
+  if (point) {
+    point.classList.add("selected");
+    const box = point.getBBox();
+    const label = document.createElementNS(SVG_NS, "text");
+    const right = box.x < MAP_SIZE.width / 2;
+    label.setAttribute("x", right ? box.x + box.width + 4 : box.x - 4);
+    label.setAttribute("y", box.y + box.height / 2 + 4);
+    label.setAttribute("text-anchor", right ? "start" : "end");
+    label.setAttribute("class", "selected-label");
+    label.textContent = fileName(path);
+    point.parentNode.append(label);
+  }
   const { status, body } = await getJSON(`/v1/library/tracks/${id}/similar?n=10`);
   if (status !== 200) {
     box.append(el("p", { class: "muted", text: body.error }));
@@ -507,8 +519,16 @@ async function loadLearned() {
   const box = $("library-learned");
   if (status !== 200) return; // no learned model
   box.hidden = false;
-  const taxonomy = el("ul", { class: "counts" });
-  for (const name of body.classes) taxonomy.append(el("li", { text: body.display[name] || name }));
+  const figures = body.figures || {};
+  const chosen = (figures.options || {})[figures.chosen] || {};
+  const perGenre = chosen.per_genre || {};
+  const taxonomy = el("ul", { class: "counts", "aria-label": "learned genres" });
+  for (const name of body.classes) {
+    const recall = perGenre[name] ? `: ${perGenre[name].files} files, recall ${percent(perGenre[name].recall)}` : "";
+    taxonomy.append(el("li", { text: `${body.display[name] || name}${recall}` }));
+  }
+  const accuracy = chosen.accuracy === undefined ? "" : `File accuracy ${percent(chosen.accuracy)} `
+    + `(95% interval ${percent(chosen.ci_low)}–${percent(chosen.ci_high)}; ${figures.protocol}; option ${figures.chosen}).`;
   const rows = (items, text) => {
     const list = el("ol");
     for (const item of items) list.append(el("li", { title: item.file, text: text(item) }));
@@ -517,6 +537,7 @@ async function loadLearned() {
   };
   box.replaceChildren(
     el("h3", { text: `Learned from your tags (${body.training_files} files)` }), taxonomy,
+    el("p", { class: "small", id: "library-accuracy", text: accuracy }),
     el("h4", { text: "Audit: tags the learned model contradicts" }),
     rows(body.audit, (a) => `${fileName(a.file)}: tagged ${a.tag_values.join(", ")}, sounds like ${a.predicted_as}`),
     el("h4", { text: "Suggestions: untagged files worth tagging by hand" }),
