@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,20 @@ def test_the_server_does_not_write_the_catalogue(server, library):
     for path in ("/v1/library/stats", "/v1/library/tracks", "/v1/library/map"):
         assert get(server, path)[0] == 200
     assert hashlib.sha256(library.read_bytes()).hexdigest() == before
+
+
+def test_answers_while_a_writer_holds_the_catalogue(server, library):
+    """A scanner's open write transaction (WAL) does not block the read-only requests."""
+    writer = sqlite3.connect(library, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE files SET status = status")
+        status, answer = get(server, "/v1/library/stats")
+        assert status == 200 and answer["files"] == 7
+        assert get(server, "/v1/library/map")[0] == 200
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_serve_refuses_a_file_that_is_not_a_catalogue(tmp_path, capsys):
