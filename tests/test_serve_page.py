@@ -93,6 +93,9 @@ def test_page_loads_offline_with_the_model(page, server):
     assert call(server.url + "/v1/model")[2]["id"] in line and "10 genres" in line
     sources = page.eval_on_selector_all("script[src], link[href]", "els => els.map(e => e.src || e.href)")
     assert sources and all(s.startswith(server.url) for s in sources)  # nothing from elsewhere
+    page.wait_for_load_state("networkidle")
+    assert call(server.url + "/v1/library/stats")[0] == 404  # no --db: no library view
+    assert page.locator("#library").is_hidden()
     shot(page, "empty")
 
 
@@ -214,7 +217,10 @@ def test_token_is_asked_for_and_used(browser, gtzan_flac_dir):
         tab.wait_for_selector("#cards article[data-state=done]", timeout=60_000)
         context.close()
         def api_statuses():
-            return [r["status"] for r in guarded.access_log() if r["path"].startswith("/v1/")]
+            log = guarded.access_log()
+            return [r["status"] for r in log if r["path"].startswith("/v1/") and "/library/" not in r["path"]]
 
         wait_until(lambda: len(api_statuses()) >= 3)
         assert api_statuses() == [401, 200, 200]  # model (no token), model, predict
+        library = [r["status"] for r in guarded.access_log() if r["path"] == "/v1/library/stats"]
+        assert library == [404]  # asked with the token, once; no --db

@@ -19,15 +19,16 @@ examples:
   GENREKIT_TOKEN=secret genrekit serve --host 0.0.0.0    reachable from other machines
   curl -F file=@song.mp3 http://127.0.0.1:8000/v1/predict
   curl --data-binary @song.flac 'http://127.0.0.1:8000/v1/predict?filename=song.flac&top_k=3'
+  genrekit serve --db library.db                 the page also shows the library of `genrekit scan`
 
-The page is at /, the API under /v1 (predict, features, model, stream), its docs at /docs,
+The page is at /, the API under /v1 (predict, features, model, stream; library with --db), its docs at /docs,
 /healthz and /readyz for probes. Binding to an address other than localhost needs a token
 (--token or $GENREKIT_TOKEN) that every /v1 call must send as 'Authorization: Bearer TOKEN'.
 Each request line is logged on stderr as JSON. Needs the serve extra:
 pip install 'genrekit[serve]'.
 
 exit status: 0 stopped (Ctrl-C or SIGTERM, after finishing the requests in progress),
-2 usage error (bad model, no token for a public address, port in use).
+2 usage error (bad model, not a catalogue, no token for a public address, port in use).
 """
 
 
@@ -54,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=cpu_count(), metavar="N",
         help=f"worker processes for the CPU work (default: the cores, {cpu_count()})",
     )  # fmt: skip
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="catalogue of `genrekit scan`: adds the library view (/v1/library, read-only)",
+    )
     parser.add_argument("--token", help="secret every /v1 call must send (default: $GENREKIT_TOKEN)")
     parser.add_argument(
         "--max-upload-mb", type=float, default=200.0, metavar="MB", help="largest upload (default: 200)"
@@ -95,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.max_seconds <= 0:
         error("--max-upload-mb and --max-seconds must be positive")
         return EXIT_USAGE
+    if args.db is not None and (problem := _catalogue_problem(args.db)):
+        error(problem)
+        return EXIT_USAGE
     model = genrekit.load_model(args.model)
     config = ServeConfig(
         model_dir=args.model,
@@ -120,9 +130,13 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, info), log_config=None, access_log=False, log_level="warning")
-    )
+    routers = []
+    if args.db is not None:
+        from genrekit.serve.library import library_router
+
+        routers.append(library_router(args.db.resolve()))
+    app = create_app(config, info, routers)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, log_level="warning"))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # uvicorn re-raises it after a clean shutdown
     try:
         server.run(sockets=[sock])
@@ -132,6 +146,18 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("genrekit serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _catalogue_problem(db: Path) -> str | None:
+    """Return why `db` cannot be served as a catalogue (it names the file), or None when it can."""
+    from genrekit.errors import GenrekitError
+    from genrekit.library.catalogue import Catalogue
+
+    try:
+        Catalogue(db, readonly=True).close()
+    except GenrekitError as exc:
+        return f"--db: {exc}"
+    return None
 
 
 def _interrupt(signum: int, frame: object) -> None:

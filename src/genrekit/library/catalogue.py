@@ -207,19 +207,28 @@ def model_id(metadata: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _connect(path: Path, schema: str, kind: str, fmt: str, create: bool) -> sqlite3.Connection:
-    """Open (or create) an SQLite file of `kind` in WAL mode, checking its format and version."""
-    if not create and not path.is_file():
+def _connect(
+    path: Path, schema: str, kind: str, fmt: str, create: bool, readonly: bool = False
+) -> sqlite3.Connection:
+    """Open (or create) an SQLite file of `kind` in WAL mode, checking its format and version.
+
+    A `readonly` connection (SQLite's ``mode=ro``) never writes nor creates anything.
+    """
+    if (readonly or not create) and not path.is_file():
         raise CatalogueError(f"{path}: no such {kind}")
     try:
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=60)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60)
+        else:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
         meta = _read_meta(conn)
-        if meta is None and create:
+        if meta is None and create and not readonly:
             with _transaction(conn):
                 if _read_meta(conn) is None:
                     for statement in filter(str.strip, schema.split(";")):
@@ -309,6 +318,8 @@ class Catalogue:
         The database file.
     create : bool
         Create it (and its folder) when missing; otherwise a missing file is an error.
+    readonly : bool
+        Open it for reading only (a missing file is an error); another process may be writing it.
 
     Raises
     ------
@@ -317,9 +328,9 @@ class Catalogue:
         cannot be opened.
     """
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path, _SCHEMA, "catalogue", _FORMAT, create)
+        self._conn = _connect(self.path, _SCHEMA, "catalogue", _FORMAT, create, readonly)
 
     def close(self) -> None:
         """Close the database."""
@@ -508,19 +519,24 @@ class Catalogue:
     ) -> list[dict]:
         """Return files whose path contains `text` (and whose genre is `genre`), ordered by path.
 
-        Each item: ``path``, ``status``, ``n_samples``, ``error``, ``genre``,
+        Each item: ``id``, ``path``, ``status``, ``n_samples``, ``error``, ``genre``,
         ``best_guess``, ``confidence``, ``novelty``, ``familiar``, ``model_id``
         (the prediction's fields are None when there is none).
         """
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         cursor = self._conn.execute(
-            "SELECT f.path, f.status, f.n_samples, f.error, p.genre, p.best_guess, p.confidence, "
+            "SELECT f.id, f.path, f.status, f.n_samples, f.error, p.genre, p.best_guess, p.confidence, "
             "p.novelty, p.familiar, p.model_id FROM files f LEFT JOIN predictions p ON p.file_id = f.id "
             "WHERE f.path LIKE ? ESCAPE '\\' AND (? IS NULL OR p.genre = ?) ORDER BY f.path LIMIT ? OFFSET ?",
             (pattern, genre, genre, limit, offset),
         )
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def path_of(self, file_id: int) -> str | None:
+        """Return the path of the file numbered `file_id` (the ``id`` of :meth:`search`), None if unknown."""
+        row = self._conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
+        return None if row is None else row[0]
 
     def predictions(self) -> Iterator[tuple[str, Prediction]]:
         """Yield ``(path, prediction)`` of every file with status ``ok`` and a prediction, by path."""

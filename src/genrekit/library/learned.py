@@ -389,7 +389,7 @@ class LibraryView:
 def view_library(db: str | os.PathLike[str]) -> LibraryView:
     """Load the learned model, predict every analysed file from its stored windows, read the current tags."""
     learned = load_learned(db)
-    with Catalogue(db, create=False) as catalogue:
+    with Catalogue(db, readonly=True) as catalogue:
         windows = library_windows(catalogue)
     files, proba, familiar = predict_files(learned.model, windows)
     genres, errors = read_library_genres(files)

@@ -60,8 +60,8 @@ def tracks(
     Returns
     -------
     list of dict
-        ``path``, ``status``, ``duration`` (s), ``genre``, ``best_guess``,
-        ``confidence``, ``novelty``, ``familiar``, ``model_id``, ``error``; the
+        ``id`` (for :meth:`Catalogue.path_of`), ``path``, ``status``, ``duration`` (s),
+        ``genre``, ``best_guess``, ``confidence``, ``novelty``, ``familiar``, ``model_id``, ``error``; the
         prediction's fields are None for a file without one.
     """
     rows = catalogue.search(text, genre, limit, offset)
@@ -72,17 +72,18 @@ def tracks(
     return rows
 
 
-def _file_matrix(catalogue: Catalogue) -> tuple[list[str], np.ndarray]:
-    """Paths of the analysed files and their standardised mean window features."""
-    paths, rows = [], []
+def _file_matrix(catalogue: Catalogue) -> tuple[list[int], list[str], np.ndarray]:
+    """Row ids and paths of the analysed files, and their standardised mean window features."""
+    ids, paths, rows = [], [], []
     for stored in catalogue.stored(WINDOW):
+        ids.append(stored.id)
         paths.append(stored.path)
         rows.append(stored.features.mean(axis=0))
     if not rows:
         raise GenrekitError(f"{catalogue.path}: no analysed files in the catalogue")
     matrix = np.asarray(rows)
     std = matrix.std(axis=0)
-    return paths, (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return ids, paths, (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
 def _genres(catalogue: Catalogue) -> dict[str, str]:
@@ -96,10 +97,10 @@ def projection(catalogue: Catalogue) -> dict:
     Returns
     -------
     dict
-        ``points``: one ``{"path", "genre", "x", "y"}`` per analysed file;
+        ``points``: one ``{"id", "path", "genre", "x", "y"}`` per analysed file;
         ``explained_variance``: the share of the variance along x and along y.
     """
-    paths, matrix = _file_matrix(catalogue)
+    ids, paths, matrix = _file_matrix(catalogue)
     _, singular, vt = np.linalg.svd(matrix, full_matrices=False)
     xy = matrix @ vt[:2].T
     if xy.shape[1] < 2:  # a single file
@@ -109,8 +110,8 @@ def projection(catalogue: Catalogue) -> dict:
     genres = _genres(catalogue)
     return {
         "points": [
-            {"path": path, "genre": genres.get(path), "x": float(x), "y": float(y)}
-            for path, (x, y) in zip(paths, xy, strict=True)
+            {"id": i, "path": path, "genre": genres.get(path), "x": float(x), "y": float(y)}
+            for i, path, (x, y) in zip(ids, paths, xy, strict=True)
         ],
         "explained_variance": [float(v) for v in np.pad(share, (0, 2 - len(share)))],
     }
@@ -131,7 +132,7 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
     Returns
     -------
     list of dict
-        ``{"path", "genre", "distance"}`` for each track.
+        ``{"id", "path", "genre", "distance"}`` for each track.
 
     Raises
     ------
@@ -139,7 +140,7 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
         If `path` is not an analysed file of the catalogue.
     """
     key = str(Path(path).resolve())
-    paths, matrix = _file_matrix(catalogue)
+    ids, paths, matrix = _file_matrix(catalogue)
     try:
         row = paths.index(key)
     except ValueError:
@@ -148,7 +149,10 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
     distances[row] = math.inf
     order = np.argsort(distances, kind="stable")[: min(n, len(paths) - 1)]
     genres = _genres(catalogue)
-    return [{"path": paths[i], "genre": genres.get(paths[i]), "distance": float(distances[i])} for i in order]
+    return [
+        {"id": ids[i], "path": paths[i], "genre": genres.get(paths[i]), "distance": float(distances[i])}
+        for i in order
+    ]
 
 
 def table(

@@ -43,6 +43,7 @@ async function loadModel() {
   const cv = model.metrics && model.metrics.cv_accuracy;
   const figure = cv ? `, ${percent(cv.mean)} accuracy (${model.metrics.protocol})` : "";
   $("model-line").textContent = `Model ${model.id}: ${model.classes.length} genres${figure}.`;
+  loadLibrary();
 }
 
 $("token-form").addEventListener("submit", (event) => {
@@ -338,5 +339,209 @@ function stopLive() {
 }
 
 $("live-stop").addEventListener("click", stopLive);
+
+// ---- library view (genrekit serve --db) -----------------------------------------------------
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const MAP_SIZE = { width: 640, height: 360, pad: 18 };
+// Colour and shape both tell the genre, so the map reads without colour too (the legend names them).
+const PALETTE = ["#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad", "#d35400", "#16a085", "#7f6000", "#c2185b",
+  "#34495e", "#6d4c41", "#00838f", "#9e9d24"];
+const SHAPES = ["circle", "square", "triangle", "diamond", "cross", "down", "circle", "square", "triangle",
+  "diamond", "cross", "down"];
+const library = { styles: {}, selected: null };
+
+const fileName = (path) => path.split(/[\\/]/).pop();
+
+async function getJSON(url) {
+  const answer = await fetch(url, { headers: authHeaders() });
+  const body = await answer.json();
+  return { status: answer.status, body };
+}
+
+async function loadLibrary() {
+  const { status, body } = await getJSON("/v1/library/stats");
+  if (status !== 200) return; // no --db: the section stays hidden
+  $("library").hidden = false;
+  const hours = body.hours.toFixed(body.hours < 10 ? 2 : 1);
+  $("library-counts").textContent = `${body.catalogue}: ${body.files} files (${hours} h), `
+    + `${body.uncertain} uncertain, ${body.failed} failed, ${body.gone} gone.`;
+  const genres = Object.keys(body.genres).filter((g) => g !== "uncertain").sort();
+  genres.forEach((genre, i) => {
+    library.styles[genre] = { color: PALETTE[i % PALETTE.length], shape: SHAPES[i % SHAPES.length] };
+  });
+  library.styles.uncertain = { color: "#777", shape: "ring" };
+  const counts = $("library-genres");
+  counts.replaceChildren();
+  for (const [genre, n] of Object.entries(body.genres).sort((a, b) => b[1] - a[1])) {
+    counts.append(el("li", {}, legendMark(genre), el("span", { text: ` ${genre}: ${n}` })));
+  }
+  await Promise.all([loadMap(), searchTracks()]);
+  loadLearned();
+}
+
+function styleOf(genre) {
+  return library.styles[genre || "uncertain"] || library.styles.uncertain;
+}
+
+function marker(genre, x, y, r) {
+  const { color, shape } = styleOf(genre);
+  const points = {
+    triangle: [[0, -1.2], [1.1, 0.9], [-1.1, 0.9]],
+    down: [[0, 1.2], [1.1, -0.9], [-1.1, -0.9]],
+    diamond: [[0, -1.3], [1.3, 0], [0, 1.3], [-1.3, 0]],
+    cross: [[-0.4, -1.2], [0.4, -1.2], [0.4, -0.4], [1.2, -0.4], [1.2, 0.4], [0.4, 0.4], [0.4, 1.2],
+      [-0.4, 1.2], [-0.4, 0.4], [-1.2, 0.4], [-1.2, -0.4], [-0.4, -0.4]],
+  }[shape];
+  let node;
+  if (points) {
+    node = document.createElementNS(SVG_NS, "polygon");
+    node.setAttribute("points", points.map(([a, b]) => `${x + a * r},${y + b * r}`).join(" "));
+  } else if (shape === "square") {
+    node = document.createElementNS(SVG_NS, "rect");
+    for (const [k, v] of Object.entries({ x: x - r, y: y - r, width: 2 * r, height: 2 * r })) node.setAttribute(k, v);
+  } else {
+    node = document.createElementNS(SVG_NS, "circle");
+    for (const [k, v] of Object.entries({ cx: x, cy: y, r })) node.setAttribute(k, v);
+  }
+  node.setAttribute("fill", shape === "ring" ? "none" : color);
+  node.setAttribute("stroke", shape === "ring" ? color : "#fff");
+  node.setAttribute("stroke-width", shape === "ring" ? 2 : 0.8);
+  return node;
+}
+
+function legendMark(genre) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("width", 14);
+  svg.setAttribute("height", 14);
+  svg.setAttribute("aria-hidden", "true");
+  svg.append(marker(genre, 7, 7, 5));
+  return svg;
+}
+
+async function loadMap() {
+  const { status, body } = await getJSON("/v1/library/map");
+  const box = $("library-map");
+  box.replaceChildren();
+  if (status !== 200) {
+    box.append(el("p", { class: "muted", text: body.error }));
+    return;
+  }
+  const { width, height, pad } = MAP_SIZE;
+  const xs = body.points.map((p) => p.x);
+  const ys = body.points.map((p) => p.y);
+  const scale = (v, lo, hi, size) => pad + (hi > lo ? (v - lo) / (hi - lo) : 0.5) * (size - 2 * pad);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "map");
+  svg.setAttribute("role", "img");
+  const share = body.explained_variance.map((v) => percent(v));
+  svg.setAttribute("aria-label", `Map of ${body.points.length} files on the two main axes of their features `
+    + `(${share[0]} and ${share[1]} of the variance)`);
+  for (const point of body.points) {
+    const node = marker(point.genre, scale(point.x, x0, x1, width), height - scale(point.y, y0, y1, height), 5);
+    node.setAttribute("class", "point");
+    node.setAttribute("data-id", point.id);
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = `${fileName(point.path)} — ${point.genre || "no prediction"}`;
+    node.append(title);
+    node.addEventListener("click", () => showSimilar(point.id, point.path));
+    svg.append(node);
+  }
+  const legend = el("ul", { class: "legend", "aria-label": "genres on the map" });
+  for (const genre of Object.keys(library.styles)) {
+    if (body.points.some((p) => (p.genre || "uncertain") === genre)) {
+      legend.append(el("li", {}, legendMark(genre), el("span", { text: ` ${genre}` })));
+    }
+  }
+  box.append(svg, legend, el("p", { class: "muted small",
+    text: `Axes: the first two principal components (${share[0]} and ${share[1]} of the variance).` }));
+}
+
+async function searchTracks() {
+  const q = encodeURIComponent($("library-q").value.trim());
+  const { status, body } = await getJSON(`/v1/library/tracks?q=${q}&limit=50`);
+  const list = $("library-tracks");
+  list.replaceChildren();
+  if (status !== 200) {
+    list.append(el("li", { class: "muted", text: body.error }));
+    return;
+  }
+  if (!body.tracks.length) list.append(el("li", { class: "muted", text: "No track matches." }));
+  for (const track of body.tracks) {
+    const genre = track.status === "ok" ? (track.genre || "no prediction") : track.status;
+    const button = el("button", { type: "button", class: "link", text: fileName(track.path), title: track.path });
+    button.addEventListener("click", () => showSimilar(track.id, track.path));
+    list.append(el("li", {}, legendMark(track.genre), button, el("span", { class: "muted", text: ` ${genre}` })));
+  }
+}
+
+$("library-search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  searchTracks();
+});
+
+async function showSimilar(id, path) {
+  const box = $("library-similar");
+  box.hidden = false;
+  box.replaceChildren(el("h3", { text: `Similar to ${fileName(path)}` }));
+  document.querySelectorAll(".map .point.selected").forEach((node) => node.classList.remove("selected"));
+  document.querySelectorAll(".map .selected-label").forEach((node) => node.remove());
+  const point = document.querySelector(`.map .point[data-id="${id}"]`);
+  if (point) {
+    point.classList.add("selected");
+    const box = point.getBBox();
+    const label = document.createElementNS(SVG_NS, "text");
+    const right = box.x < MAP_SIZE.width / 2;
+    label.setAttribute("x", right ? box.x + box.width + 4 : box.x - 4);
+    label.setAttribute("y", box.y + box.height / 2 + 4);
+    label.setAttribute("text-anchor", right ? "start" : "end");
+    label.setAttribute("class", "selected-label");
+    label.textContent = fileName(path);
+    point.parentNode.append(label);
+  }
+  const { status, body } = await getJSON(`/v1/library/tracks/${id}/similar?n=10`);
+  if (status !== 200) {
+    box.append(el("p", { class: "muted", text: body.error }));
+    return;
+  }
+  const list = el("ol", { id: "library-similar-list" });
+  for (const near of body.similar) {
+    list.append(el("li", { title: near.path }, legendMark(near.genre),
+      el("span", { text: ` ${fileName(near.path)} — ${near.genre || "no prediction"} (distance ${near.distance.toFixed(2)})` })));
+  }
+  box.append(list);
+}
+
+async function loadLearned() {
+  const { status, body } = await getJSON("/v1/library/learned");
+  const box = $("library-learned");
+  if (status !== 200) return; // no learned model
+  box.hidden = false;
+  const figures = body.figures || {};
+  const chosen = (figures.options || {})[figures.chosen] || {};
+  const perGenre = chosen.per_genre || {};
+  const taxonomy = el("ul", { class: "counts", "aria-label": "learned genres" });
+  for (const name of body.classes) {
+    const recall = perGenre[name] ? `: ${perGenre[name].files} files, recall ${percent(perGenre[name].recall)}` : "";
+    taxonomy.append(el("li", { text: `${body.display[name] || name}${recall}` }));
+  }
+  const accuracy = chosen.accuracy === undefined ? "" : `File accuracy ${percent(chosen.accuracy)} `
+    + `(95% interval ${percent(chosen.ci_low)}–${percent(chosen.ci_high)}; ${figures.protocol}; option ${figures.chosen}).`;
+  const rows = (items, text) => {
+    const list = el("ol");
+    for (const item of items) list.append(el("li", { title: item.file, text: text(item) }));
+    if (!items.length) list.append(el("li", { class: "muted", text: "None." }));
+    return list;
+  };
+  box.replaceChildren(
+    el("h3", { text: `Learned from your tags (${body.training_files} files)` }), taxonomy,
+    el("p", { class: "small", id: "library-accuracy", text: accuracy }),
+    el("h4", { text: "Audit: tags the learned model contradicts" }),
+    rows(body.audit, (a) => `${fileName(a.file)}: tagged ${a.tag_values.join(", ")}, sounds like ${a.predicted_as}`),
+    el("h4", { text: "Suggestions: untagged files worth tagging by hand" }),
+    rows(body.suggestions, (s) => fileName(s.file)));
+}
 
 loadModel().catch(() => { $("model-line").textContent = "The server cannot be reached."; });
