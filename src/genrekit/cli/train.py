@@ -152,12 +152,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Split `frame`, fit the model, save the model folder and return the run summary."""
-    from sklearn.model_selection import train_test_split
-
-    from genrekit.evaluation.protocols import check_stratifiable
+    from genrekit.evaluation.protocols import rows_from_sources
     from genrekit.models.io import save_model
     from genrekit.models.registry import chosen_params, describe, make_model
-    from genrekit.table import feature_matrix
+    from genrekit.table import feature_matrix, source_groups
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -168,23 +166,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     if cnn:
         model.set_params(batch_size=args.batch_size, verbose=partial(progress, quiet=args.quiet))
     if args.validation_fraction > 0:
-        check_stratifiable(
-            frame[LABEL_COLUMN],
-            args.validation_fraction,
-            f"{data_meta['name']}, validation split",
-            "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
-        )
-        try:
-            train, val = train_test_split(
-                frame,
-                test_size=args.validation_fraction,
-                stratify=frame[LABEL_COLUMN],
-                random_state=args.seed,
-            )
-        except ValueError as exc:
-            raise TableError(
-                f"cannot make a stratified validation split of {data_meta['name']}: {exc}"
-            ) from exc
+        train, val = _validation_split(frame, args.validation_fraction, args.seed, data_meta["name"])
         if cnn:
             info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows", args.quiet)
             model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
@@ -195,7 +177,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
                 f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows",
                 args.quiet,
             )
-            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
+                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
             accuracy = float(
                 np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
             )
@@ -207,7 +190,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         if cnn:
             model.fit(train, train[LABEL_COLUMN])
         else:
-            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
+                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
     if not cnn:
@@ -227,6 +211,39 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     return _summary(model, args, metadata)
 
 
+def _validation_split(
+    frame: pd.DataFrame, fraction: float, seed: int, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a stratified, seeded `fraction` of the table's source clips for validation.
+
+    The rows of one source clip (its segments, its augmented copies; see
+    :func:`genrekit.table.source_clip`) all go to the same side. On a table of whole clips
+    this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
+    """
+    from genrekit.evaluation.protocols import (
+        check_stratifiable,
+        source_codes,
+        source_labels,
+        split_sources,
+    )
+    from genrekit.table import source_groups
+
+    y = frame[LABEL_COLUMN].to_numpy(dtype=str)
+    groups = source_groups(frame["filename"])
+    codes = source_codes(groups, len(frame))
+    check_stratifiable(
+        source_labels(y, codes, groups),
+        fraction,
+        f"{name}, validation split",
+        "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
+    )
+    try:
+        train, val = split_sources(y, codes, np.arange(len(frame)), fraction, seed)
+    except ValueError as exc:
+        raise TableError(f"cannot make a stratified validation split of {name}: {exc}") from exc
+    return frame.iloc[train], frame.iloc[val]
+
+
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
     """Calibrate probabilities and novelty on the validation rows."""
     from genrekit.models.calibrate import FeatureNovelty
@@ -244,7 +261,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     from genrekit.models.io import save_model
     from genrekit.models.recipe import fit_final
     from genrekit.parallel import cpu_count
-    from genrekit.table import feature_matrix
+    from genrekit.table import feature_matrix, source_groups
 
     info(
         f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows",
@@ -253,6 +270,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
+        groups=source_groups(frame["filename"]),
         n_folds=args.cv,
         seed=args.seed,
         epochs=args.epochs,

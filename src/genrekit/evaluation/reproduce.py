@@ -39,6 +39,7 @@ from genrekit.evaluation.protocols import (
     FILTERED,
     OPTIMISTIC,
     PAPER,
+    Groups,
     Split,
     cv_name,
     cv_splits,
@@ -51,6 +52,7 @@ from genrekit.evaluation.protocols import (
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
 from genrekit.schema import LABEL_COLUMN
+from genrekit.table import source_groups
 
 MODELS: tuple[str, ...] = PAPER_MODELS
 """The models of the paper's Table 1: the proposed CNN, then the baselines (always run)."""
@@ -171,7 +173,8 @@ def plan(
     if not seeds:
         raise GenrekitError("seeds: need at least 1")
     notes: list[dict[str, str]] = []
-    splits = paper_splits(y, seeds) + cv_splits(y, settings.folds, seed=0)
+    groups = source_groups(filenames)
+    splits = paper_splits(y, seeds, groups) + cv_splits(y, settings.folds, seed=0, groups=groups)
     if split_dir is None:
         notes.append({"protocol": "filtered", "note": "skipped: no --split-dir given (see the README)"})
     else:
@@ -186,7 +189,7 @@ def plan(
                     + (" ..." if len(unmatched) > 10 else ""),
                 }
             )
-    splits += optimistic_splits(y, seeds)
+    splits += optimistic_splits(y, seeds, groups)
     tasks = [
         Task(split, model)
         for model in settings.models
@@ -196,7 +199,9 @@ def plan(
     return tasks, notes
 
 
-def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> dict:
+def run_task(
+    task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings, groups: Groups = None
+) -> dict:
     """Train one model on one split and score it on the split's test rows.
 
     Parameters
@@ -211,6 +216,8 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         The classes, in the order of the returned probability columns.
     settings : Settings
         Epoch cap and patience of the CNN.
+    groups : sequence of str, optional
+        Source clip of every row (the model's inner cross-validations keep a clip together).
 
     Returns
     -------
@@ -223,7 +230,7 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
     uses_validation = recipe(task.model).uses_validation
     model = make_model(task.model, split.seed, settings)
     start = time.perf_counter()
-    fit_on_split(model, X, y, split, uses_validation)
+    fit_on_split(model, X, y, split, uses_validation, groups)
     fit_seconds = time.perf_counter() - start
     raw = np.asarray(model.predict_proba(X[split.test]), dtype=float)
     proba = raw[:, [list(model.classes_).index(name) for name in classes]]
@@ -277,14 +284,17 @@ def _single_threaded() -> Iterator[None]:
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> None:
+def _init_worker(
+    X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings, groups: Groups
+) -> None:
     limits = _single_threaded()
     limits.__enter__()  # for the worker's whole life
-    _WORKER.update(X=X, y=y, classes=classes, settings=settings, limits=limits)
+    _WORKER.update(X=X, y=y, classes=classes, settings=settings, groups=groups, limits=limits)
 
 
 def _worker_run(task: Task) -> dict:
-    return run_task(task, _WORKER["X"], _WORKER["y"], _WORKER["classes"], _WORKER["settings"])
+    worker = _WORKER
+    return run_task(task, worker["X"], worker["y"], worker["classes"], worker["settings"], worker["groups"])
 
 
 def run_tasks(
@@ -294,6 +304,7 @@ def run_tasks(
     classes: np.ndarray,
     settings: Settings,
     progress: Callable[..., Iterable] | None = None,
+    groups: Groups = None,
 ) -> list[dict]:
     """Run `tasks` (in ``settings.jobs`` processes, one torch thread each) and return results in task order.
 
@@ -301,7 +312,7 @@ def run_tasks(
     ----------
     tasks : list of Task
         The runs.
-    X, y, classes, settings
+    X, y, classes, settings, groups
         As for :func:`run_task`.
     progress : callable, optional
         ``progress(iterable, total=, desc=, unit=)`` wrapper shown while runs complete
@@ -316,7 +327,7 @@ def run_tasks(
     if settings.jobs <= 1:
         with _single_threaded():
             return [
-                run_task(task, X, y, classes, settings)
+                run_task(task, X, y, classes, settings, groups)
                 for task in wrap(tasks, total=len(tasks), desc="training", unit="run")
             ]
     results: list[dict | None] = [None] * len(tasks)
@@ -325,7 +336,7 @@ def run_tasks(
         max_workers=settings.jobs,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(X, y, classes, settings),
+        initargs=(X, y, classes, settings, groups),
     ) as pool:
         futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
         try:
@@ -504,7 +515,7 @@ def environment(settings: Settings) -> dict:
     }
 
 
-def explain(X: np.ndarray, y: np.ndarray, settings: Settings) -> dict:
+def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = None) -> dict:
     """Permutation importance of the paper's CNN and of the shipped model's recipe (``cv<folds>``).
 
     The CNN trains as the shipped CNN did (a fixed epoch count, here ``settings.epochs``,
@@ -527,7 +538,8 @@ def explain(X: np.ndarray, y: np.ndarray, settings: Settings) -> dict:
         if metadata["kind"] == "paper-cnn":
             metadata = {**metadata, "training": {**metadata["training"], "epochs": settings.epochs}}
         name, build = saved_recipe(metadata)
-        result[key] = {"name": name, **permutation_importance(build, X, y, n_folds=settings.folds, repeats=2)}
+        importance = permutation_importance(build, X, y, n_folds=settings.folds, repeats=2, sources=groups)
+        result[key] = {"name": name, **importance}
     return result
 
 
@@ -603,7 +615,7 @@ def reproduce(
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
     tasks, notes = plan(y, filenames, settings, split_dir)
-    results = run_tasks(tasks, X, y, classes, settings, progress)
+    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames))
     metrics = {
         "title": PAPER_TITLE,
         "data": data_info,
@@ -618,7 +630,7 @@ def reproduce(
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
     if settings.explain:
-        metrics["importance"] = explain(X, y, settings)
+        metrics["importance"] = explain(X, y, settings, source_groups(filenames))
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],
