@@ -402,6 +402,37 @@ def source_clip(filename: str) -> str:
     return (match.group("source") if match else stem) + ext
 
 
+def is_segment(filename: str) -> bool:
+    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`)."""
+    match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
+    return bool(match and match.group("segment") is not None)
+
+
+def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
+    """Return the length in seconds of the audio behind a table's rows (what a model trained on it sees).
+
+    30 for a table of whole clips (a model trained on it predicts 30-second windows, as
+    the GTZAN table's); for a table of segments (every ``filename`` a segment's, see
+    :func:`is_segment`), the median segment ``length`` in seconds, to 0.01 s (3.0 for
+    ``extract --segment-seconds 3``, whose segments hold 66,149 samples).
+
+    Raises
+    ------
+    TableError
+        If some rows are segments and others are not (say which of each).
+    """
+    segment = np.array([is_segment(name) for name in frame["filename"]], dtype=bool)
+    if not segment.any():
+        return 30.0
+    if not segment.all():
+        whole, part = frame["filename"][~segment].iloc[0], frame["filename"][segment].iloc[0]
+        raise TableError(
+            f"the table mixes whole clips ({whole!r}) and segments ({part!r}); "
+            "train on one kind, or give --window-seconds"
+        )
+    return round(float(np.median(frame["length"].to_numpy())) / sr, 2)
+
+
 def source_groups(filenames: Sequence[str]) -> np.ndarray:
     """Return the source clip (:func:`source_clip`) of every row name, as an array of str."""
     return np.asarray([source_clip(name) for name in filenames], dtype=str)

@@ -106,6 +106,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on all rows for --epochs epochs and cross-validate that recipe over K folds",
     )
     parser.add_argument(
+        "--window-seconds",
+        type=float,
+        metavar="S",
+        help=(
+            "length of the audio behind each row, recorded in the model: predict cuts files into "
+            "windows of S seconds (default: 30 for whole clips, the segments' length for a table "
+            "made with extract --segment-seconds)"
+        ),
+    )
+    parser.add_argument(
         "--labels",
         default="gtzan",
         help=(
@@ -121,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
-    from genrekit.table import file_sha256, read_table
+    from genrekit.library.predict import MIN_SECONDS
+    from genrekit.table import file_sha256, read_table, rows_window_seconds
 
     if recipe(args.model).requires == "torch":
         require_torch("train")
@@ -142,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     frame = read_table(data, labels=args.labels)
     if frame["label"].nunique() < 2:
         raise TableError(f"{data}: only one label ({frame['label'].iloc[0]!r}); training needs at least two")
+    if args.window_seconds is None:
+        args.window_seconds = rows_window_seconds(frame)
+    elif not MIN_SECONDS <= args.window_seconds < float("inf"):
+        error(f"--window-seconds must be at least {MIN_SECONDS:g}, got {args.window_seconds}")
+        return EXIT_USAGE
     summary = _fit_and_save(frame, args, data_meta={"name": Path(data).name, "sha256": file_sha256(data)})
     if args.format == "json":
         print_json(summary)
@@ -203,6 +219,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     validation["fraction"] = args.validation_fraction
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(train)},
+        "window_seconds": args.window_seconds,
         "validation": validation,
         "metrics": {"validation_accuracy": validation["accuracy"]},
         **extra,
@@ -284,6 +301,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     cv = recipe["cross_validation"]
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(frame)},
+        "window_seconds": args.window_seconds,
         "validation": {"rows": 0, "accuracy": None, "loss": None, "fraction": 0.0},
         "metrics": {"cv_accuracy": cv["accuracy"], "protocol": cv["protocol"]},
         **recipe,
@@ -299,6 +317,7 @@ def _summary(model, args: argparse.Namespace, metadata: dict) -> dict:
         "model_dir": str(args.output),
         "model": args.model,
         "data": metadata["data"],
+        "window_seconds": metadata["window_seconds"],
         "labels": [str(label) for label in model.classes_],
         "epochs_run": getattr(model, "n_epochs_run_", None),
         "best_epoch": getattr(model, "best_epoch_", None),
@@ -320,6 +339,7 @@ def _print_summary(summary: dict) -> None:
             f"{summary['data']['name']} ({summary['data']['rows']} rows, sha256 {summary['data']['sha256']})",
         ),
         ("labels", ", ".join(summary["labels"])),
+        ("window", f"{summary['window_seconds']:g} s (predict cuts files into windows of this length)"),
         ("recipe", summary["model"]),
     ]
     if summary["epochs_run"] is not None:
