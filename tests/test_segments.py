@@ -13,6 +13,7 @@ from genrekit.audio.window import segment_name
 from genrekit.cli.train import _validation_split
 from genrekit.errors import TableError
 from genrekit.evaluation import protocols
+from genrekit.evaluation.metrics import file_accuracy
 from genrekit.evaluation.protocols import (
     SourceKFold,
     cv_splits,
@@ -21,6 +22,7 @@ from genrekit.evaluation.protocols import (
     paper_splits,
     rows_from_sources,
 )
+from genrekit.evaluation.report import per_file_blocks, to_markdown
 from genrekit.evaluation.reproduce import Settings, Task, run_task
 from genrekit.models import recipe as recipe_module
 from genrekit.models.registry import make_model
@@ -155,6 +157,8 @@ def test_inner_searches_keep_a_clip_together(segment_table, inner_splits, monkey
     result = run_task(Task(split, name), X, y, np.unique(y), Settings(), groups)
     _assert_inner_apart(inner_splits)
     assert result["chosen"]
+    assert result["metrics"]["n_test_files"] == len(set(groups[split.test])) == len(split.test) // SEGMENTS
+    assert 0 <= result["metrics"]["file_accuracy"] <= 1
 
 
 def test_the_recipe_folds_and_inner_searches_keep_a_clip_together(segment_table, inner_splits):
@@ -164,6 +168,29 @@ def test_the_recipe_folds_and_inner_searches_keep_a_clip_together(segment_table,
     assert len(inner_splits) == 4 * 3  # 3 fold models + the final one, 3 inner folds each
     _assert_inner_apart(inner_splits)
     assert len(metadata["cross_validation"]["fold_accuracies"]) == 3
+    assert len(metadata["cross_validation"]["file_accuracies"]) == 3
+
+
+def test_file_accuracy_averages_a_clips_rows():
+    classes = np.array(["jazz", "rock"])
+    y = ["jazz"] * 3 + ["rock"] * 2
+    sources = ["j.wav"] * 3 + ["r.wav"] * 2
+    # j: one row of three right, but the mean (0.58 jazz) is right; r: both right
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.45, 0.55], [0.2, 0.8], [0.3, 0.7]])
+    assert file_accuracy(y, proba, classes, sources) == (1.0, 2)
+    # j: one row right with 0.6, the mean (0.3 jazz) is wrong
+    proba[:3] = [[0.6, 0.4], [0.1, 0.9], [0.2, 0.8]]
+    assert file_accuracy(y, proba, classes, sources) == (0.5, 2)
+
+
+def test_the_report_shows_accuracy_per_file_only_for_segment_tables():
+    summary = {"mean": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6, "n": 2}
+    entry = {"protocol": "cv5", "model": "logreg", "summary": {"accuracy": summary}, "runs": []}
+    assert per_file_blocks({"results": [entry]}) == []
+    entry["summary"]["file_accuracy"] = {**summary, "mean": 0.7}
+    entry["runs"] = [{"metrics": {"n_test_files": 40}}]
+    markdown = to_markdown(per_file_blocks({"results": [entry]}))
+    assert "Per file %" in markdown and "70.0" in markdown and "40" in markdown
 
 
 # ---- on a table of whole clips, the splits are exactly the row-level draws of before ----

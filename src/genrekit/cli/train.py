@@ -366,6 +366,15 @@ def _print_summary(summary: dict) -> None:
                 f"{cv['mean']:.4f} ± {cv['std']:.4f} (95% CI {cv['ci_low']:.4f}-{cv['ci_high']:.4f})",
             )
         )
+        per_file = summary["cross_validation"].get("file_accuracy")
+        if per_file:
+            rows.append(
+                (
+                    f"{summary['cross_validation']['protocol']} accuracy per file",
+                    f"{per_file['mean']:.4f} ± {per_file['std']:.4f} "
+                    f"(95% CI {per_file['ci_low']:.4f}-{per_file['ci_high']:.4f})",
+                )
+            )
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")

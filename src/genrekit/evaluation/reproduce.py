@@ -30,6 +30,7 @@ from genrekit.evaluation.metrics import (
     confused_pairs,
     confusion_frame,
     example_predictions,
+    file_accuracy,
     predicted_labels,
     roc_auc_per_class,
     score_run,
@@ -247,7 +248,8 @@ def run_task(
         "n_val": len(split.val) if uses_validation else 0,
         "n_test": len(split.test),
         "early_stopping": stopping,
-        "metrics": score_run(y[split.test], proba, classes),
+        "metrics": score_run(y[split.test], proba, classes)
+        | _per_file(y, proba, classes, groups, split.test),
         "fit_seconds": fit_seconds,
         "test": split.test,
         "proba": proba,
@@ -260,6 +262,19 @@ def run_task(
         result["best_epoch"] = int(model.best_epoch_)
         result["n_epochs_run"] = int(model.n_epochs_run_)
     return result
+
+
+def _per_file(
+    y: np.ndarray, proba: np.ndarray, classes: np.ndarray, groups: Groups, test: np.ndarray
+) -> dict:
+    """``file_accuracy`` and ``n_test_files`` of a run whose test rows share source clips (else nothing)."""
+    if groups is None:
+        return {}
+    sources = np.asarray(groups, dtype=str)[test]
+    if len(np.unique(sources)) == len(sources):
+        return {}
+    accuracy, n_files = file_accuracy(y[test], proba, classes, sources)
+    return {"file_accuracy": accuracy, "n_test_files": n_files}
 
 
 @contextlib.contextmanager
@@ -411,7 +426,9 @@ def aggregate(
                 "n_val": runs[0]["n_val"],
                 "n_test": runs[0]["n_test"],
                 "summary": {
-                    name: summarize([run["metrics"][name] for run in runs]) for name in SCALAR_METRICS
+                    name: summarize([run["metrics"][name] for run in runs])
+                    for name in (*SCALAR_METRICS, "file_accuracy")
+                    if name in runs[0]["metrics"]
                 },
                 "runs": [
                     {key: run[key] for key in RUN_KEYS if key in run}

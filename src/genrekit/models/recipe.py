@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genrekit.evaluation.metrics import summarize
+from genrekit.evaluation.metrics import file_accuracy, summarize
 from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
@@ -114,7 +114,9 @@ def fit_final(
         Trained on all rows.
     metadata : dict
         ``recipe``, ``cross_validation`` (accuracy per fold and its summary,
-        what each fold's inner search chose, the confidence table) and
+        what each fold's inner search chose, the confidence table; with `groups` whose clips
+        have several rows, also ``file_accuracies`` / ``file_accuracy``: per source clip, the
+        argmax of its rows' mean calibrated probabilities) and
         ``calibration`` (temperature, novelty, expected calibration error and
         reliability bins before and after scaling), ready to save with the model.
     """
@@ -170,6 +172,9 @@ def fit_final(
     }
     proba = scaled_probabilities(logits, metadata["calibration"]["temperature"])
     metadata["cross_validation"]["confidence"] = confidence_table(proba, classes, y)
+    if sources is not None and len(np.unique(sources)) < len(sources):
+        per_file = [file_accuracy(y[s.test], proba[s.test], classes, sources[s.test])[0] for s in splits]
+        metadata["cross_validation"] |= {"file_accuracies": per_file, "file_accuracy": summarize(per_file)}
     return final, metadata
 
 
