@@ -47,11 +47,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
     StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
     train_test_split,
 )
+from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
 from genrekit.table import source_clip
@@ -568,7 +571,8 @@ class SourceKFold:
     Outside :func:`rows_from_sources` (or when every row is its own clip) it is exactly
     ``StratifiedKFold(n_splits, shuffle=shuffle, random_state=random_state)``, the splitter a
     ``GridSearchCV(cv=n_splits)`` uses, so 30-second tables are split as before. Inside it,
-    when rows share clips, it is ``StratifiedGroupKFold`` over the clips.
+    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. Targets that are
+    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives.
 
     Parameters
     ----------
@@ -594,10 +598,14 @@ class SourceKFold:
         if groups is None:
             groups = self._sources(X)
         options = {"shuffle": self.shuffle, "random_state": self.random_state if self.shuffle else None}
-        if groups is None:
-            yield from StratifiedKFold(self.n_splits, **options).split(X, y)
+        stratify = y is not None and type_of_target(y, input_name="y") in ("binary", "multiclass")
+        n = self.n_splits
+        if groups is not None:
+            splitter = StratifiedGroupKFold(n, **options) if stratify else GroupKFold(n)
+            yield from splitter.split(X, y, groups)
         else:
-            yield from StratifiedGroupKFold(self.n_splits, **options).split(X, y, groups)
+            splitter = StratifiedKFold(n, **options) if stratify else KFold(n, **options)
+            yield from splitter.split(X, y)
 
     @staticmethod
     def _sources(X) -> np.ndarray | None:
