@@ -239,6 +239,7 @@ def _validation_split(
     """
     from genrekit.evaluation.protocols import (
         check_stratifiable,
+        counted_in,
         source_codes,
         source_labels,
         split_sources,
@@ -253,6 +254,7 @@ def _validation_split(
         fraction,
         f"{name}, validation split",
         "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
+        counted_in(codes),
     )
     try:
         train, val = split_sources(y, codes, np.arange(len(frame)), fraction, seed)

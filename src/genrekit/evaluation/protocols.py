@@ -147,7 +147,9 @@ def _sorted(indices: np.ndarray) -> np.ndarray:
     return np.sort(np.asarray(indices, dtype=np.int64))
 
 
-def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str, hint: str = "") -> None:
+def check_stratifiable(
+    y: Sequence[str] | np.ndarray, held_out: float, what: str, hint: str = "", unit: str = "rows"
+) -> None:
     """Raise a TableError, in genrekit's words, if `y` is too small to split holding out `held_out`.
 
     A stratified split keeps every genre's share on both sides, so every genre needs at least
@@ -163,6 +165,8 @@ def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str
         What is being split, for the message (``"features.csv, validation split"``).
     hint : str
         What the user can do instead, appended to the message.
+    unit : str
+        What `y` counts, for the message: ``"rows"``, or ``"source clips"`` (one label per clip).
 
     Raises
     ------
@@ -176,15 +180,16 @@ def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str
     few = labels[counts < 2]
     if len(few):
         problems.append(
-            f"every genre needs at least 2 rows, and {', '.join(few)} {'has' if len(few) == 1 else 'have'} 1"
+            f"every genre needs at least 2 {unit}, and {', '.join(few)} "
+            f"{'has' if len(few) == 1 else 'have'} 1"
         )
     if n_held < k:
-        problems.append(f"the {held_out:.0%} held out is {n_held} rows, fewer than the {k} genres")
+        problems.append(f"the {held_out:.0%} held out is {n_held} {unit}, fewer than the {k} genres")
     if n - n_held < k:
-        problems.append(f"the rows left to train on are {n - n_held}, fewer than the {k} genres")
+        problems.append(f"the {unit} left to train on are {n - n_held}, fewer than the {k} genres")
     if problems:
         raise TableError(
-            f"{what}: {n} rows of {k} genres are too few for a stratified split: "
+            f"{what}: {n} {unit} of {k} genres are too few for a stratified split: "
             + "; ".join(problems)
             + (f". {hint}" if hint else "")
         )
@@ -223,12 +228,18 @@ def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarra
     mixed = np.flatnonzero(labels[codes] != y)
     if len(mixed):
         row = mixed[0]
-        name = row if groups is None else np.asarray(groups)[row]
+        name = row if groups is None else str(np.asarray(groups)[row])
         raise TableError(
-            f"source clip {name}: its rows carry different labels ({labels[codes[row]]!r} and {y[row]!r}); "
+            f"source clip {name}: its rows carry different labels "
+            f"({str(labels[codes[row]])!r} and {str(y[row])!r}); "
             "rows of one clip (segments, augmented copies) must share its label"
         )
     return labels
+
+
+def counted_in(codes: np.ndarray) -> str:
+    """Return what a split of rows of clips `codes` counts: ``"rows"``, or ``"source clips"``."""
+    return "rows" if len(np.unique(codes)) == len(codes) else "source clips"
 
 
 def _rows_of(codes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> np.ndarray:
@@ -296,9 +307,12 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, group
     y = np.asarray(y)
     codes = source_codes(groups, len(y))
     labels = source_labels(y, codes, groups)
-    check_stratifiable(labels, 0.1, "protocol paper (test split)", _BIGGER)
+    unit = counted_in(codes)
+    check_stratifiable(labels, 0.1, "protocol paper (test split)", _BIGGER, unit)
     rest, test = split_sources(y, codes, np.arange(len(y)), 0.1, seed)
-    check_stratifiable(labels[pd.unique(codes[rest])], 1 / 9, "protocol paper (validation split)", _BIGGER)
+    check_stratifiable(
+        labels[pd.unique(codes[rest])], 1 / 9, "protocol paper (validation split)", _BIGGER, unit
+    )
     train, val = split_sources(y, codes, rest, 1 / 9, seed)
     return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
 
@@ -369,7 +383,8 @@ def cv_splits(
     if counts.min() < n_folds:
         short = ", ".join(labels[counts < n_folds])
         raise TableError(
-            f"protocol {cv_name(n_folds)}: {n_folds}-fold cross-validation needs at least {n_folds} rows of "
+            f"protocol {cv_name(n_folds)}: {n_folds}-fold cross-validation needs at least {n_folds} "
+            f"{counted_in(codes)} of "
             f"every genre, and {short} {'has' if (counts < n_folds).sum() == 1 else 'have'} fewer "
             f"(fewest: {counts.min()}). {_BIGGER}"
         )
@@ -380,9 +395,8 @@ def cv_splits(
         rest = np.sort(_rows_of(codes, all_rows, rest_sources))
         test = _rows_of(codes, all_rows, test_sources)
         rest_clips = pd.unique(codes[rest])
-        check_stratifiable(
-            source_y[rest_clips], 1 / 9, f"protocol {cv_name(n_folds)} (validation split)", _BIGGER
-        )
+        what = f"protocol {cv_name(n_folds)} (validation split)"
+        check_stratifiable(source_y[rest_clips], 1 / 9, what, _BIGGER, counted_in(codes))
         carve = StratifiedShuffleSplit(n_splits=1, test_size=1 / 9, random_state=seed + fold)
         train_pos, val_pos = next(carve.split(np.zeros(len(rest_clips)), source_y[rest_clips]))
         splits.append(
