@@ -27,8 +27,8 @@ examples:
   genrekit extract my_genres/ -o mine.csv --labels any
       label each file by its folder (my_genres/folk/..., my_genres/chiptune/...),
       ready for `genrekit train --data mine.csv --labels any`
-  genrekit extract gtzan/genres_original -o aug_3_sec.csv --segment-seconds 3 --augment pitch,stretch,noise
-      also the segments of 5 augmented versions of every clip (blues.00000.pitch+2.3.wav ...)
+  genrekit extract gtzan/genres_original -o aug.csv --segment-seconds 3 --augment pitch,noise
+      also the segments of augmented versions of every clip (blues.00000.pitch+2.3.wav ...)
   genrekit extract song.mp3 -o song.csv --format json
 
 Folders are searched recursively for audio files (wav flac ogg oga opus mp3 aiff
