@@ -75,3 +75,20 @@ def test_models_without_the_field_use_30_second_windows(segment_model, tmp_path,
     (copy / "model.json").write_text(json.dumps(metadata))
     with pytest.raises(ModelError, match="window_seconds"):
         load_model(copy)
+
+
+def test_window_seconds_can_be_given(segment_csv, tmp_path, capsys):
+    args = [
+        "train",
+        "--data",
+        str(segment_csv),
+        "--model",
+        "logreg",
+        "--no-tune",
+        "--validation-fraction",
+        "0",
+    ]
+    assert main([*args, "--window-seconds", "1", "-o", str(tmp_path / "a"), "-q"]) == 2
+    assert "--window-seconds must be at least 3" in capsys.readouterr().err
+    assert main([*args, "--window-seconds", "6", "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert load_model(tmp_path / "b").window_seconds == 6.0
