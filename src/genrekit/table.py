@@ -32,6 +32,7 @@ import hashlib
 import io
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -350,3 +351,88 @@ def _suggestion(value: str, choices: Sequence[str]) -> str:
     folded = {choice.casefold(): choice for choice in choices}
     close = difflib.get_close_matches(value.casefold(), list(folded), n=1, cutoff=_NEAR_MISS_CUTOFF)
     return f" (did you mean {folded[close[0]]!r}?)" if close else ""
+
+
+_DERIVED_NAME = re.compile(
+    r"^(?P<source>.+?)"
+    r"(?:\.(?P<augment>pitch[+-]\d+|stretch\d+(?:\.\d+)?|noise\d+db))?"
+    r"(?:\.(?P<segment>0|[1-9]\d*))?$"
+)
+"""A row name's stem: the source clip's stem, an augmentation tag, a segment number (both optional)."""
+
+
+def source_clip(filename: str) -> str:
+    """Return the name of the source clip a table row was computed from.
+
+    ``genrekit extract`` names the rows it derives from a clip after the clip (see
+    :func:`genrekit.audio.window.segment_name` and :func:`genrekit.audio.augment.augmented_name`):
+
+    ======================================  ===================================
+    row ``filename``                        source clip
+    ======================================  ===================================
+    ``blues.00000.wav`` (a whole clip)      ``blues.00000.wav`` (itself)
+    ``blues.00000.3.wav`` (segment 3)       ``blues.00000.wav``
+    ``blues.00000.pitch+2.wav`` (augmented) ``blues.00000.wav``
+    ``blues.00000.pitch+2.3.wav``           ``blues.00000.wav``
+    ======================================  ===================================
+
+    A segment number is the last dot-separated part of the stem written without leading zeros
+    (``0``, ``3``, ``12``; GTZAN's ``00000`` is an id, not a segment); an augmentation tag is
+    ``pitch+N``/``pitch-N`` (semitones), ``stretchR`` (rate) or ``noiseNdb`` (SNR). Any
+    folder part is kept. So a file of your own called ``song.2.mp3`` counts as segment 2 of
+    ``song.mp3``: it is kept with ``song.mp3``'s other rows, which errs on the safe side.
+
+    Parameters
+    ----------
+    filename : str
+        A table row's ``filename``.
+
+    Returns
+    -------
+    str
+        The source clip's name.
+
+    Examples
+    --------
+    >>> source_clip("blues.00000.pitch-2.7.wav")
+    'blues.00000.wav'
+    """
+    stem, ext = os.path.splitext(str(filename))
+    match = _DERIVED_NAME.match(stem)
+    return (match.group("source") if match else stem) + ext
+
+
+def is_segment(filename: str) -> bool:
+    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`)."""
+    match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
+    return bool(match and match.group("segment") is not None)
+
+
+def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
+    """Return the length in seconds of the audio behind a table's rows (what a model trained on it sees).
+
+    30 for a table of whole clips (a model trained on it predicts 30-second windows, as
+    the GTZAN table's); for a table of segments (every ``filename`` a segment's, see
+    :func:`is_segment`), the median segment ``length`` in seconds, to 0.01 s (3.0 for
+    ``extract --segment-seconds 3``, whose segments hold 66,149 samples).
+
+    Raises
+    ------
+    TableError
+        If some rows are segments and others are not (say which of each).
+    """
+    segment = np.array([is_segment(name) for name in frame["filename"]], dtype=bool)
+    if not segment.any():
+        return 30.0
+    if not segment.all():
+        whole, part = frame["filename"][~segment].iloc[0], frame["filename"][segment].iloc[0]
+        raise TableError(
+            f"the table mixes whole clips ({whole!r}) and segments ({part!r}); "
+            "train on one kind, or give --window-seconds"
+        )
+    return round(float(np.median(frame["length"].to_numpy())) / sr, 2)
+
+
+def source_groups(filenames: Sequence[str]) -> np.ndarray:
+    """Return the source clip (:func:`source_clip`) of every row name, as an array of str."""
+    return np.asarray([source_clip(name) for name in filenames], dtype=str)

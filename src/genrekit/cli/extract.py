@@ -27,6 +27,8 @@ examples:
   genrekit extract my_genres/ -o mine.csv --labels any
       label each file by its folder (my_genres/folk/..., my_genres/chiptune/...),
       ready for `genrekit train --data mine.csv --labels any`
+  genrekit extract gtzan/genres_original -o aug.csv --segment-seconds 3 --augment pitch,noise
+      also the segments of augmented versions of every clip (blues.00000.pitch+2.3.wav ...)
   genrekit extract song.mp3 -o song.csv --format json
 
 Folders are searched recursively for audio files (wav flac ogg oga opus mp3 aiff
@@ -35,6 +37,12 @@ the folder holding it when that is a GTZAN genre (blues/, rock/, ...), else empt
 with --labels any, whatever that folder's name is.
 The filename column holds the file's real name (blues.00000.flac stays .flac);
 files that share a name get their path below the common folder instead.
+
+--augment adds rows of altered versions of each file (after its own rows): pitch
+(-2 and +2 semitones, librosa.effects.pitch_shift), stretch (rates 0.9 and 1.1,
+librosa.effects.time_stretch), noise (white noise at 20 dB SNR, seeded by the file
+name). They are named <stem>.pitch+2<ext>, .pitch-2, .stretch0.9, .stretch1.1,
+.noise20db, so every split of train/reproduce keeps them with their source clip.
 
 Each finished file is committed at once to OUT.progress.db (SQLite), the record
 --resume reads: a run killed at any moment loses only the files in flight. The
@@ -64,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_segment_seconds,
         metavar="S",
         help="one row per S-second segment instead of per file (3: the public 3-second table)",
+    )
+    parser.add_argument(
+        "--augment",
+        type=_augmentations,
+        default=(),
+        metavar="A,B",
+        help="also rows of augmented versions of each file: pitch, stretch, noise (see below)",
     )
     add_jobs_option(parser)
     parser.add_argument(
@@ -103,6 +118,16 @@ def _segment_seconds(text: str) -> float:
     return value
 
 
+def _augmentations(text: str) -> tuple[str, ...]:
+    """Parse a comma list of augmentation names."""
+    from genrekit.audio.augment import parse_augmentations
+
+    try:
+        return parse_augmentations(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Extract, report failures as they happen, summarize; return the exit status."""
     from genrekit.library.extract import extract
@@ -116,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         engine=args.engine,
         genres=allowed_labels(args.labels),
+        augment=args.augment,
         progress=None if args.quiet else lambda items, total: progress(items, total, "extract", "file"),
         on_failure=lambda path, reason: error(f"{path}: {reason}"),
     )

@@ -199,7 +199,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from genrekit.library.predict import PRETRAINED_DIR
     from genrekit.models.importance import permutation_importance, saved_recipe
     from genrekit.models.io import load_model_dir
-    from genrekit.table import feature_matrix, read_table
+    from genrekit.table import feature_matrix, read_table, source_groups
 
     if args.folds < 2 or args.repeats < 1:
         raise GenrekitError("--folds must be at least 2 and --repeats at least 1")
@@ -217,6 +217,7 @@ def run_explain(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         seed=args.seed,
         on_fold=lambda fold: info(f"fold {fold + 1}/{args.folds} done"),
+        sources=source_groups(frame["filename"]),
     )
     result = {"model_dir": args.model_dir, "recipe": name, **result}
     if args.format == "json":

@@ -31,10 +31,11 @@ examples:
 
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
-the file's probabilities are the mean over its windows. Files shorter than 3 s are
-errors. A top probability below --min-confidence, or audio unlike any training music
-(by its distance from the training features), is reported as "uncertain" and never
-written as a tag.
+the file's probabilities are the mean over its windows. A model trained on a segment
+table (train records its window_seconds) cuts files into windows of that length.
+Files shorter than 3 s are errors. A top probability below --min-confidence, or audio
+unlike any training music (by its distance from the training features), is reported
+as "uncertain" and never written as a tag.
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
 bad model or no audio file found.

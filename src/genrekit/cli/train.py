@@ -106,6 +106,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on all rows for --epochs epochs and cross-validate that recipe over K folds",
     )
     parser.add_argument(
+        "--window-seconds",
+        type=float,
+        metavar="S",
+        help=(
+            "length of the audio behind each row, recorded in the model: predict cuts files into "
+            "windows of S seconds (default: 30 for whole clips, the segments' length for a table "
+            "made with extract --segment-seconds)"
+        ),
+    )
+    parser.add_argument(
         "--labels",
         default="gtzan",
         help=(
@@ -121,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
-    from genrekit.table import file_sha256, read_table
+    from genrekit.library.predict import MIN_SECONDS
+    from genrekit.table import file_sha256, read_table, rows_window_seconds
 
     if recipe(args.model).requires == "torch":
         require_torch("train")
@@ -142,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     frame = read_table(data, labels=args.labels)
     if frame["label"].nunique() < 2:
         raise TableError(f"{data}: only one label ({frame['label'].iloc[0]!r}); training needs at least two")
+    if args.window_seconds is None:
+        args.window_seconds = rows_window_seconds(frame)
+    elif not MIN_SECONDS <= args.window_seconds < float("inf"):
+        error(f"--window-seconds must be at least {MIN_SECONDS:g}, got {args.window_seconds}")
+        return EXIT_USAGE
     summary = _fit_and_save(frame, args, data_meta={"name": Path(data).name, "sha256": file_sha256(data)})
     if args.format == "json":
         print_json(summary)
@@ -152,12 +168,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Split `frame`, fit the model, save the model folder and return the run summary."""
-    from sklearn.model_selection import train_test_split
-
-    from genrekit.evaluation.protocols import check_stratifiable
+    from genrekit.evaluation.protocols import rows_from_sources
     from genrekit.models.io import save_model
     from genrekit.models.registry import chosen_params, describe, make_model
-    from genrekit.table import feature_matrix
+    from genrekit.table import feature_matrix, source_groups
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -168,23 +182,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     if cnn:
         model.set_params(batch_size=args.batch_size, verbose=partial(progress, quiet=args.quiet))
     if args.validation_fraction > 0:
-        check_stratifiable(
-            frame[LABEL_COLUMN],
-            args.validation_fraction,
-            f"{data_meta['name']}, validation split",
-            "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
-        )
-        try:
-            train, val = train_test_split(
-                frame,
-                test_size=args.validation_fraction,
-                stratify=frame[LABEL_COLUMN],
-                random_state=args.seed,
-            )
-        except ValueError as exc:
-            raise TableError(
-                f"cannot make a stratified validation split of {data_meta['name']}: {exc}"
-            ) from exc
+        train, val = _validation_split(frame, args.validation_fraction, args.seed, data_meta["name"])
         if cnn:
             info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows", args.quiet)
             model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
@@ -195,7 +193,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
                 f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows",
                 args.quiet,
             )
-            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
+                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
             accuracy = float(
                 np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
             )
@@ -207,7 +206,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         if cnn:
             model.fit(train, train[LABEL_COLUMN])
         else:
-            model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
+                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
     if not cnn:
@@ -219,12 +219,48 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     validation["fraction"] = args.validation_fraction
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(train)},
+        "window_seconds": args.window_seconds,
         "validation": validation,
         "metrics": {"validation_accuracy": validation["accuracy"]},
         **extra,
     }
     save_model(model, args.output, metadata)
     return _summary(model, args, metadata)
+
+
+def _validation_split(
+    frame: pd.DataFrame, fraction: float, seed: int, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a stratified, seeded `fraction` of the table's source clips for validation.
+
+    The rows of one source clip (its segments, its augmented copies; see
+    :func:`genrekit.table.source_clip`) all go to the same side. On a table of whole clips
+    this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
+    """
+    from genrekit.evaluation.protocols import (
+        check_stratifiable,
+        counted_in,
+        source_codes,
+        source_labels,
+        split_sources,
+    )
+    from genrekit.table import source_groups
+
+    y = frame[LABEL_COLUMN].to_numpy(dtype=str)
+    groups = source_groups(frame["filename"])
+    codes = source_codes(groups, len(frame))
+    check_stratifiable(
+        source_labels(y, codes, groups),
+        fraction,
+        f"{name}, validation split",
+        "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
+        counted_in(codes),
+    )
+    try:
+        train, val = split_sources(y, codes, np.arange(len(frame)), fraction, seed)
+    except ValueError as exc:
+        raise TableError(f"cannot make a stratified validation split of {name}: {exc}") from exc
+    return frame.iloc[train], frame.iloc[val]
 
 
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
@@ -244,7 +280,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     from genrekit.models.io import save_model
     from genrekit.models.recipe import fit_final
     from genrekit.parallel import cpu_count
-    from genrekit.table import feature_matrix
+    from genrekit.table import feature_matrix, source_groups
 
     info(
         f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows",
@@ -253,6 +289,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
+        groups=source_groups(frame["filename"]),
         n_folds=args.cv,
         seed=args.seed,
         epochs=args.epochs,
@@ -266,6 +303,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     cv = recipe["cross_validation"]
     metadata = {
         "data": {**data_meta, "rows": len(frame), "train_rows": len(frame)},
+        "window_seconds": args.window_seconds,
         "validation": {"rows": 0, "accuracy": None, "loss": None, "fraction": 0.0},
         "metrics": {"cv_accuracy": cv["accuracy"], "protocol": cv["protocol"]},
         **recipe,
@@ -281,6 +319,7 @@ def _summary(model, args: argparse.Namespace, metadata: dict) -> dict:
         "model_dir": str(args.output),
         "model": args.model,
         "data": metadata["data"],
+        "window_seconds": metadata["window_seconds"],
         "labels": [str(label) for label in model.classes_],
         "epochs_run": getattr(model, "n_epochs_run_", None),
         "best_epoch": getattr(model, "best_epoch_", None),
@@ -302,6 +341,7 @@ def _print_summary(summary: dict) -> None:
             f"{summary['data']['name']} ({summary['data']['rows']} rows, sha256 {summary['data']['sha256']})",
         ),
         ("labels", ", ".join(summary["labels"])),
+        ("window", f"{summary['window_seconds']:g} s (predict cuts files into windows of this length)"),
         ("recipe", summary["model"]),
     ]
     if summary["epochs_run"] is not None:
@@ -328,6 +368,15 @@ def _print_summary(summary: dict) -> None:
                 f"{cv['mean']:.4f} ± {cv['std']:.4f} (95% CI {cv['ci_low']:.4f}-{cv['ci_high']:.4f})",
             )
         )
+        per_file = summary["cross_validation"].get("file_accuracy")
+        if per_file:
+            rows.append(
+                (
+                    f"{summary['cross_validation']['protocol']} accuracy per file",
+                    f"{per_file['mean']:.4f} ± {per_file['std']:.4f} "
+                    f"(95% CI {per_file['ci_low']:.4f}-{per_file['ci_high']:.4f})",
+                )
+            )
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")

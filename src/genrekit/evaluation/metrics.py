@@ -100,6 +100,43 @@ def score_run(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) 
     return {name: scores[name] for name in SCALAR_METRICS}
 
 
+def file_accuracy(
+    y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], sources: Sequence[str]
+) -> tuple[float, int]:
+    """Accuracy per source file: each file's prediction is the argmax of the mean of its rows' probabilities.
+
+    For a table of segments (or of augmented copies), the rows of one source clip
+    (:func:`genrekit.table.source_clip`) are averaged as ``genrekit predict`` averages a
+    file's windows; the file is right when that prediction is its label.
+
+    Parameters
+    ----------
+    y_true : array-like of str, shape (n,)
+        True labels of the test rows (one label per source clip).
+    proba : numpy.ndarray, shape (n, n_classes)
+        Their predicted probabilities, columns in `classes` order.
+    classes : sequence of str
+        Class names.
+    sources : array-like of str, shape (n,)
+        The source clip of each test row.
+
+    Returns
+    -------
+    accuracy : float
+        Share of the source clips predicted right.
+    n_files : int
+        Number of source clips.
+    """
+    codes = np.unique(np.asarray(sources, dtype=str), return_inverse=True)[1].ravel()
+    n_files = int(codes.max()) + 1
+    sums = np.zeros((n_files, proba.shape[1]))
+    np.add.at(sums, codes, proba)  # the argmax of the sum is the argmax of the mean
+    first = np.zeros(n_files, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # a row of each file, for its label
+    right = predicted_labels(sums, classes) == np.asarray(y_true)[first]
+    return float(right.mean()), n_files
+
+
 def confusion_frame(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> pd.DataFrame:
     """Confusion matrix with genre names: rows true, columns predicted.
 

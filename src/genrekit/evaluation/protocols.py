@@ -23,20 +23,41 @@ their seeds. Every reported number names the protocol that produced it.
 
 Baselines run on the same splits with the same scaler handling (statistics fitted
 on the training rows only); they do not use the validation rows.
+
+Source clips
+    Every protocol splits *source clips*, not rows: the rows derived from one clip
+    (its 3-second segments, its augmented copies; see :func:`genrekit.table.source_clip`)
+    always land on the same side of every split, and the inner cross-validation of a
+    tuned model (:class:`SourceKFold`) keeps them together too. The draws are made over
+    the clips, in the order they first appear in the table, stratified by their labels;
+    on a table of whole clips (one row per clip) that is exactly the row-level draw, so
+    the splits of the 30-second table are the same as without grouping.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+    train_test_split,
+)
+from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
+from genrekit.table import source_clip
 
 PAPER = "paper"
 FILTERED = "filtered"
@@ -126,7 +147,9 @@ def _sorted(indices: np.ndarray) -> np.ndarray:
     return np.sort(np.asarray(indices, dtype=np.int64))
 
 
-def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str, hint: str = "") -> None:
+def check_stratifiable(
+    y: Sequence[str] | np.ndarray, held_out: float, what: str, hint: str = "", unit: str = "rows"
+) -> None:
     """Raise a TableError, in genrekit's words, if `y` is too small to split holding out `held_out`.
 
     A stratified split keeps every genre's share on both sides, so every genre needs at least
@@ -142,6 +165,8 @@ def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str
         What is being split, for the message (``"features.csv, validation split"``).
     hint : str
         What the user can do instead, appended to the message.
+    unit : str
+        What `y` counts, for the message: ``"rows"``, or ``"source clips"`` (one label per clip).
 
     Raises
     ------
@@ -155,22 +180,113 @@ def check_stratifiable(y: Sequence[str] | np.ndarray, held_out: float, what: str
     few = labels[counts < 2]
     if len(few):
         problems.append(
-            f"every genre needs at least 2 rows, and {', '.join(few)} {'has' if len(few) == 1 else 'have'} 1"
+            f"every genre needs at least 2 {unit}, and {', '.join(few)} "
+            f"{'has' if len(few) == 1 else 'have'} 1"
         )
     if n_held < k:
-        problems.append(f"the {held_out:.0%} held out is {n_held} rows, fewer than the {k} genres")
+        problems.append(f"the {held_out:.0%} held out is {n_held} {unit}, fewer than the {k} genres")
     if n - n_held < k:
-        problems.append(f"the rows left to train on are {n - n_held}, fewer than the {k} genres")
+        problems.append(f"the {unit} left to train on are {n - n_held}, fewer than the {k} genres")
     if problems:
         raise TableError(
-            f"{what}: {n} rows of {k} genres are too few for a stratified split: "
+            f"{what}: {n} {unit} of {k} genres are too few for a stratified split: "
             + "; ".join(problems)
             + (f". {hint}" if hint else "")
         )
 
 
-def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Split:
-    """Draw one stratified 80/10/10 train/validation/test split.
+Groups = Sequence[str] | np.ndarray | None
+"""The source clip of each row (:func:`genrekit.table.source_groups`); None: every row is its own."""
+
+
+def source_codes(groups: Groups, n_rows: int) -> np.ndarray:
+    """Return the source clip number of each row, clips numbered by first appearance.
+
+    Parameters
+    ----------
+    groups : sequence of str or None
+        The source clip of each row; None numbers every row as its own clip (``0 .. n-1``).
+    n_rows : int
+        Number of rows.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n_rows,)
+    """
+    if groups is None:
+        return np.arange(n_rows, dtype=np.int64)
+    groups = np.asarray(groups, dtype=str)
+    if len(groups) != n_rows:
+        raise GenrekitError(f"groups: {len(groups)} source names for {n_rows} rows")
+    return pd.factorize(groups)[0].astype(np.int64)
+
+
+def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarray:
+    """Return the label of each source clip (by :func:`source_codes` number); refuse mixed clips."""
+    labels = np.empty(codes.max() + 1 if len(codes) else 0, dtype=y.dtype)
+    labels[codes] = y
+    mixed = np.flatnonzero(labels[codes] != y)
+    if len(mixed):
+        row = mixed[0]
+        name = row if groups is None else str(np.asarray(groups)[row])
+        raise TableError(
+            f"source clip {name}: its rows carry different labels "
+            f"({str(labels[codes[row]])!r} and {str(y[row])!r}); "
+            "rows of one clip (segments, augmented copies) must share its label"
+        )
+    return labels
+
+
+def counted_in(codes: np.ndarray) -> str:
+    """Return what a split of rows of clips `codes` counts: ``"rows"``, or ``"source clips"``."""
+    return "rows" if len(np.unique(codes)) == len(codes) else "source clips"
+
+
+def _rows_of(codes: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Return the `rows` whose clip is in `sources`: clip by clip in the order of `sources`."""
+    rank = np.full(codes.max() + 1, -1, dtype=np.int64)
+    rank[sources] = np.arange(len(sources))
+    order = rank[codes[rows]]
+    kept = order >= 0
+    return rows[kept][np.argsort(order[kept], kind="stable")]
+
+
+def split_sources(
+    y: np.ndarray, codes: np.ndarray, rows: np.ndarray, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split `rows` in two by source clip, stratified by the clips' labels.
+
+    The clips of `rows` are drawn in the order they first appear in `rows` with
+    :func:`sklearn.model_selection.train_test_split`; each side gets all the rows of its clips.
+    When every row is its own clip this returns exactly ``train_test_split(rows, ...)``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str
+        Labels of every table row.
+    codes : numpy.ndarray of int
+        Source clip of every table row (:func:`source_codes`).
+    rows : numpy.ndarray of int
+        The rows to split.
+    test_size : float
+        Share of the clips held out.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    kept, held_out : numpy.ndarray of int
+        Row indices, clip by clip in the order drawn.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    sources = pd.unique(codes[rows])
+    labels = source_labels(y, codes, None)[sources]
+    kept, held = train_test_split(sources, test_size=test_size, stratify=labels, random_state=seed)
+    return _rows_of(codes, rows, kept), _rows_of(codes, rows, held)
+
+
+def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, groups: Groups = None) -> Split:
+    """Draw one stratified 80/10/10 train/validation/test split (of source clips).
 
     Parameters
     ----------
@@ -180,6 +296,8 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Sp
         Seed of the draw.
     repeat : int
         Repeat number recorded in the split.
+    groups : sequence of str, optional
+        Source clip of each row (see the module docstring); None: every row its own.
 
     Returns
     -------
@@ -187,20 +305,26 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0) -> Sp
         Protocol ``"paper"``: 10% test, then 1/9 of the rest (10% of all) validation.
     """
     y = np.asarray(y)
-    rows = np.arange(len(y))
-    check_stratifiable(y, 0.1, "protocol paper (test split)", _BIGGER)
-    rest, test = train_test_split(rows, test_size=0.1, stratify=y, random_state=seed)
-    check_stratifiable(y[rest], 1 / 9, "protocol paper (validation split)", _BIGGER)
-    train, val = train_test_split(rest, test_size=1 / 9, stratify=y[rest], random_state=seed)
+    codes = source_codes(groups, len(y))
+    labels = source_labels(y, codes, groups)
+    unit = counted_in(codes)
+    check_stratifiable(labels, 0.1, "protocol paper (test split)", _BIGGER, unit)
+    rest, test = split_sources(y, codes, np.arange(len(y)), 0.1, seed)
+    check_stratifiable(
+        labels[pd.unique(codes[rest])], 1 / 9, "protocol paper (validation split)", _BIGGER, unit
+    )
+    train, val = split_sources(y, codes, rest, 1 / 9, seed)
     return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
 
 
-def paper_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int]) -> list[Split]:
+def paper_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int], groups: Groups = None) -> list[Split]:
     """Return one :func:`paper_split` per seed (repeat ``i`` uses ``seeds[i]``)."""
-    return [paper_split(y, seed, repeat) for repeat, seed in enumerate(seeds)]
+    return [paper_split(y, seed, repeat, groups) for repeat, seed in enumerate(seeds)]
 
 
-def optimistic_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int]) -> list[Split]:
+def optimistic_splits(
+    y: Sequence[str] | np.ndarray, seeds: Sequence[int], groups: Groups = None
+) -> list[Split]:
     """Return the ``optimistic`` splits: the paper splits with the test rows as validation.
 
     The training rows are the paper split's train + validation rows (90%), and
@@ -212,20 +336,24 @@ def optimistic_splits(y: Sequence[str] | np.ndarray, seeds: Sequence[int]) -> li
         The labels.
     seeds : sequence of int
         One split per seed, the same draws as :func:`paper_splits`.
+    groups : sequence of str, optional
+        Source clip of each row.
 
     Returns
     -------
     list of Split
     """
     splits = []
-    for split in paper_splits(y, seeds):
+    for split in paper_splits(y, seeds, groups):
         train = _sorted(np.concatenate([split.train, split.val]))
         splits.append(Split(OPTIMISTIC, split.repeat, split.seed, train, split.test, split.test))
     return splits
 
 
-def cv_splits(y: Sequence[str] | np.ndarray, n_folds: int = 10, seed: int = 0) -> list[Split]:
-    """Return stratified `n_folds`-fold cross-validation splits with a carved validation set.
+def cv_splits(
+    y: Sequence[str] | np.ndarray, n_folds: int = 10, seed: int = 0, groups: Groups = None
+) -> list[Split]:
+    """Return stratified `n_folds`-fold cross-validation splits of source clips, with validation sets.
 
     Parameters
     ----------
@@ -236,37 +364,48 @@ def cv_splits(y: Sequence[str] | np.ndarray, n_folds: int = 10, seed: int = 0) -
     seed : int
         Seed of the fold assignment; fold ``k`` carves its validation set and
         trains its model with seed ``seed + k``.
+    groups : sequence of str, optional
+        Source clip of each row: the folds are drawn over the clips
+        (scikit-learn's ``StratifiedKFold`` on the clips, stratified by their labels).
 
     Returns
     -------
     list of Split
         One per fold; the test sets partition the rows. The validation set is a
-        stratified 1/9 of the training fold.
+        stratified 1/9 of the training fold's clips.
     """
     if n_folds < 2:
         raise GenrekitError(f"folds: need at least 2, got {n_folds}")
     y = np.asarray(y)
-    labels, counts = np.unique(y.astype(str), return_counts=True)
+    codes = source_codes(groups, len(y))
+    source_y = source_labels(y, codes, groups)
+    labels, counts = np.unique(source_y.astype(str), return_counts=True)
     if counts.min() < n_folds:
         short = ", ".join(labels[counts < n_folds])
         raise TableError(
-            f"protocol {cv_name(n_folds)}: {n_folds}-fold cross-validation needs at least {n_folds} rows of "
+            f"protocol {cv_name(n_folds)}: {n_folds}-fold cross-validation needs at least {n_folds} "
+            f"{counted_in(codes)} of "
             f"every genre, and {short} {'has' if (counts < n_folds).sum() == 1 else 'have'} fewer "
             f"(fewest: {counts.min()}). {_BIGGER}"
         )
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    all_rows = np.arange(len(y))
     splits = []
-    for fold, (rest, test) in enumerate(folds.split(np.zeros(len(y)), y)):
-        check_stratifiable(y[rest], 1 / 9, f"protocol {cv_name(n_folds)} (validation split)", _BIGGER)
+    for fold, (rest_sources, test_sources) in enumerate(folds.split(np.zeros(len(source_y)), source_y)):
+        rest = np.sort(_rows_of(codes, all_rows, rest_sources))
+        test = _rows_of(codes, all_rows, test_sources)
+        rest_clips = pd.unique(codes[rest])
+        what = f"protocol {cv_name(n_folds)} (validation split)"
+        check_stratifiable(source_y[rest_clips], 1 / 9, what, _BIGGER, counted_in(codes))
         carve = StratifiedShuffleSplit(n_splits=1, test_size=1 / 9, random_state=seed + fold)
-        train_pos, val_pos = next(carve.split(np.zeros(len(rest)), y[rest]))
+        train_pos, val_pos = next(carve.split(np.zeros(len(rest_clips)), source_y[rest_clips]))
         splits.append(
             Split(
                 cv_name(n_folds),
                 fold,
                 seed + fold,
-                _sorted(rest[train_pos]),
-                _sorted(rest[val_pos]),
+                _sorted(_rows_of(codes, rest, rest_clips[train_pos])),
+                _sorted(_rows_of(codes, rest, rest_clips[val_pos])),
                 _sorted(test),
             )
         )
@@ -313,12 +452,19 @@ def read_split_dir(split_dir: str | os.PathLike[str]) -> dict[str, list[str]]:
 
 
 def table_ids(filenames: Sequence[str]) -> list[str]:
-    """Return the GTZAN id (file-name stem, ``blues.00012``) of each table ``filename``."""
-    return [Path(str(name)).stem for name in filenames]
+    """Return the GTZAN id of each table ``filename``: its source clip's stem (``blues.00012``).
+
+    A segment or augmented row (``blues.00012.3.wav``) gets its source clip's id, so it
+    sits on the side of the split its clip is listed on.
+    """
+    return [Path(source_clip(str(name))).stem for name in filenames]
 
 
 def filtered_split(filenames: Sequence[str], split_dir: str | os.PathLike[str]) -> tuple[Split, list[str]]:
-    """Match the ids of a split folder to table rows by file-name stem.
+    """Match the ids of a split folder to table rows by their source clip's stem.
+
+    Every row of a clip (the clip itself, its segments, its augmented copies) goes to the
+    part its id is listed in; rows of unlisted clips are left out.
 
     Parameters
     ----------
@@ -340,11 +486,13 @@ def filtered_split(filenames: Sequence[str], split_dir: str | os.PathLike[str]) 
         If a part of the split matches no table row.
     """
     lists = read_split_dir(split_dir)
-    position = {item: row for row, item in enumerate(table_ids(filenames))}
+    position: dict[str, list[int]] = {}
+    for row, item in enumerate(table_ids(filenames)):
+        position.setdefault(item, []).append(row)
     parts: dict[str, np.ndarray] = {}
     unmatched: list[str] = []
     for part, ids in lists.items():
-        rows = [position[item] for item in ids if item in position]
+        rows = [row for item in ids for row in position.get(item, [])]
         unmatched.extend(item for item in ids if item not in position)
         if not rows:
             raise GenrekitError(f"{Path(split_dir) / (part + '.txt')}: no id matches a table filename")
@@ -363,7 +511,9 @@ def filtered_splits(
     return splits, unmatched
 
 
-def fit_on_split(model, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool):
+def fit_on_split(
+    model, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool, groups: Groups = None
+):
     """Fit `model` on the training rows of `split`, with early stopping data when it takes it.
 
     Parameters
@@ -379,6 +529,9 @@ def fit_on_split(model, X: np.ndarray, y: np.ndarray, split: Split, uses_validat
     uses_validation : bool
         Pass the validation rows to ``fit`` (the CNN's early stopping); baselines
         ignore them.
+    groups : sequence of str, optional
+        Source clip of every row: the model's inner cross-validations keep a clip's rows
+        together (:func:`rows_from_sources`).
 
     Returns
     -------
@@ -387,4 +540,98 @@ def fit_on_split(model, X: np.ndarray, y: np.ndarray, split: Split, uses_validat
     """
     if uses_validation and len(split.val):
         return model.fit(X[split.train], y[split.train], X[split.val], y[split.val])
-    return model.fit(X[split.train], y[split.train])
+    with rows_from_sources(X[split.train], None if groups is None else np.asarray(groups)[split.train]):
+        return model.fit(X[split.train], y[split.train])
+
+
+_ROW_SOURCES: contextvars.ContextVar[dict[bytes, int] | None] = contextvars.ContextVar(
+    "row_sources", default=None
+)
+"""Inside :func:`rows_from_sources`: the source clip number of each row to fit, by its bytes."""
+
+
+@contextlib.contextmanager
+def rows_from_sources(X: np.ndarray, groups: Groups) -> Iterator[None]:
+    """Let the inner cross-validations of the fits in this block keep each source clip's rows together.
+
+    Inside the block, :class:`SourceKFold` finds the source clip of each row it is asked to
+    split by the row's feature values (the bytes of its float64 features, as the model
+    receives them), so it works at any depth of nesting (a search inside an ensemble's
+    member) without passing the clips through scikit-learn. With `groups` None, or when
+    every row is its own clip, it does nothing.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, n_features)
+        The rows about to be fitted on.
+    groups : sequence of str or None
+        Their source clips.
+    """
+    codes = source_codes(groups, len(X))
+    if groups is None or len(np.unique(codes)) == len(codes):
+        yield
+        return
+    rows = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+    token = _ROW_SOURCES.set({row.tobytes(): int(code) for row, code in zip(rows, codes, strict=True)})
+    try:
+        yield
+    finally:
+        _ROW_SOURCES.reset(token)
+
+
+class SourceKFold:
+    """Stratified k-fold for inner cross-validation that keeps each source clip's rows in one fold.
+
+    Outside :func:`rows_from_sources` (or when every row is its own clip) it is exactly
+    ``StratifiedKFold(n_splits, shuffle=shuffle, random_state=random_state)``, the splitter a
+    ``GridSearchCV(cv=n_splits)`` uses, so 30-second tables are split as before. Inside it,
+    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. Targets that are
+    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives.
+
+    Parameters
+    ----------
+    n_splits : int
+        Number of folds.
+    shuffle : bool
+        Shuffle before splitting.
+    random_state : int or None
+        Seed of the shuffle.
+    """
+
+    def __init__(self, n_splits: int = 3, shuffle: bool = False, random_state: int | None = None) -> None:
+        self.n_splits = n_splits
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Return the number of folds."""
+        return self.n_splits
+
+    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train, test)`` row positions of each fold (see the class docstring)."""
+        if groups is None:
+            groups = self._sources(X)
+        options = {"shuffle": self.shuffle, "random_state": self.random_state if self.shuffle else None}
+        stratify = y is not None and type_of_target(y, input_name="y") in ("binary", "multiclass")
+        n = self.n_splits
+        if groups is not None:
+            splitter = StratifiedGroupKFold(n, **options) if stratify else GroupKFold(n)
+            yield from splitter.split(X, y, groups)
+        else:
+            splitter = StratifiedKFold(n, **options) if stratify else KFold(n, **options)
+            yield from splitter.split(X, y)
+
+    @staticmethod
+    def _sources(X) -> np.ndarray | None:
+        """Return the clips of the rows of `X` known to :func:`rows_from_sources`, None if any is not."""
+        known = _ROW_SOURCES.get()
+        if known is None:
+            return None
+        rows = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+        codes = [known.get(row.tobytes()) for row in rows]
+        if any(code is None for code in codes) or len(set(codes)) == len(codes):
+            return None
+        return np.asarray(codes)
+
+    def __repr__(self) -> str:
+        return f"SourceKFold({self.n_splits}, shuffle={self.shuffle}, random_state={self.random_state})"

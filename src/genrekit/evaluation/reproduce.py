@@ -30,6 +30,7 @@ from genrekit.evaluation.metrics import (
     confused_pairs,
     confusion_frame,
     example_predictions,
+    file_accuracy,
     predicted_labels,
     roc_auc_per_class,
     score_run,
@@ -39,6 +40,7 @@ from genrekit.evaluation.protocols import (
     FILTERED,
     OPTIMISTIC,
     PAPER,
+    Groups,
     Split,
     cv_name,
     cv_splits,
@@ -51,6 +53,7 @@ from genrekit.evaluation.protocols import (
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
 from genrekit.schema import LABEL_COLUMN
+from genrekit.table import source_groups
 
 MODELS: tuple[str, ...] = PAPER_MODELS
 """The models of the paper's Table 1: the proposed CNN, then the baselines (always run)."""
@@ -171,7 +174,8 @@ def plan(
     if not seeds:
         raise GenrekitError("seeds: need at least 1")
     notes: list[dict[str, str]] = []
-    splits = paper_splits(y, seeds) + cv_splits(y, settings.folds, seed=0)
+    groups = source_groups(filenames)
+    splits = paper_splits(y, seeds, groups) + cv_splits(y, settings.folds, seed=0, groups=groups)
     if split_dir is None:
         notes.append({"protocol": "filtered", "note": "skipped: no --split-dir given (see the README)"})
     else:
@@ -186,7 +190,7 @@ def plan(
                     + (" ..." if len(unmatched) > 10 else ""),
                 }
             )
-    splits += optimistic_splits(y, seeds)
+    splits += optimistic_splits(y, seeds, groups)
     tasks = [
         Task(split, model)
         for model in settings.models
@@ -196,7 +200,9 @@ def plan(
     return tasks, notes
 
 
-def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> dict:
+def run_task(
+    task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings, groups: Groups = None
+) -> dict:
     """Train one model on one split and score it on the split's test rows.
 
     Parameters
@@ -211,6 +217,8 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         The classes, in the order of the returned probability columns.
     settings : Settings
         Epoch cap and patience of the CNN.
+    groups : sequence of str, optional
+        Source clip of every row (the model's inner cross-validations keep a clip together).
 
     Returns
     -------
@@ -223,7 +231,7 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
     uses_validation = recipe(task.model).uses_validation
     model = make_model(task.model, split.seed, settings)
     start = time.perf_counter()
-    fit_on_split(model, X, y, split, uses_validation)
+    fit_on_split(model, X, y, split, uses_validation, groups)
     fit_seconds = time.perf_counter() - start
     raw = np.asarray(model.predict_proba(X[split.test]), dtype=float)
     proba = raw[:, [list(model.classes_).index(name) for name in classes]]
@@ -240,7 +248,8 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         "n_val": len(split.val) if uses_validation else 0,
         "n_test": len(split.test),
         "early_stopping": stopping,
-        "metrics": score_run(y[split.test], proba, classes),
+        "metrics": score_run(y[split.test], proba, classes)
+        | _per_file(y, proba, classes, groups, split.test),
         "fit_seconds": fit_seconds,
         "test": split.test,
         "proba": proba,
@@ -253,6 +262,19 @@ def run_task(task: Task, X: np.ndarray, y: np.ndarray, classes: np.ndarray, sett
         result["best_epoch"] = int(model.best_epoch_)
         result["n_epochs_run"] = int(model.n_epochs_run_)
     return result
+
+
+def _per_file(
+    y: np.ndarray, proba: np.ndarray, classes: np.ndarray, groups: Groups, test: np.ndarray
+) -> dict:
+    """``file_accuracy`` and ``n_test_files`` of a run whose test rows share source clips (else nothing)."""
+    if groups is None:
+        return {}
+    sources = np.asarray(groups, dtype=str)[test]
+    if len(np.unique(sources)) == len(sources):
+        return {}
+    accuracy, n_files = file_accuracy(y[test], proba, classes, sources)
+    return {"file_accuracy": accuracy, "n_test_files": n_files}
 
 
 @contextlib.contextmanager
@@ -277,14 +299,17 @@ def _single_threaded() -> Iterator[None]:
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings) -> None:
+def _init_worker(
+    X: np.ndarray, y: np.ndarray, classes: np.ndarray, settings: Settings, groups: Groups
+) -> None:
     limits = _single_threaded()
     limits.__enter__()  # for the worker's whole life
-    _WORKER.update(X=X, y=y, classes=classes, settings=settings, limits=limits)
+    _WORKER.update(X=X, y=y, classes=classes, settings=settings, groups=groups, limits=limits)
 
 
 def _worker_run(task: Task) -> dict:
-    return run_task(task, _WORKER["X"], _WORKER["y"], _WORKER["classes"], _WORKER["settings"])
+    worker = _WORKER
+    return run_task(task, worker["X"], worker["y"], worker["classes"], worker["settings"], worker["groups"])
 
 
 def run_tasks(
@@ -294,6 +319,7 @@ def run_tasks(
     classes: np.ndarray,
     settings: Settings,
     progress: Callable[..., Iterable] | None = None,
+    groups: Groups = None,
 ) -> list[dict]:
     """Run `tasks` (in ``settings.jobs`` processes, one torch thread each) and return results in task order.
 
@@ -301,7 +327,7 @@ def run_tasks(
     ----------
     tasks : list of Task
         The runs.
-    X, y, classes, settings
+    X, y, classes, settings, groups
         As for :func:`run_task`.
     progress : callable, optional
         ``progress(iterable, total=, desc=, unit=)`` wrapper shown while runs complete
@@ -316,7 +342,7 @@ def run_tasks(
     if settings.jobs <= 1:
         with _single_threaded():
             return [
-                run_task(task, X, y, classes, settings)
+                run_task(task, X, y, classes, settings, groups)
                 for task in wrap(tasks, total=len(tasks), desc="training", unit="run")
             ]
     results: list[dict | None] = [None] * len(tasks)
@@ -325,7 +351,7 @@ def run_tasks(
         max_workers=settings.jobs,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(X, y, classes, settings),
+        initargs=(X, y, classes, settings, groups),
     ) as pool:
         futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
         try:
@@ -400,7 +426,9 @@ def aggregate(
                 "n_val": runs[0]["n_val"],
                 "n_test": runs[0]["n_test"],
                 "summary": {
-                    name: summarize([run["metrics"][name] for run in runs]) for name in SCALAR_METRICS
+                    name: summarize([run["metrics"][name] for run in runs])
+                    for name in (*SCALAR_METRICS, "file_accuracy")
+                    if name in runs[0]["metrics"]
                 },
                 "runs": [
                     {key: run[key] for key in RUN_KEYS if key in run}
@@ -504,7 +532,7 @@ def environment(settings: Settings) -> dict:
     }
 
 
-def explain(X: np.ndarray, y: np.ndarray, settings: Settings) -> dict:
+def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = None) -> dict:
     """Permutation importance of the paper's CNN and of the shipped model's recipe (``cv<folds>``).
 
     The CNN trains as the shipped CNN did (a fixed epoch count, here ``settings.epochs``,
@@ -527,7 +555,8 @@ def explain(X: np.ndarray, y: np.ndarray, settings: Settings) -> dict:
         if metadata["kind"] == "paper-cnn":
             metadata = {**metadata, "training": {**metadata["training"], "epochs": settings.epochs}}
         name, build = saved_recipe(metadata)
-        result[key] = {"name": name, **permutation_importance(build, X, y, n_folds=settings.folds, repeats=2)}
+        importance = permutation_importance(build, X, y, n_folds=settings.folds, repeats=2, sources=groups)
+        result[key] = {"name": name, **importance}
     return result
 
 
@@ -603,7 +632,7 @@ def reproduce(
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
     tasks, notes = plan(y, filenames, settings, split_dir)
-    results = run_tasks(tasks, X, y, classes, settings, progress)
+    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames))
     metrics = {
         "title": PAPER_TITLE,
         "data": data_info,
@@ -618,7 +647,7 @@ def reproduce(
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
     if settings.explain:
-        metrics["importance"] = explain(X, y, settings)
+        metrics["importance"] = explain(X, y, settings, source_groups(filenames))
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genrekit.audio.augment import augmented_name, parse_augmentations, variants
 from genrekit.audio.decode import audio_files, genre_from_path, load_audio
 from genrekit.audio.window import segment_length, segment_name, segments
 from genrekit.errors import AudioError, GenrekitError, TableError
@@ -110,8 +111,9 @@ def extract_file(
     engine: str = "fast",
     filename: str | None = None,
     genres: Sequence[str] | None = GENRES,
+    augment: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Compute the feature-table rows of one audio file.
+    """Compute the feature-table rows of one audio file (and of its augmented versions).
 
     Parameters
     ----------
@@ -129,11 +131,15 @@ def extract_file(
     genres : sequence of str or None
         Folder names taken as labels (default: the ten GTZAN genres); None takes
         any parent folder's name (see :func:`genrekit.audio.decode.genre_from_path`).
+    augment : sequence of str
+        Augmentations (:data:`genrekit.audio.augment.AUGMENTATIONS`): the rows of each
+        pitch-shifted, time-stretched or noise-mixed version follow the file's own rows,
+        named ``<stem>.<tag><ext>`` (see :mod:`genrekit.audio.augment`).
 
     Returns
     -------
     pandas.DataFrame
-        One row per clip or segment, columns ``TABLE_COLUMNS``.
+        One row per clip or segment (of the file, then of each version), columns ``TABLE_COLUMNS``.
 
     Raises
     ------
@@ -144,6 +150,34 @@ def extract_file(
     features_fn = _feature_function(engine)
     y = load_audio(path, sr=SAMPLE_RATE)
     name = Path(path).name if filename is None else filename
+    label = genre_from_path(path, genres)
+    frames = [_signal_rows(y, name, path, "", segment_seconds, features_fn, label)]
+    for tag, make in variants(name, augment):
+        frames.append(
+            _signal_rows(
+                make(y, SAMPLE_RATE),
+                augmented_name(name, tag),
+                path,
+                tag,
+                segment_seconds,
+                features_fn,
+                label,
+            )
+        )
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _signal_rows(
+    y: np.ndarray,
+    name: str,
+    path: str | os.PathLike[str],
+    tag: str,
+    segment_seconds: float | None,
+    features_fn: Callable[..., np.ndarray],
+    label: str,
+) -> pd.DataFrame:
+    """Rows of one signal (a file, or its `tag` version) named `name`: whole, or cut into segments."""
+    where = f"{tag}: " if tag else ""
     if segment_seconds is None:
         spans, names = [(0, len(y))], [name]
     else:
@@ -151,7 +185,8 @@ def extract_file(
         spans = segments(len(y), length)
         if not spans:
             raise AudioError(
-                f"{path}: too short for one {segment_seconds:g} s segment: {len(y)} samples, need {length}"
+                f"{path}: {where}too short for one {segment_seconds:g} s segment: "
+                f"{len(y)} samples, need {length}"
             )
         names = [segment_name(name, i) for i in range(len(spans))]
     rows = []
@@ -159,11 +194,9 @@ def extract_file(
         try:
             rows.append(features_fn(y[start:end], sr=SAMPLE_RATE))
         except AudioError as exc:
-            where = "" if segment_seconds is None else f"segment {i}: "
-            raise AudioError(f"{path}: {where}{exc}") from exc
-    return rows_frame(
-        names, [end - start for start, end in spans], np.asarray(rows), genre_from_path(path, genres)
-    )
+            segment = "" if segment_seconds is None else f"segment {i}: "
+            raise AudioError(f"{path}: {where}{segment}{exc}") from exc
+    return rows_frame(names, [end - start for start, end in spans], np.asarray(rows), label)
 
 
 def extract(
@@ -176,6 +209,7 @@ def extract(
     progress: ProgressWrapper | None = None,
     on_failure: Callable[[Path, str], None] | None = None,
     genres: Sequence[str] | None = GENRES,
+    augment: Sequence[str] = (),
 ) -> ExtractResult:
     """Extract the feature table of many audio files, on several processes.
 
@@ -207,6 +241,8 @@ def extract(
         Called as ``on_failure(path, reason)`` as soon as a file fails.
     genres : sequence of str or None
         Folder names taken as labels (see :func:`extract_file`).
+    augment : sequence of str
+        Augmented versions of every file to add (see :func:`extract_file`).
 
     Returns
     -------
@@ -228,7 +264,10 @@ def extract(
     if segment_seconds is not None:
         segment_length(segment_seconds, sr=SAMPLE_RATE)
     genres = None if genres is None else list(genres)  # as the JSON settings record holds it
+    augment = list(parse_augmentations(augment))
     settings = {"segment_seconds": segment_seconds, "engine": engine, "genres": genres}
+    if augment:  # (a record without the key is one of a run without augmentation)
+        settings["augment"] = augment
     out = None if out is None else Path(out)
     if out is not None:
         table_format(out)
@@ -236,13 +275,16 @@ def extract(
     names = unique_names(files)
     checkpoint, done = None, {}
     if out is not None:
-        completed = resume and segment_seconds is None and out.exists() and not progress_path(out).exists()
+        one_row_each = segment_seconds is None and not augment
+        completed = resume and one_row_each and out.exists() and not progress_path(out).exists()
         checkpoint = _open_checkpoint(out, settings, resume and not completed)
         done = _completed_rows(out, names, genres) if completed else _recorded(checkpoint)
     result = ExtractResult(table=_concat({}), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
-    task = functools.partial(_task, segment_seconds=segment_seconds, engine=engine, genres=genres)
+    task = functools.partial(
+        _task, segment_seconds=segment_seconds, engine=engine, genres=genres, augment=tuple(augment)
+    )
     tasks = map_tasks(task, [(path, names[path]) for path in todo], jobs)
     if progress is not None:
         tasks = progress(tasks, len(todo))
@@ -387,7 +429,8 @@ def _open_checkpoint(out: Path, settings: dict, resume: bool) -> ExtractCheckpoi
     if resume and out.exists() and not record.exists():
         raise TableError(f"{out}: cannot resume: {record.name} is missing; rerun without --resume")
     checkpoint = ExtractCheckpoint(record, settings, resume)
-    for key, value in settings.items():
+    for key in dict.fromkeys([*settings, *checkpoint.settings]):
+        value = settings.get(key)
         if checkpoint.settings.get(key) != value:
             checkpoint.close()
             raise TableError(

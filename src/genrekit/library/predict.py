@@ -1,12 +1,16 @@
 """Genres of audio files: decode, cut into windows, extract features, classify, average.
 
-A clip of any length is cut into 30-second windows like the GTZAN training clips
-(see :func:`genrekit.audio.window.windows`); each window is classified and the file's
-genre probabilities are the mean over its windows.
+A clip of any length is cut into windows as long as the rows the model was trained on
+(its ``window_seconds``: 30 for the GTZAN 30-second table and for models saved without
+the field, 3 for a model trained on a 3-second segment table; see
+:func:`genrekit.audio.window.windows`); each window is classified and the file's genre
+probabilities are the mean over its windows.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.errors import AudioError, GenrekitError
+from genrekit.errors import AudioError, GenrekitError, ModelError
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
 from genrekit.parallel import map_tasks, one_blas_thread
 from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
@@ -36,7 +40,7 @@ BATCH_FILES: int = 32
 
 @dataclass(frozen=True)
 class FileWindows:
-    """The 30-second windows of one decoded file and their features.
+    """The windows (30 s, or the model's window length) of one decoded file and their features.
 
     Attributes
     ----------
@@ -112,8 +116,8 @@ class FilePrediction:
         return self.familiar and self.confidence >= min_confidence
 
 
-def file_windows(path: str | os.PathLike[str]) -> FileWindows:
-    """Decode `path`, cut it into 30-second windows and compute each window's features.
+def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> FileWindows:
+    """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
     The file is decoded block by block and each window's features are computed as soon as its
     samples are in, so memory does not grow with the file's length (libsndfile formats; see
@@ -124,6 +128,10 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
     ----------
     path : path-like
         An audio file in any format :func:`genrekit.audio.decode.load_audio` reads.
+    window_seconds : float
+        Window length (a model's ``window_seconds``; 30 by default, the GTZAN clips'),
+        ``round(window_seconds * 22050)`` samples; see :func:`genrekit.audio.window.windows`
+        for the tail.
 
     Returns
     -------
@@ -142,7 +150,12 @@ def file_windows(path: str | os.PathLike[str]) -> FileWindows:
 
     with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
         try:
-            spans = windows(n_samples, min_samples=round(MIN_SECONDS * SAMPLE_RATE), sr=SAMPLE_RATE)
+            spans = windows(
+                n_samples,
+                window=round(window_seconds * SAMPLE_RATE),
+                min_samples=round(MIN_SECONDS * SAMPLE_RATE),
+                sr=SAMPLE_RATE,
+            )
             features = np.stack(
                 [clip_features(samples, sr=SAMPLE_RATE) for _, _, samples in stream_windows(blocks, spans)]
             )
@@ -177,11 +190,15 @@ class GenreModel:
         Divisor of the logits (1 without calibration).
     novelty : FeatureNovelty or None
         Distance from the training data, when the model has it.
+    window_seconds : float
+        Length of the rows it was trained on (metadata ``window_seconds``; 30 when absent):
+        files are cut into windows of this length.
     """
 
     def __init__(self, classifier, metadata: dict) -> None:
         self.classifier = classifier
         self.metadata = metadata
+        self.window_seconds = window_seconds(metadata)
         calibration = metadata.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
         novelty = calibration.get("novelty")
@@ -290,7 +307,7 @@ class GenreModel:
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            return self._predict_windows([(Path(path), file_windows(path))])[0]
+            return self._predict_windows([(Path(path), file_windows(path, self.window_seconds))])[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None
@@ -314,7 +331,8 @@ class GenreModel:
         result : FilePrediction or GenrekitError
             Its prediction, or why it failed.
         """
-        results = map_tasks(file_windows, [Path(p) for p in paths], jobs, ordered=True)
+        cut = functools.partial(file_windows, window_seconds=self.window_seconds)
+        results = map_tasks(cut, [Path(p) for p in paths], jobs, ordered=True)
         while batch := list(islice(results, BATCH_FILES)):
             done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
             predictions = iter(self._predict_windows(done))
@@ -364,6 +382,22 @@ class GenreModel:
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
+
+
+def window_seconds(metadata: dict) -> float:
+    """Return the window length a saved model was trained on: its ``window_seconds``, or 30.
+
+    Raises
+    ------
+    ModelError
+        If the field is there but not a number of seconds of at least :data:`MIN_SECONDS`.
+    """
+    value = metadata.get("window_seconds", 30.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(f"model.json: window_seconds must be a number of seconds, got {value!r}")
+    if value < MIN_SECONDS:
+        raise ModelError(f"model.json: window_seconds is {value}, below the {MIN_SECONDS:g} s minimum")
+    return float(value)
 
 
 def _as_error(path: Path, exc: Exception) -> GenrekitError:

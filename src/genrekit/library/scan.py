@@ -343,7 +343,15 @@ def scan(
     ------
     AudioError
         If a path does not exist.
+    GenrekitError
+        If `model` was trained on windows other than 30 s (the catalogue stores 30-s windows).
     """
+    window = getattr(model, "window_seconds", 30.0)
+    if window != 30.0:
+        raise GenrekitError(
+            f"this model was trained on {window:g}-second rows, and the catalogue classifies the 30-second "
+            "windows it stores; predict such a model's files with `genrekit predict`"
+        )
     roots = _roots(paths)
     runner = runner or run_local(segment_seconds=segment_seconds)
     report = ScanReport()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import cv_name, cv_splits
+from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
 from genrekit.schema import FEATURE_NAMES
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -69,6 +69,7 @@ def permutation_importance(
     repeats: int = 3,
     seed: int = 0,
     on_fold: Callable[[int], None] | None = None,
+    sources: Groups = None,
 ) -> dict:
     """Cross-validated permutation importance of every feature and every feature family.
 
@@ -90,6 +91,8 @@ def permutation_importance(
         Seed of the folds, of each fold's model and of the shuffles.
     on_fold : callable, optional
         Called with the fold number after each fold (for progress).
+    sources : sequence of str, optional
+        Source clip of each row: folds and inner cross-validations keep a clip's rows together.
 
     Returns
     -------
@@ -105,9 +108,10 @@ def permutation_importance(
     groups = [np.asarray([i]) for i in range(X.shape[1])] + list(families.values())
     rng = np.random.RandomState(seed)
     accuracies, drops = [], []
-    for split in cv_splits(y, n_folds, seed):
+    for split in cv_splits(y, n_folds, seed, sources):
         rows = np.concatenate([split.train, split.val])
-        model = build(split.seed).fit(X[rows], y[rows])
+        with rows_from_sources(X[rows], None if sources is None else np.asarray(sources)[rows]):
+            model = build(split.seed).fit(X[rows], y[rows])
         base, drop = _drops(model.predict, X[split.test], y[split.test], groups, repeats, rng)
         accuracies.append(base)
         drops.append(drop)

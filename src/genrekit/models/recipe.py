@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import cv_name, cv_splits
+from genrekit.evaluation.metrics import file_accuracy, summarize
+from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 from genrekit.parallel import map_tasks
@@ -55,8 +55,9 @@ def heldout_logits(model, X: np.ndarray) -> np.ndarray:
 
 def _fit_task(task: tuple) -> object:
     """Fit one fold's model and return its held-out logits and choices, or (no test rows) the final model."""
-    name, seed, epochs, batch_size, options, X_train, y_train, X_test = task
-    fitted = _build(name, seed, epochs, batch_size, options).fit(X_train, y_train)
+    name, seed, epochs, batch_size, options, X_train, y_train, groups, X_test = task
+    with rows_from_sources(X_train, groups):
+        fitted = _build(name, seed, epochs, batch_size, options).fit(X_train, y_train)
     if X_test is None:
         return fitted
     return heldout_logits(fitted, X_test), chosen_params(fitted)
@@ -74,6 +75,7 @@ def fit_final(
     members: tuple[str, ...] = ENSEMBLE_MEMBERS,
     tune: bool = True,
     jobs: int = 1,
+    groups: Groups = None,
 ) -> tuple[object, dict]:
     """Cross-validate a recipe, then fit it on every row.
 
@@ -102,6 +104,9 @@ def fit_final(
     jobs : int, default=1
         Processes that fit the fold models and the final model side by side
         (1: one after the other in this process); the results do not depend on it.
+    groups : sequence of str, optional
+        Source clip of each row (:func:`genrekit.table.source_groups`): the folds, and every
+        inner cross-validation, keep a clip's rows (segments, augmented copies) together.
 
     Returns
     -------
@@ -109,7 +114,9 @@ def fit_final(
         Trained on all rows.
     metadata : dict
         ``recipe``, ``cross_validation`` (accuracy per fold and its summary,
-        what each fold's inner search chose, the confidence table) and
+        what each fold's inner search chose, the confidence table; with `groups` whose clips
+        have several rows, also ``file_accuracies`` / ``file_accuracy``: per source clip, the
+        argmax of its rows' mean calibrated probabilities) and
         ``calibration`` (temperature, novelty, expected calibration error and
         reliability bins before and after scaling), ready to save with the model.
     """
@@ -119,13 +126,17 @@ def fit_final(
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
     options = {"members": members, "tune": tune}
-    splits = cv_splits(y, n_folds, seed)
+    splits = cv_splits(y, n_folds, seed, groups)
+    sources = None if groups is None else np.asarray(groups, dtype=str)
     tasks = []
     for split in splits:
         rows = np.concatenate([split.train, split.val])
-        tasks.append((model, split.seed, epochs, batch_size, options, X[rows], y[rows], X[split.test]))
+        fold_sources = None if sources is None else sources[rows]
+        tasks.append(
+            (model, split.seed, epochs, batch_size, options, X[rows], y[rows], fold_sources, X[split.test])
+        )
         distances[split.test] = FeatureNovelty.fit(X[rows]).distance(X[split.test])
-    tasks.append((model, seed, epochs, batch_size, options, X, y, None))
+    tasks.append((model, seed, epochs, batch_size, options, X, y, sources, None))
     accuracies, chosen = [], []
     results = map_tasks(_fit_task, tasks, jobs, ordered=True)
     for split, (_, result) in zip(splits, results, strict=False):  # the last result is the final model
@@ -161,6 +172,9 @@ def fit_final(
     }
     proba = scaled_probabilities(logits, metadata["calibration"]["temperature"])
     metadata["cross_validation"]["confidence"] = confidence_table(proba, classes, y)
+    if sources is not None and len(np.unique(sources)) < len(sources):
+        per_file = [file_accuracy(y[s.test], proba[s.test], classes, sources[s.test])[0] for s in splits]
+        metadata["cross_validation"] |= {"file_accuracies": per_file, "file_accuracy": summarize(per_file)}
     return final, metadata
 
 

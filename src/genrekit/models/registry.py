@@ -8,7 +8,10 @@ is *tuned*: a :class:`~sklearn.model_selection.GridSearchCV` with a stratified
 ``StratifiedKFold``: deterministic) over the rows it is fitted on
 picks the hyperparameters, then refits on all of them. Inside an outer
 protocol (``cv10``, ``filtered``, ...) that search therefore sees the outer
-training rows only: nested tuning.
+training rows only: nested tuning. The inner folds (and stacking's) are
+:class:`~genrekit.evaluation.protocols.SourceKFold`: fitted inside
+:func:`~genrekit.evaluation.protocols.rows_from_sources`, they keep the rows of one
+source clip (segments, augmented copies) in one fold.
 
 ==============  =====================================================================================
 name            recipe
@@ -245,7 +248,8 @@ def _ensemble(
     """Soft voting or stacking over `members` (each built, and tuned, by its own recipe)."""
     from sklearn.ensemble import StackingClassifier, VotingClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+
+    from genrekit.evaluation.protocols import SourceKFold
 
     bad = [m for m in members if m in ("ensemble", "stacking") or recipe(m).uses_validation]
     if bad or not members:
@@ -256,7 +260,7 @@ def _ensemble(
     return StackingClassifier(
         estimators,
         final_estimator=LogisticRegression(C=1.0, max_iter=5000),
-        cv=StratifiedKFold(STACKING_FOLDS, shuffle=True, random_state=seed),
+        cv=SourceKFold(STACKING_FOLDS, shuffle=True, random_state=seed),
         stack_method="predict_proba",
     )
 
@@ -303,8 +307,13 @@ def make_model(
         return estimator
     from sklearn.model_selection import GridSearchCV
 
+    from genrekit.evaluation.protocols import SourceKFold
+
     return GridSearchCV(
-        estimator, {key: list(values) for key, values in rec.grid.items()}, cv=INNER_FOLDS, n_jobs=1
+        estimator,
+        {key: list(values) for key, values in rec.grid.items()},
+        cv=SourceKFold(INNER_FOLDS),
+        n_jobs=1,
     )
 
 

@@ -1,0 +1,241 @@
+"""Segment-aware splitting: the rows of one source clip never sit on both sides of any split."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
+
+from genrekit.audio.window import segment_name
+from genrekit.cli.train import _validation_split
+from genrekit.errors import TableError
+from genrekit.evaluation import protocols
+from genrekit.evaluation.metrics import file_accuracy
+from genrekit.evaluation.protocols import (
+    SourceKFold,
+    cv_splits,
+    filtered_splits,
+    optimistic_splits,
+    paper_splits,
+    rows_from_sources,
+)
+from genrekit.evaluation.report import per_file_blocks, to_markdown
+from genrekit.evaluation.reproduce import Settings, Task, run_task
+from genrekit.models import recipe as recipe_module
+from genrekit.models.registry import make_model
+from genrekit.schema import FEATURE_NAMES
+from genrekit.table import feature_matrix, read_table, source_clip, source_groups
+
+SEGMENTS = 3
+SMALL_MEMBERS = ("logreg", "knn-tuned", "extratrees")
+
+
+@pytest.fixture(scope="module")
+def whole(gtzan_table) -> pd.DataFrame:
+    return read_table(gtzan_table)
+
+
+@pytest.fixture(scope="module")
+def segment_table(whole) -> pd.DataFrame:
+    """A segment table: 3 rows per clip of 200 real clips (20 per genre), each its clip's features x noise."""
+    clips = whole.iloc[::5].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    parts = []
+    for k in range(SEGMENTS):
+        part = clips.copy()
+        part["filename"] = [segment_name(name, k) for name in clips["filename"]]
+        noise = rng.normal(1.0, 0.05, size=(len(part), len(FEATURE_NAMES)))
+        part.loc[:, list(FEATURE_NAMES)] = part.loc[:, list(FEATURE_NAMES)].to_numpy() * noise
+        parts.append(part)
+    table = pd.concat(parts).sort_values("filename", kind="stable").reset_index(drop=True)
+    assert len(np.unique(source_groups(table["filename"]))) == len(clips)
+    return table
+
+
+def _sources(table: pd.DataFrame, rows) -> set[str]:
+    return set(source_groups(table["filename"].to_numpy()[np.asarray(rows)]))
+
+
+def _assert_apart(table: pd.DataFrame, *parts) -> None:
+    seen = [_sources(table, rows) for rows in parts]
+    for i in range(len(seen)):
+        for j in range(i + 1, len(seen)):
+            assert not seen[i] & seen[j], "a source clip sits on both sides"
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("blues.00000.wav", "blues.00000.wav"),
+        ("blues.00000.3.wav", "blues.00000.wav"),
+        ("blues.00000.12.flac", "blues.00000.flac"),
+        ("blues.00000.pitch+2.wav", "blues.00000.wav"),
+        ("blues.00000.pitch-2.7.wav", "blues.00000.wav"),
+        ("blues.00000.stretch1.1.wav", "blues.00000.wav"),
+        ("blues.00000.noise20db.0.wav", "blues.00000.wav"),
+        ("a/song.mp3", "a/song.mp3"),
+        ("a/song.4.mp3", "a/song.mp3"),
+        ("my song.00.wav", "my song.00.wav"),
+    ],
+)
+def test_source_clip_names(name, source):
+    assert source_clip(name) == source
+
+
+def test_segment_names_lead_back_to_their_clip():
+    for k in (0, 1, 9, 10, 123):
+        assert source_clip(segment_name("rock.00042.wav", k)) == "rock.00042.wav"
+
+
+def test_every_protocol_keeps_a_clip_together(segment_table, split_dir):
+    y = segment_table["label"].to_numpy(dtype=str)
+    groups = source_groups(segment_table["filename"])
+    splits = paper_splits(y, [0, 1], groups) + optimistic_splits(y, [0], groups) + cv_splits(y, 5, 0, groups)
+    filtered, _ = filtered_splits(segment_table["filename"], split_dir, [0])
+    for split in splits + filtered:
+        if split.val_is_test:  # optimistic: the test rows are its validation rows
+            _assert_apart(segment_table, split.train, split.test)
+        else:
+            _assert_apart(segment_table, split.train, split.val, split.test)
+            assert len(split.train) % SEGMENTS == len(split.val) % SEGMENTS == len(split.test) % SEGMENTS == 0
+    folds = cv_splits(y, 5, 0, groups)
+    assert sorted(np.concatenate([s.test for s in folds]).tolist()) == list(range(len(y)))
+    # stratified over clips: 20 clips a genre, 4 per genre in each test fold
+    assert {tuple(np.unique(y[s.test], return_counts=True)[1]) for s in folds} == {(SEGMENTS * 4,) * 10}
+
+
+def test_trains_validation_split_keeps_a_clip_together(segment_table):
+    train, val = _validation_split(segment_table, 0.2, 0, "segments.csv")
+    assert len(train) + len(val) == len(segment_table)
+    _assert_apart(segment_table, train.index, val.index)
+
+
+def test_a_clip_with_two_labels_is_refused(segment_table):
+    bad = segment_table.copy()
+    bad.loc[1, "label"] = "rock" if bad.loc[1, "label"] != "rock" else "pop"
+    with pytest.raises(TableError, match=r"source clip .*different labels"):
+        cv_splits(bad["label"].to_numpy(dtype=str), 5, 0, source_groups(bad["filename"]))
+
+
+@pytest.fixture
+def inner_splits(monkeypatch, segment_table):
+    """Record the source clips on each side of every inner split (searches, stacking)."""
+    X = feature_matrix(segment_table)
+    source_of = dict(zip((row.tobytes() for row in X), source_groups(segment_table["filename"]), strict=True))
+    seen: list[tuple[set, set]] = []
+    original = SourceKFold.split
+
+    def recording(self, X_inner, y, groups=None):
+        names = np.array(
+            [source_of[np.asarray(row, dtype=np.float64).tobytes()] for row in np.asarray(X_inner)]
+        )
+        for train, test in original(self, X_inner, y, groups):
+            seen.append((set(names[train]), set(names[test])))
+            yield train, test
+
+    monkeypatch.setattr(SourceKFold, "split", recording)
+    return seen
+
+
+def _assert_inner_apart(seen):
+    assert seen
+    for train, test in seen:
+        assert train and test and not train & test
+
+
+@pytest.mark.parametrize("name", ["logreg", "stacking"])
+def test_inner_searches_keep_a_clip_together(segment_table, inner_splits, monkeypatch, name):
+    from genrekit.evaluation import reproduce as reproduce_module
+
+    monkeypatch.setattr(reproduce_module, "make_recipe", functools.partial(make_model, members=SMALL_MEMBERS))
+    X, y = feature_matrix(segment_table), segment_table["label"].to_numpy(dtype=str)
+    groups = source_groups(segment_table["filename"])
+    split = cv_splits(y, 5, 0, groups)[1]
+    result = run_task(Task(split, name), X, y, np.unique(y), Settings(), groups)
+    _assert_inner_apart(inner_splits)
+    assert result["chosen"]
+    assert result["metrics"]["n_test_files"] == len(set(groups[split.test])) == len(split.test) // SEGMENTS
+    assert 0 <= result["metrics"]["file_accuracy"] <= 1
+
+
+def test_the_recipe_folds_and_inner_searches_keep_a_clip_together(segment_table, inner_splits):
+    X, y = feature_matrix(segment_table), segment_table["label"].to_numpy(dtype=str)
+    groups = source_groups(segment_table["filename"])
+    _, metadata = recipe_module.fit_final(X, y, n_folds=3, model="logreg", groups=groups)
+    assert len(inner_splits) == 4 * 3  # 3 fold models + the final one, 3 inner folds each
+    _assert_inner_apart(inner_splits)
+    assert len(metadata["cross_validation"]["fold_accuracies"]) == 3
+    assert len(metadata["cross_validation"]["file_accuracies"]) == 3
+
+
+def test_file_accuracy_averages_a_clips_rows():
+    classes = np.array(["jazz", "rock"])
+    y = ["jazz"] * 3 + ["rock"] * 2
+    sources = ["j.wav"] * 3 + ["r.wav"] * 2
+    # j: one row of three right, but the mean (0.58 jazz) is right; r: both right
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.45, 0.55], [0.2, 0.8], [0.3, 0.7]])
+    assert file_accuracy(y, proba, classes, sources) == (1.0, 2)
+    # j: one row right with 0.6, the mean (0.3 jazz) is wrong
+    proba[:3] = [[0.6, 0.4], [0.1, 0.9], [0.2, 0.8]]
+    assert file_accuracy(y, proba, classes, sources) == (0.5, 2)
+
+
+def test_the_report_shows_accuracy_per_file_only_for_segment_tables():
+    summary = {"mean": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6, "n": 2}
+    entry = {"protocol": "cv5", "model": "logreg", "summary": {"accuracy": summary}, "runs": []}
+    assert per_file_blocks({"results": [entry]}) == []
+    entry["summary"]["file_accuracy"] = {**summary, "mean": 0.7}
+    entry["runs"] = [{"metrics": {"n_test_files": 40}}]
+    markdown = to_markdown(per_file_blocks({"results": [entry]}))
+    assert "Per file %" in markdown and "70.0" in markdown and "40" in markdown
+
+
+# ---- on a table of whole clips, the splits are exactly the row-level draws of before ----
+
+
+def _reference_cv(y, n_folds, seed):
+    """The row-level cross-validation genrekit used before source clips (StratifiedKFold + a carve)."""
+    zeros = np.zeros(len(y))
+    for fold, (rest, test) in enumerate(
+        StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(zeros, y)
+    ):
+        carve = StratifiedShuffleSplit(n_splits=1, test_size=1 / 9, random_state=seed + fold)
+        train, val = next(carve.split(np.zeros(len(rest)), y[rest]))
+        yield np.sort(rest[train]), np.sort(rest[val]), test
+
+
+def _reference_paper(y, seed):
+    rest, test = train_test_split(np.arange(len(y)), test_size=0.1, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=1 / 9, stratify=y[rest], random_state=seed)
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def test_whole_clip_splits_are_unchanged(whole):
+    y, groups = whole["label"].to_numpy(dtype=str), source_groups(whole["filename"])
+    assert len(set(groups)) == len(y) == 1000
+    for split, reference in zip(cv_splits(y, 10, 0, groups), _reference_cv(y, 10, 0), strict=True):
+        for got, want in zip((split.train, split.val, split.test), reference, strict=True):
+            np.testing.assert_array_equal(got, want)
+    for seed in range(10):
+        split = paper_splits(y, [seed], groups)[0]
+        for got, want in zip((split.train, split.val, split.test), _reference_paper(y, seed), strict=True):
+            np.testing.assert_array_equal(got, want)
+    train, val = _validation_split(whole, 0.1, 0, "features_30_sec.csv")
+    ref_train, ref_val = train_test_split(whole, test_size=0.1, stratify=whole["label"], random_state=0)
+    assert train.index.tolist() == ref_train.index.tolist() and val.index.tolist() == ref_val.index.tolist()
+
+
+def test_inner_folds_of_whole_clips_are_stratified_kfold(whole):
+    X, y = feature_matrix(whole), whole["label"].to_numpy(dtype=str)
+    with rows_from_sources(X, source_groups(whole["filename"])):
+        got = list(SourceKFold(3).split(X, y))
+        shuffled = list(SourceKFold(5, shuffle=True, random_state=2).split(X, y))
+    want = list(StratifiedKFold(3).split(X, y))
+    want_shuffled = list(StratifiedKFold(5, shuffle=True, random_state=2).split(X, y))
+    for (a, b), (c, d) in zip(got + shuffled, want + want_shuffled, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert protocols._ROW_SOURCES.get() is None
