@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -134,14 +135,20 @@ def test_save_load_round_trip(fitted, data, tmp_path, name):
 
 
 def test_train_command(gtzan_table, tmp_path, capsys):
-    out = tmp_path / "model"
-    args = ["train", "--data", str(gtzan_table), "-o", str(out), "--model", "cnn-gru", "--epochs", "2"]
+    table, out = tmp_path / "small.csv", tmp_path / "model"
+    pd.read_csv(gtzan_table, dtype=str, keep_default_na=False).iloc[::4].to_csv(table, index=False)
+    args = ["train", "--data", str(table), "-o", str(out), "--model", "cnn-gru", "--epochs", "2"]
     assert main([*args, "--format", "json", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "cnn-gru" and summary["epochs_run"] == 2
-    assert summary["validation"]["rows"] == 100  # the default validation fraction of 1,000 rows
+    assert summary["validation"]["rows"] == 25  # the default validation fraction of 250 rows
     model, metadata = load_model_dir(out)
     assert metadata["model"]["type"] == "cnn_gru"
     assert metadata["validation"]["accuracy"] is not None
-    frame = read_table(gtzan_table)
-    assert model.predict(frame).shape == (1000,)
+    assert metadata["recipe"]["name"] == "cnn-gru" and metadata["recipe"]["transform"].startswith("z-score")
+    assert model.predict(read_table(table)).shape == (250,)
+    # model explain retrains the recipe the metadata names, with the saved epoch count
+    explain = ["model", "explain", str(out), "--data", str(table), "--folds", "2", "--repeats", "1"]
+    assert main([*explain, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["recipe"] == "cnn-gru" and len(report["families"]) == 7

@@ -41,6 +41,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``torch.nn.Linear`` over the last axis of `x` (any rank), as one 2-D product (BLAS)."""
+    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    return (flat @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])
+
+
 def gru_last_state(w: Mapping[str, np.ndarray], x: np.ndarray, suffix: str = "") -> np.ndarray:
     """Run one direction of a one-layer ``torch.nn.GRU`` called ``gru`` over `x` (n, steps, inputs).
 
@@ -50,11 +56,11 @@ def gru_last_state(w: Mapping[str, np.ndarray], x: np.ndarray, suffix: str = "")
     """
     w_ih, w_hh = w[f"gru.weight_ih_l0{suffix}"], w[f"gru.weight_hh_l0{suffix}"]
     b_ih, b_hh = w[f"gru.bias_ih_l0{suffix}"], w[f"gru.bias_hh_l0{suffix}"]
-    inputs = x @ w_ih.T + b_ih  # (n, steps, 3 hidden): every step's input part at once
+    inputs = dense(x.transpose(1, 0, 2), w_ih, b_ih)  # (steps, n, 3 hidden): every step's input part
     h = np.zeros((x.shape[0], w_hh.shape[1]))
     steps = range(x.shape[1])
     for step in reversed(steps) if suffix == "_reverse" else steps:
-        i_r, i_z, i_n = np.split(inputs[:, step], 3, axis=1)
+        i_r, i_z, i_n = np.split(inputs[step], 3, axis=1)
         h_r, h_z, h_n = np.split(h @ w_hh.T + b_hh, 3, axis=1)
         r, z = _sigmoid(i_r + h_r), _sigmoid(i_z + h_z)
         h = (1.0 - z) * np.tanh(i_n + r * h_n) + z * h
@@ -88,14 +94,14 @@ def multi_head_attention(w: Mapping[str, np.ndarray], x: np.ndarray, prefix: str
     """``torch.nn.MultiheadAttention`` self-attention of `x` (n, tokens, d), no mask."""
     n, tokens, d = x.shape
     head = d // n_heads
-    qkv = x @ w[f"{prefix}.in_proj_weight"].T + w[f"{prefix}.in_proj_bias"]
+    qkv = dense(x, w[f"{prefix}.in_proj_weight"], w[f"{prefix}.in_proj_bias"])
     q, k, v = (
         part.reshape(n, tokens, n_heads, head).transpose(0, 2, 1, 3) for part in np.split(qkv, 3, axis=2)
     )
     scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head)  # (n, heads, tokens, tokens)
     attended = softmax_last(scores) @ v  # (n, heads, tokens, head)
     joined = attended.transpose(0, 2, 1, 3).reshape(n, tokens, d)
-    return joined @ w[f"{prefix}.out_proj.weight"].T + w[f"{prefix}.out_proj.bias"]
+    return dense(joined, w[f"{prefix}.out_proj.weight"], w[f"{prefix}.out_proj.bias"])
 
 
 def softmax_last(x: np.ndarray) -> np.ndarray:
@@ -109,8 +115,8 @@ def encoder_layer(w: Mapping[str, np.ndarray], x: np.ndarray, prefix: str, n_hea
     normed = layer_norm(x, w[f"{prefix}.norm1.weight"], w[f"{prefix}.norm1.bias"])
     x = x + multi_head_attention(w, normed, f"{prefix}.self_attn", n_heads)
     h = layer_norm(x, w[f"{prefix}.norm2.weight"], w[f"{prefix}.norm2.bias"])
-    h = np.maximum(h @ w[f"{prefix}.linear1.weight"].T + w[f"{prefix}.linear1.bias"], 0.0)
-    return x + h @ w[f"{prefix}.linear2.weight"].T + w[f"{prefix}.linear2.bias"]
+    h = np.maximum(dense(h, w[f"{prefix}.linear1.weight"], w[f"{prefix}.linear1.bias"]), 0.0)
+    return x + dense(h, w[f"{prefix}.linear2.weight"], w[f"{prefix}.linear2.bias"])
 
 
 def attention_forward(weights: Mapping[str, np.ndarray], x: np.ndarray, n_heads: int) -> np.ndarray:
