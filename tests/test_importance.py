@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from genrekit.cli import main
-from genrekit.models.importance import FAMILIES, family_columns, permutation_importance
+from genrekit.models.importance import FAMILIES, family_columns, permutation_importance, saved_recipe
 from genrekit.models.registry import make_model
 from genrekit.schema import FEATURE_NAMES
 
@@ -65,3 +65,16 @@ def test_report_section_renders_importance():
     families = next(block for block in blocks if isinstance(block, Table))
     assert [row[0] for row in families.rows] == [row["name"] for row in result["families"]]
     assert importance_blocks({}) == []
+
+
+def test_saved_recipes_are_rebuilt_as_they_were_trained():
+    """A format-1 CNN variant and a format-2 network are retrained by their own recipe and epoch count."""
+    l2 = {"kind": "paper-cnn", "training": {"epochs": 7, "batch_size": 16}, "recipe": {"name": "cnn-l2"}}
+    name, build = saved_recipe(l2)
+    model = build(3)
+    assert name == "cnn-l2" and model.weight_decay == 1e-3 and model.epochs == 7 and model.batch_size == 16
+    plain = {"kind": "paper-cnn", "training": {"epochs": 7, "batch_size": 16}}
+    assert saved_recipe(plain)[0] == "cnn" and saved_recipe(plain)[1](0).weight_decay == 0.0
+    gru = {"kind": "genrekit-model", "recipe": {"name": "cnn-gru"}, "model": {"training": {"epochs": 5}}}
+    name, build = saved_recipe(gru)
+    assert name == "cnn-gru" and type(build(0)).__name__ == "CNNGRUClassifier" and build(0).epochs == 5

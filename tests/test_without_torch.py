@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 _BLOCKER = """
 import sys
 
@@ -55,3 +57,21 @@ def test_predict_extract_and_model_summary_work(gtzan_flac_dir: Path, tmp_path: 
     done = _run("model", "summary", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total_params"] == 106_058
+
+
+@pytest.mark.parametrize("name", ["cnn-gru", "attention"])
+def test_sequence_models_predict_without_torch(gtzan_table: Path, gtzan_flac_dir: Path, tmp_path: Path, name):
+    """The CNN+GRU and attention models, trained here with torch, predict in a process without it."""
+    pytest.importorskip("torch")
+    from genrekit.models.io import save_model
+    from genrekit.models.registry import make_model
+    from genrekit.schema import GENRES
+    from genrekit.table import feature_matrix, read_table
+
+    frame = read_table(gtzan_table).iloc[::4]
+    model = make_model(name, seed=0, epochs=2).fit(feature_matrix(frame), frame["label"].to_numpy(dtype=str))
+    save_model(model, tmp_path / name)
+    clip = gtzan_flac_dir / "classical" / "classical.00000.flac"
+    done = _run("predict", str(clip), "--model", str(tmp_path / name), "--format", "json", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"][0]["best_guess"] in (*GENRES, "uncertain")

@@ -210,7 +210,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
                 model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
-    if not cnn:
+    if args.model != "cnn":  # every recipe but the paper's CNN (format 1, its own fields) names itself
         extra["recipe"] = {
             **describe(args.model, args.members),
             "tuned": args.tune,

@@ -8,8 +8,9 @@ estimator); ``LogisticRegression``; ``MLPClassifier`` (ReLU); ``SVC`` (RBF, with
 ``ensemble=False``); ``KNeighborsClassifier`` (Euclidean); ``ExtraTreesClassifier``
 and ``RandomForestClassifier``; LightGBM's ``LGBMClassifier`` (numerical splits);
 ``VotingClassifier`` (soft) and ``StackingClassifier`` (``predict_proba``, a
-logistic regression on top, no passthrough); and the paper's
-:class:`~genrekit.models.cnn.CNNClassifier`. Anything else raises
+logistic regression on top, no passthrough); the paper's
+:class:`~genrekit.models.cnn.CNNClassifier` and the networks of
+:mod:`genrekit.models.sequence`. Anything else raises
 :class:`~genrekit.errors.ModelError` naming the estimator.
 """
 
@@ -171,10 +172,14 @@ class _Exporter:
         final = self.export(est.final_estimator_, f"{path}/final", n_classes)
         return {"type": "stacking", "n_classes": n_classes, "children": [*members, final]}
 
-    def _CNNClassifier(self, est: Any, path: str, n_classes: int) -> dict:
+    def _network(self, est: Any, path: str, n_classes: int) -> dict:
         arrays = {name: np.asarray(w, dtype=np.float32) for name, w in est.weights_.items()}
         arrays |= {"scaler_mean": est.scaler_mean_, "scaler_scale": est.scaler_scale_}
-        return self.node("cnn", path, arrays, n_classes=n_classes)
+        return self.node(est.PORTABLE_NODE, path, arrays, n_classes=n_classes, **est.portable_fields())
+
+    _CNNClassifier = _network
+    _CNNGRUClassifier = _network
+    _AttentionClassifier = _network
 
 
 def _lightgbm_nodes(node: dict, parts: dict[str, list]) -> int:

@@ -137,9 +137,10 @@ def permutation_importance(
 def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
     """Return the registry name of a saved model's recipe and a ``build(seed)`` that makes it afresh.
 
-    A format-1 paper CNN is ``cnn`` with its saved epoch count and batch size (no
-    early stopping, as the shipped CNN's recipe); a format-2 model names its
-    recipe, its ensemble members and whether it was tuned.
+    A format-1 paper CNN is ``cnn`` (or the ``cnn-l2`` / ``cnn-dropout`` its
+    metadata names) with its saved epoch count and batch size (no early stopping,
+    as the shipped CNN's recipe); a format-2 model names its recipe, its ensemble
+    members and whether it was tuned.
 
     Raises
     ------
@@ -151,15 +152,19 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
 
     if metadata["kind"] == "paper-cnn":
         training = metadata["training"]
+        name = metadata.get("recipe", {}).get("name", "cnn")  # cnn-l2 and cnn-dropout name themselves
 
         def build_cnn(seed: int) -> object:
-            model = make_model("cnn", seed, epochs=training["epochs"])
+            model = make_model(name, seed, epochs=training["epochs"])
             return model.set_params(batch_size=training["batch_size"])
 
-        return "cnn", build_cnn
+        return name, build_cnn
     recipe = metadata.get("recipe")
     if not isinstance(recipe, dict) or "name" not in recipe:
         raise ModelError("the model's metadata does not name its recipe; cannot retrain it to explain it")
     members = tuple(member["name"] for member in recipe.get("members", [])) or ENSEMBLE_MEMBERS
     tune = bool(recipe.get("tuned", True))
-    return recipe["name"], lambda seed: make_model(recipe["name"], seed, tune=tune, members=members)
+    epochs = metadata.get("model", {}).get("training", {}).get("epochs", 200)  # networks (cnn-gru, ...)
+    return recipe["name"], lambda seed: make_model(
+        recipe["name"], seed, tune=tune, members=members, epochs=epochs
+    )

@@ -59,6 +59,12 @@ listed in its ``"arrays"`` field):
     The paper's 1D CNN (:func:`numpy_forward`): z-scoring by ``scaler_mean`` /
     ``scaler_scale`` then the network weights named as
     :func:`genrekit.models.cnn.weight_shapes`.
+``cnn_gru``, ``attention``
+    The CNN+GRU hybrid and the attention encoder of :mod:`genrekit.models.sequence`:
+    z-scoring as ``cnn``, then their ``state_dict`` arrays run by
+    :mod:`genrekit.models.portable_nets` (``attention`` also reads ``n_heads``).
+    All three network nodes may hold a ``training`` field (settings, best epoch,
+    epochs run) that inference does not read.
 
 This module imports NumPy only; it is what ``genrekit predict`` runs.
 """
@@ -195,6 +201,12 @@ def _max_pool(x: np.ndarray, size: int = POOL_SIZE) -> np.ndarray:
     return x[:, :, : out * size].reshape(n, c, out, size).max(axis=3)
 
 
+def conv_pool_stages(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Run the paper's conv + ReLU + max-pool stages ``conv1``, ``conv2``: (n, l) -> (n, channels, l')."""
+    h = _max_pool(_relu(_conv1d_valid(x[:, None, :], w["conv1.weight"], w["conv1.bias"])))
+    return _max_pool(_relu(_conv1d_valid(h, w["conv2.weight"], w["conv2.bias"])))
+
+
 def numpy_forward(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Run the paper's CNN (:class:`genrekit.models.cnn.PaperCNN`) in eval mode in NumPy.
 
@@ -212,9 +224,7 @@ def numpy_forward(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarra
         Logits, float64.
     """
     w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
-    h = x[:, None, :]
-    h = _max_pool(_relu(_conv1d_valid(h, w["conv1.weight"], w["conv1.bias"])))
-    h = _max_pool(_relu(_conv1d_valid(h, w["conv2.weight"], w["conv2.bias"])))
+    h = conv_pool_stages(w, x)
     h = h.reshape(h.shape[0], -1)  # channel-major, as torch's Flatten
     h = _relu(h @ w["dense1.weight"].T + w["dense1.bias"])
     return h @ w["dense2.weight"].T + w["dense2.bias"]
@@ -408,9 +418,20 @@ class _Node:
         if kind == "stacking":
             *members, final = self.children
             return final.logits(np.hstack([softmax(member.logits(x)) for member in members]))
-        if kind == "cnn":
-            return numpy_forward(a, (x - a["scaler_mean"]) / a["scaler_scale"])
+        if kind in ("cnn", "cnn_gru", "attention"):
+            return self._network_logits((x - a["scaler_mean"]) / a["scaler_scale"])
         raise ValueError(f"unknown model node type {kind!r}")
+
+    def _network_logits(self, scaled: np.ndarray) -> np.ndarray:
+        """Logits of a torch-trained network node from its z-scored input."""
+        kind = self.spec["type"]
+        if kind == "cnn":
+            return numpy_forward(self.a, scaled)
+        from genrekit.models.portable_nets import attention_forward, cnn_gru_forward
+
+        if kind == "cnn_gru":
+            return cnn_gru_forward(self.a, scaled)
+        return attention_forward(self.a, scaled, int(self.spec["n_heads"]))
 
     def _knn_proba(self, x: np.ndarray, k: int) -> np.ndarray:
         """Class shares among the nearest stored rows (inverse-distance weighted if so fitted)."""

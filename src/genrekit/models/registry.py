@@ -19,6 +19,8 @@ name            recipe
 ``cnn``         the paper's 1D CNN (:mod:`genrekit.models.cnn`), early stopping on validation rows
 ``cnn-l2``      the same CNN with an L2 penalty (Adam weight decay 1e-3)
 ``cnn-dropout`` the same CNN with dropout 0.3 instead of 0.5
+``cnn-gru``     the paper's two conv blocks, then a bidirectional GRU (:mod:`genrekit.models.sequence`)
+``attention``   a 2-layer transformer encoder over the 57 features as tokens (same module)
 ``knn``         the paper's k-NN baseline (:mod:`genrekit.models.baselines`), untuned
 ``svm``         the paper's SVM baseline, untuned
 ``mlp``         the paper's MLP baseline, untuned
@@ -33,10 +35,10 @@ name            recipe
                 probabilities from a 5-fold inner cross-validation
 ==============  =====================================================================================
 
-All recipes but the paper's three baselines and the CNNs start with
+All recipes but the paper's three baselines and the networks start with
 :class:`~genrekit.models.transforms.FeatureTransform` (``log1p`` of the
-``*_var`` columns, then z-scores); the baselines and the CNN z-score only, as in
-the reproduction.
+``*_var`` columns, then z-scores); the baselines and the networks (the CNNs,
+``cnn-gru``, ``attention``) z-score only, as in the reproduction.
 """
 
 from __future__ import annotations
@@ -98,6 +100,22 @@ RECIPES: dict[str, Recipe] = {
         Recipe("cnn", "the paper's 1D CNN (early stopping on validation rows)", _Z, {}, True, "torch"),
         Recipe("cnn-l2", "the paper's CNN with an L2 penalty (weight decay 1e-3)", _Z, {}, True, "torch"),
         Recipe("cnn-dropout", "the paper's CNN with dropout 0.3 (paper: 0.5)", _Z, {}, True, "torch"),
+        Recipe(
+            "cnn-gru",
+            "CNN+GRU hybrid: the paper's conv blocks, then a bidirectional GRU (64)",
+            _Z,
+            {},
+            True,
+            "torch",
+        ),
+        Recipe(
+            "attention",
+            "transformer encoder over the features as tokens (2 layers, d 32, 4 heads)",
+            _Z,
+            {},
+            True,
+            "torch",
+        ),
         Recipe("knn", "the paper's k-NN baseline (k = 5), untuned", _Z),
         Recipe("svm", "the paper's SVM baseline (RBF, C = 1), untuned", _Z),
         Recipe("mlp", "the paper's MLP baseline (256, 128), untuned", _Z),
@@ -173,10 +191,13 @@ def _pipeline(classifier: Any) -> Any:
     return Pipeline([("features", FeatureTransform()), ("classifier", classifier)])
 
 
-def _cnn(seed: int, epochs: int, patience: int, **params: Any) -> Any:
+def _network(name: str, seed: int, epochs: int, patience: int, **params: Any) -> Any:
+    """Return a torch-trained network: ``cnn`` (the paper's CNN), ``cnn-gru`` or ``attention``."""
     from genrekit.models.cnn import CNNClassifier
+    from genrekit.models.sequence import AttentionClassifier, CNNGRUClassifier
 
-    return CNNClassifier(epochs=epochs, patience=patience, random_state=seed, **params)
+    kind = {"cnn": CNNClassifier, "cnn-gru": CNNGRUClassifier, "attention": AttentionClassifier}[name]
+    return kind(epochs=epochs, patience=patience, random_state=seed, **params)
 
 
 def _lightgbm(seed: int) -> Any:
@@ -209,9 +230,11 @@ def _untuned(name: str, seed: int, epochs: int, patience: int, members: Sequence
     from sklearn.svm import SVC
 
     builders: dict[str, Callable[[], Any]] = {
-        "cnn": lambda: _cnn(seed, epochs, patience),
-        "cnn-l2": lambda: _cnn(seed, epochs, patience, weight_decay=1e-3),
-        "cnn-dropout": lambda: _cnn(seed, epochs, patience, dropout=0.3),
+        "cnn": lambda: _network("cnn", seed, epochs, patience),
+        "cnn-l2": lambda: _network("cnn", seed, epochs, patience, weight_decay=1e-3),
+        "cnn-dropout": lambda: _network("cnn", seed, epochs, patience, dropout=0.3),
+        "cnn-gru": lambda: _network("cnn-gru", seed, epochs, patience),
+        "attention": lambda: _network("attention", seed, epochs, patience),
         "logreg": lambda: _pipeline(LogisticRegression(C=1.0, max_iter=5000)),
         "knn-tuned": lambda: _pipeline(KNeighborsClassifier(n_neighbors=7, weights="distance")),
         "svm-tuned": lambda: _pipeline(
