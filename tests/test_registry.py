@@ -6,7 +6,9 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from genrekit.errors import GenrekitError
+from genrekit.models.cnn import CNNClassifier
 from genrekit.models.registry import RECIPES, describe, make_model, parse_names
+from genrekit.models.sequence import AttentionClassifier, CNNGRUClassifier
 from genrekit.models.transforms import FeatureTransform
 
 # Small versions of the recipes, so that the ~40 checks per estimator stay fast: the estimator
@@ -40,6 +42,11 @@ ESTIMATORS = [
     *(_small(name) for name in SMALL),
     _small_ensemble(stacking=False),
     _small_ensemble(stacking=True),
+    # the torch-trained networks, 3 epochs each (the checks' inputs of 1-5 columns are zero-padded
+    # to the conv stages' 10 steps)
+    CNNClassifier(epochs=3),
+    CNNGRUClassifier(epochs=3),
+    AttentionClassifier(epochs=3),
 ]
 
 MLP_TINY = (

@@ -22,29 +22,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from genrekit.models.portable import softmax
 from genrekit.schema import FEATURE_NAMES
 
 
-def as_matrix(X: Any, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return `X` as a float64 matrix and its column names (DataFrame input) or None."""
-    names = None
-    if isinstance(X, pd.DataFrame):
-        missing = [name for name in FEATURE_NAMES if name not in X.columns]
-        if missing:
-            raise ValueError(f"X lacks feature column {missing[0]!r} ({len(missing)} missing)")
-        names = np.asarray(FEATURE_NAMES, dtype=object)
-        X = X.loc[:, list(FEATURE_NAMES)]
-    matrix = np.asarray(X, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {matrix.shape}")
-    if n_features is not None and matrix.shape[1] != n_features:
-        raise ValueError(f"X has {matrix.shape[1]} features, the model expects {n_features}")
-    if not np.isfinite(matrix).all():
-        raise ValueError("X holds NaN or infinite values")
-    return matrix, names
+def _feature_frame(X: Any) -> Any:
+    """Return `X` with the FEATURE_NAMES columns in table order when it is a DataFrame holding them all."""
+    if isinstance(X, pd.DataFrame) and set(FEATURE_NAMES) <= set(X.columns):
+        return X.loc[:, list(FEATURE_NAMES)]
+    return X
 
 
 class NeuralClassifier(ClassifierMixin, BaseEstimator):
@@ -100,9 +89,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame or array-like, shape (n_samples, n_features)
-            Training features (a DataFrame must hold the FEATURE_NAMES columns).
-        y : array-like of str, shape (n_samples,)
-            Training labels.
+            Training features (a DataFrame holding the FEATURE_NAMES columns is read in
+            the table's column order).
+        y : array-like, shape (n_samples,)
+            Training labels (strings or numbers).
         X_val, y_val : optional
             Validation data for early stopping; labels must occur in `y`.
 
@@ -113,18 +103,11 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         """
         import torch
 
-        matrix, names = as_matrix(X)
-        labels = np.asarray(y).astype(str)
-        if labels.shape != (matrix.shape[0],):
-            raise ValueError(f"y has shape {labels.shape}, expected ({matrix.shape[0]},)")
+        matrix, labels = validate_data(self, _feature_frame(X), y, dtype=np.float64)
+        check_classification_targets(labels)
         self.classes_ = np.unique(labels)
         if len(self.classes_) < 2:
-            raise ValueError("y needs at least two classes")
-        self.n_features_in_ = matrix.shape[1]
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+            raise ValueError(f"y holds 1 class ({self.classes_[0]!r}); a classifier needs at least two")
         self.scaler_mean_ = matrix.mean(axis=0)
         scale = matrix.std(axis=0)
         self.scaler_scale_ = np.where(scale > 0, scale, 1.0)
@@ -133,7 +116,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         if (X_val is None) != (y_val is None):
             raise ValueError("pass both X_val and y_val, or neither")
         if X_val is not None:
-            val = self._tensors(as_matrix(X_val, self.n_features_in_)[0], np.asarray(y_val).astype(str))
+            val_matrix = validate_data(self, _feature_frame(X_val), dtype=np.float64, reset=False)
+            val = self._tensors(val_matrix, np.asarray(y_val))
 
         threads = torch.get_num_threads()
         deterministic = torch.are_deterministic_algorithms_enabled()
@@ -221,11 +205,20 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             module.load_state_dict(best_state)
         self.weights_ = {name: tensor.detach().numpy().copy() for name, tensor in module.state_dict().items()}
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Return the logits, shape (n_samples, n_classes), computed in NumPy."""
+    def logits(self, X: Any) -> np.ndarray:
+        """Return the logits, shape (n_samples, n_classes), computed in NumPy from the stored weights."""
         check_is_fitted(self, "weights_")
-        matrix, _ = as_matrix(X, self.n_features_in_)
+        matrix = validate_data(self, _feature_frame(X), dtype=np.float64, reset=False)
         return self._numpy_logits((matrix - self.scaler_mean_) / self.scaler_scale_)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Return the logits as scikit-learn expects them: shape (n_samples,) for two classes.
+
+        With two classes the score is the second class's logit minus the first's
+        (positive: ``classes_[1]``); otherwise the (n_samples, n_classes) logits.
+        """
+        logits = self.logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Return class probabilities, shape (n_samples, n_classes), in ``classes_`` order.
@@ -233,15 +226,16 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame or array-like, shape (n_samples, n_features)
-            Raw (unscaled) features; a DataFrame must hold the FEATURE_NAMES columns.
+            Raw (unscaled) features, in the columns the model was fitted on.
 
         Returns
         -------
         numpy.ndarray
             Softmax probabilities (float64); rows sum to 1.
         """
-        return softmax(self.decision_function(X))
+        return softmax(self.logits(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Return the most probable label for each row of `X`."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        logits = self.logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]

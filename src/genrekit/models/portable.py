@@ -113,28 +113,35 @@ def _pool_length(length: int) -> int:
     return length // POOL_SIZE
 
 
+MIN_STEPS: int = 10
+"""Shortest input the two conv/pool stages accept; shorter inputs are zero-padded to it (:func:`pad_steps`).
+
+The 57 GTZAN features are never padded; padding only lets the networks fit a table
+of fewer columns (e.g. a feature subset), as scikit-learn expects of a classifier.
+"""
+
+
+def pad_steps(x: np.ndarray) -> np.ndarray:
+    """Zero-pad scaled inputs (n, l) at the end to :data:`MIN_STEPS` steps when l is shorter."""
+    missing = MIN_STEPS - x.shape[1]
+    return np.pad(x, ((0, 0), (0, missing))) if missing > 0 else x
+
+
 def flat_length(n_features: int = len(FEATURE_NAMES)) -> int:
     """Return the width of the flatten layer for `n_features` input steps.
 
     Parameters
     ----------
     n_features : int, default=57
-        Input sequence length.
+        Input sequence length (padded to :data:`MIN_STEPS` when shorter).
 
     Returns
     -------
     int
         ``CONV2_FILTERS`` times the length left after both conv/pool stages.
-
-    Raises
-    ------
-    ValueError
-        If the input is too short for both stages.
     """
-    length = _pool_length(_conv_length(_pool_length(_conv_length(n_features))))
-    if length < 1:
-        raise ValueError(f"n_features={n_features} is too short for two conv/pool stages")
-    return CONV2_FILTERS * length
+    length = max(n_features, MIN_STEPS)
+    return CONV2_FILTERS * _pool_length(_conv_length(_pool_length(_conv_length(length))))
 
 
 def weight_shapes(n_features: int = len(FEATURE_NAMES), n_classes: int = len(GENRES)) -> dict[str, tuple]:
@@ -203,7 +210,7 @@ def _max_pool(x: np.ndarray, size: int = POOL_SIZE) -> np.ndarray:
 
 def conv_pool_stages(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Run the paper's conv + ReLU + max-pool stages ``conv1``, ``conv2``: (n, l) -> (n, channels, l')."""
-    h = _max_pool(_relu(_conv1d_valid(x[:, None, :], w["conv1.weight"], w["conv1.bias"])))
+    h = _max_pool(_relu(_conv1d_valid(pad_steps(x)[:, None, :], w["conv1.weight"], w["conv1.bias"])))
     return _max_pool(_relu(_conv1d_valid(h, w["conv2.weight"], w["conv2.bias"])))
 
 

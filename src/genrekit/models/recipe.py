@@ -45,7 +45,7 @@ def _build(name: str, seed: int, epochs: int, batch_size: int, options: dict):
 def heldout_logits(model, X: np.ndarray) -> np.ndarray:
     """Return the logits a saved copy of the fitted `model` gives (what prediction will see)."""
     if hasattr(model, "weights_"):
-        return model.decision_function(X)
+        return model.logits(X)
     from genrekit.models.export import export_model
     from genrekit.models.portable import PortableClassifier
 

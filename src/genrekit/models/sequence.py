@@ -55,8 +55,8 @@ from genrekit.models.portable import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     KERNEL_SIZE,
+    MIN_STEPS,
     POOL_SIZE,
-    flat_length,
 )
 from genrekit.models.portable_nets import attention_forward, cnn_gru_forward
 
@@ -87,7 +87,6 @@ def _modules() -> tuple[type, type]:
 
         def __init__(self, n_features: int, n_classes: int, hidden: int, dropout: float) -> None:
             super().__init__()
-            flat_length(n_features)  # raises for inputs too short for both conv/pool stages
             self.conv1 = nn.Conv1d(1, CONV1_FILTERS, KERNEL_SIZE)
             self.conv2 = nn.Conv1d(CONV1_FILTERS, CONV2_FILTERS, KERNEL_SIZE)
             self.pool = nn.MaxPool1d(POOL_SIZE)
@@ -97,6 +96,7 @@ def _modules() -> tuple[type, type]:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             """Return logits for `x` of shape (n, n_features)."""
+            x = torch.nn.functional.pad(x, (0, max(0, MIN_STEPS - x.shape[1])))
             h = self.pool(torch.relu(self.conv1(x.unsqueeze(1))))
             h = self.pool(torch.relu(self.conv2(h)))
             _, last = self.gru(h.transpose(1, 2))  # (2 directions, n, hidden)
