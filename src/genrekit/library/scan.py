@@ -6,8 +6,9 @@ the sorted walk with the catalogue's rows, so memory stays flat whatever the
 size of the library):
 
 * a file the catalogue does not hold, or holds as ``gone``, is analysed;
-* a file whose size or modification time changed is analysed again;
-* a file that is unchanged is only stat'ed (a failed one is retried with
+* a file whose size or modification time changed is analysed again (for a
+  URL, ``s3://...``: its size or change stamp, see :mod:`genrekit.library.remote`);
+* a file that is unchanged is only stat'ed, a URL only listed (a failed one is retried with
   ``retry_failed``; one stored without segments is analysed again when
   segments are asked for);
 * a file the catalogue holds below a scanned folder but that is no longer
@@ -24,7 +25,9 @@ their stored features first, without decoding anything.
 Workers are either local processes (:func:`run_local`) or Dask distributed
 workers (:func:`genrekit.library.cluster.run_dask`); both are *runners*:
 functions from an iterator of :class:`Todo` to an iterator of lists of
-:class:`~genrekit.library.catalogue.Analysis` or :class:`Lost`.
+:class:`~genrekit.library.catalogue.Analysis` or :class:`Lost`. With a
+timeout, a file that runs longer is stored as failed (:class:`TimedOut`) and
+the process that ran it recycled.
 """
 
 from __future__ import annotations
@@ -144,6 +147,8 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
             result = _analyse_path(local, segment_seconds)
     except GenrekitError as exc:
         return Analysis(path, -1, -1, error=str(exc))
+    except OSError as exc:  # the temporary copy: no space left, no such folder
+        return Analysis(path, -1, -1, error=f"{path}: cannot copy to a temporary file: {exc}")
     error = None if result.error is None else result.error.replace(local, path)
     return replace(result, path=path, error=error)
 
@@ -205,8 +210,8 @@ def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:
 
 def timed_out(item: Todo, timeout: float, worker: str = "") -> TimedOut:
     """Return the failure stored for a file whose analysis took longer than `timeout` seconds."""
-    return TimedOut(item.path, item.size, item.mtime_ns, error=f"{item.path}: timed out after {timeout:g} s",
-                    worker=worker)  # fmt: skip
+    error = f"{item.path}: timed out after {timeout:g} s"
+    return TimedOut(item.path, item.size, item.mtime_ns, error=error, worker=worker)
 
 
 def analyse_batch(
@@ -239,11 +244,22 @@ def analyse_batch(
 
 def _within(timeout: float, fn: Callable[..., Analysis], *args: object) -> Analysis | None:
     """Return ``fn(*args)`` run in a thread of its own, or None when it still runs after `timeout` s."""
-    box: list[Analysis] = []
-    thread = threading.Thread(target=lambda: box.append(fn(*args)), daemon=True)
+    box: list[Analysis | Exception] = []
+
+    def target() -> None:
+        try:
+            box.append(fn(*args))
+        except Exception as exc:  # raised again in the task, as without a timeout
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(timeout)
-    return box[0] if box else None
+    if thread.is_alive():
+        return None
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
 
 
 def run_local(
@@ -254,8 +270,9 @@ def run_local(
     Each process analyses one file at a time, so memory does not grow with the
     library. A file still running after `timeout` seconds is reported failed
     (:class:`TimedOut`) and its process killed and replaced; a process that dies
-    (out of memory, killed) loses its file (:class:`Lost`: the next scan retries
-    it) and is replaced. Without a timeout, ``jobs=1`` analyses in this process.
+    (a decoder crash, out of memory) is replaced and its file tried again, up to
+    :data:`LOCAL_TRIES` times, then stored as failed. Without a timeout, ``jobs=1``
+    analyses in this process.
     Objects behind URLs are copied into a temporary folder of the runner's own,
     removed at the end.
     """
@@ -268,9 +285,9 @@ def run_local(
                     yield [analyse_todo(item, segment_seconds)]
             return
         scratch = tempfile.mkdtemp(prefix="genrekit-scan-")
-        slots = [_Slot(segment_seconds, scratch) for _ in range(jobs)]
+        slots: list[_Slot] = []  # started when there is work (an unchanged rescan starts none)
         try:
-            yield from _run_slots(slots, todo, timeout)
+            yield from _run_slots(slots, jobs, lambda: _Slot(segment_seconds, scratch), todo, timeout)
         finally:  # also on Ctrl-C: stop what is running
             for slot in slots:
                 slot.close()
@@ -337,11 +354,19 @@ LOCAL_TRIES: int = 2
 """Processes a file may kill (a decoder crash, out of memory) before a local scan stores it as failed."""
 
 
-def _run_slots(slots: list[_Slot], todo: Iterator[Todo], timeout: float | None) -> Iterator[list]:
-    """Feed the files to the slots, one each, and yield each result or failure as it comes."""
-    idle, again, deaths = list(slots), [], {}
+def _run_slots(
+    slots: list[_Slot], jobs: int, new_slot: Callable[[], _Slot], todo: Iterator[Todo], timeout: float | None
+) -> Iterator[list]:
+    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes."""
+    idle, again, deaths = [], [], {}
     while True:
-        while idle and (item := again.pop() if again else next(todo, None)) is not None:
+        while idle or len(slots) < jobs:
+            item = again.pop() if again else next(todo, None)
+            if item is None:
+                break
+            if not idle:
+                slots.append(new_slot())
+                idle.append(slots[-1])
             idle.pop().send(item, timeout)
         busy = [slot for slot in slots if slot.item is not None]
         if not busy:
@@ -374,8 +399,8 @@ def _run_slots(slots: list[_Slot], todo: Iterator[Todo], timeout: float | None) 
 
 def killed_repeatedly(item: Todo, reason: str) -> Analysis:
     """Return the failure stored for a file that killed every worker that tried it."""
-    return Analysis(item.path, item.size, item.mtime_ns,
-                    error=f"{item.path}: the workers analysing it died repeatedly ({reason})")  # fmt: skip
+    error = f"{item.path}: the workers analysing it died repeatedly ({reason})"
+    return Analysis(item.path, item.size, item.mtime_ns, error=error)
 
 
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -502,7 +527,8 @@ def scan(
     Parameters
     ----------
     paths : path-like or iterable of path-like
-        Audio files and folders (folders recursively).
+        Audio files and folders (folders recursively), or their fsspec URLs
+        (``s3://bucket/music``: :mod:`genrekit.library.remote`).
     catalogue : Catalogue
         The catalogue to update (this process is its only writer).
     model : GenreModel
@@ -530,6 +556,8 @@ def scan(
     ------
     AudioError
         If a path does not exist.
+    GenrekitError
+        If the fsspec backend of a URL is not installed.
     """
     roots = _roots(paths)
     runner = runner or run_local(segment_seconds=segment_seconds)
