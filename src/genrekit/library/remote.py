@@ -51,6 +51,10 @@ _CHANGE_FIELDS: tuple[str, ...] = (
 _scratch: str | None = None
 
 
+class BackendError(GenrekitError):
+    """URLs of a protocol cannot be read here: fsspec or the protocol's backend is not installed."""
+
+
 def is_url(path: object) -> bool:
     """Whether `path` is a URL (``protocol://...``) rather than a local path."""
     return isinstance(path, str) and _URL.match(path) is not None
@@ -61,25 +65,25 @@ def filesystem(url: str):
 
     Raises
     ------
-    GenrekitError
+    BackendError
         If fsspec or the backend of the URL's protocol is not installed (the
         message names the package to install), or the protocol is unknown.
     """
     try:
         import fsspec
     except ImportError:
-        raise GenrekitError(f"{url}: URLs need fsspec: pip install 'genrekit[cloud]'") from None
+        raise BackendError(f"{url}: URLs need fsspec: pip install 'genrekit[cloud]'") from None
     try:
         return fsspec.core.url_to_fs(url, use_listings_cache=False)
     except ImportError as exc:
         protocol = url.split("://", 1)[0]
         found = re.search(r"install (\S+)", str(exc), re.IGNORECASE)
         package = found.group(1) if found else f"the fsspec backend of {protocol}://"
-        raise GenrekitError(
+        raise BackendError(
             f"{url}: reading {protocol}:// URLs needs {package}: pip install {package}"
         ) from None
     except ValueError as exc:
-        raise GenrekitError(f"{url}: {exc}") from None
+        raise BackendError(f"{url}: {exc}") from None
 
 
 def root_url(url: str) -> str:
@@ -89,7 +93,7 @@ def root_url(url: str) -> str:
     ------
     AudioError
         If nothing exists at `url`.
-    GenrekitError
+    BackendError
         If its backend is not installed.
     """
     fs, path = filesystem(url)
@@ -177,7 +181,7 @@ def local_copy(url: str) -> Iterator[str]:
     ------
     AudioError
         If the object cannot be read (the message names the URL).
-    GenrekitError
+    BackendError
         If the URL's backend is not installed.
     """
     fs, path = filesystem(url)

@@ -124,7 +124,7 @@ class ScanReport:
 
 
 def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
-    """Decode one file and compute the features of its windows (and segments); never raises.
+    """Decode one file and compute the features of its windows (and segments); a bad file never raises.
 
     Parameters
     ----------
@@ -139,12 +139,20 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
     -------
     Analysis
         The features, or the error (naming the file) when it cannot be analysed.
+
+    Raises
+    ------
+    BackendError
+        If this machine cannot read the URL's protocol (a worker without the
+        fsspec backend: its fault, not the file's, so nothing is stored).
     """
     if not remote.is_url(path):
         return _analyse_path(path, segment_seconds)
     try:
         with remote.local_copy(path) as local:
             result = _analyse_path(local, segment_seconds)
+    except remote.BackendError:
+        raise
     except GenrekitError as exc:
         return Analysis(path, -1, -1, error=str(exc))
     except OSError as exc:  # the temporary copy: no space left, no such folder
@@ -556,8 +564,8 @@ def scan(
     ------
     AudioError
         If a path does not exist.
-    GenrekitError
-        If the fsspec backend of a URL is not installed.
+    BackendError
+        If the fsspec backend of a URL is not installed (:mod:`genrekit.library.remote`).
     """
     roots = _roots(paths)
     runner = runner or run_local(segment_seconds=segment_seconds)
@@ -646,7 +654,7 @@ def _roots(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> 
     ------
     AudioError
         If a path does not exist.
-    GenrekitError
+    BackendError
         If a URL's fsspec backend is not installed.
     """
     if isinstance(paths, (str, os.PathLike)):
