@@ -153,7 +153,8 @@ def _walk_folder(fs, path: str) -> Iterator[tuple[str, int, int]]:
         if not name or name.startswith(".") or info["name"].rstrip("/") == path.rstrip("/"):
             continue
         if info.get("type") == "directory":
-            listed.append((name + "/", info))
+            if not info.get("islink"):  # file://: links to folders are not followed, as on disk
+                listed.append((name + "/", info))
         elif PurePosixPath(name).suffix.lower() in AUDIO_EXTENSIONS:
             listed.append((name, info))
     for key, info in sorted(listed, key=lambda pair: pair[0]):
