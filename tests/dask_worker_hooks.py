@@ -20,6 +20,8 @@ def _hooked(path, segment_seconds=None):
     if "CRASH" in os.path.basename(path):
         os._exit(70)
     if "HANG" in os.path.basename(path):
+        with open(f"{path}.pid", "w") as handle:  # for the test: which process hangs
+            handle.write(str(os.getpid()))
         time.sleep(3600)
     time.sleep(float(os.environ.get("GENREKIT_TEST_SLOW", "0")))
     return _analyse_file(path, segment_seconds)

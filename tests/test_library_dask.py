@@ -234,6 +234,7 @@ def test_a_hung_file_times_out_and_its_worker_is_restarted(cluster, library, tmp
     for name in ("HANG.wav", "a.wav", "b.wav"):  # one batch, the hung file first
         shutil.copyfile(library / "rock" / "rock.00000.wav", folder / name)
     with distributed.Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)  # an earlier test's crashed worker may be restarting
         before = set(client.run(os.getpid).values())
     db = tmp_path / "dask.db"
     proc = _cli_scan(folder, db, cluster, "--batch-files", "3", "--timeout", "10")
@@ -246,9 +247,9 @@ def test_a_hung_file_times_out_and_its_worker_is_restarted(cluster, library, tmp
     with distributed.Client(cluster, timeout=30) as client:
         client.wait_for_workers(2, timeout=120)
         after = set(client.run(os.getpid).values())
-    (hung,) = before - after  # the worker that ran it was restarted: its process is gone
-    assert len(after - before) == 1
-    with pytest.raises(ProcessLookupError):
+    hung = int((folder / "HANG.wav.pid").read_text())
+    assert hung in before and hung not in after and len(before - after) == 1
+    with pytest.raises(ProcessLookupError):  # the worker that ran it was restarted: its process is gone
         os.kill(hung, 0)
 
 

@@ -131,6 +131,7 @@ def run_dask(
                 except Exception as exc:  # the cluster, not the files: leave them for the next scan
                     yield [Lost(t.path, f"Dask task failed: {type(exc).__name__}: {exc}") for t in items]
                 else:
+                    future.release()  # first: a restarted worker's results are not computed again
                     yield results
                     _recycle(client, results)
                     done = {result.path for result in results}
