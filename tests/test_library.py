@@ -286,3 +286,25 @@ def test_local_timeouts_and_crashes_fail_the_file_and_recycle_the_process(
     assert "died repeatedly" in failed[str(folder.resolve() / "CRASH.wav")]
     with pytest.raises(ProcessLookupError):  # the hung process was killed
         os.kill(int((pids / "HANG.wav").read_text()), 0)
+
+
+def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
+    pytest.importorskip("fsspec")
+    local_db, url_db = tmp_path / "local.db", tmp_path / "url.db"
+    url = library.resolve().as_uri()  # file:///...: read through fsspec, as s3:// is
+    for db, root in ((local_db, library), (url_db, url)):
+        with Catalogue(db) as catalogue:
+            report = scan(root, catalogue, model, run_local(2))
+        assert (report.analysed, len(report.failed)) == (7, 1)
+    prefix = str(library.resolve())
+
+    def rows(db, url=None):  # the URL written as the path; files without their stamp (mtime_ns)
+        files, windows, predictions = (
+            [tuple(v.replace(url, prefix) if url and isinstance(v, str) else v for v in row) for row in table]
+            for table in catalogue_rows(db)
+        )
+        return [[row[:2] + row[3:] for row in files], windows, predictions]
+
+    assert rows(url_db, url) == rows(local_db)
+    with Catalogue(url_db) as catalogue:
+        assert scan(url, catalogue, model, run_local(1)).unchanged == 8
