@@ -67,6 +67,16 @@ def catalogue_rows(db: Path) -> list[list[tuple]]:
         ]
 
 
+def as_local(rows: list[list[tuple]], url: str | None = None, folder: Path | None = None) -> list:
+    """Catalogue rows without the stamps (mtime_ns), with `url` (when given) written as the local `folder`."""
+
+    def fix(value):
+        return value.replace(url, str(folder.resolve())) if url and isinstance(value, str) else value
+
+    files, windows, predictions = ([tuple(map(fix, row)) for row in table] for table in rows)
+    return [[row[:2] + row[3:] for row in files], windows, predictions]
+
+
 def test_scan_stores_features_predictions_and_errors(library, tmp_path, model):
     with Catalogue(tmp_path / "lib.db") as catalogue:
         report = scan(library, catalogue, model, run_local(2, 3.0), segment_seconds=3.0)
@@ -296,15 +306,6 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
         with Catalogue(db) as catalogue:
             report = scan(root, catalogue, model, run_local(2))
         assert (report.analysed, len(report.failed)) == (7, 1)
-    prefix = str(library.resolve())
-
-    def rows(db, url=None):  # the URL written as the path; files without their stamp (mtime_ns)
-        files, windows, predictions = (
-            [tuple(v.replace(url, prefix) if url and isinstance(v, str) else v for v in row) for row in table]
-            for table in catalogue_rows(db)
-        )
-        return [[row[:2] + row[3:] for row in files], windows, predictions]
-
-    assert rows(url_db, url) == rows(local_db)
+    assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
     with Catalogue(url_db) as catalogue:
         assert scan(url, catalogue, model, run_local(1)).unchanged == 8

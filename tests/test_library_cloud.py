@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_library import catalogue_rows, make_library
+from test_library import as_local, catalogue_rows, make_library
 
 import genrekit
 from genrekit.cli import main
@@ -59,16 +59,6 @@ def upload(folder: Path, prefix: str) -> str:
         if path.is_file():
             fs.put_file(str(path), f"{BUCKET}/{prefix}/{path.relative_to(folder).as_posix()}")
     return f"s3://{BUCKET}/{prefix}"
-
-
-def as_local(rows: list[list[tuple]], url: str | None = None, folder: Path | None = None) -> list:
-    """Catalogue rows without the stamps (mtime_ns), with `url` (when given) written as the local `folder`."""
-
-    def fix(value):
-        return value.replace(url, str(folder.resolve())) if url and isinstance(value, str) else value
-
-    files, windows, predictions = ([tuple(map(fix, row)) for row in table] for table in rows)
-    return [[row[:2] + row[3:] for row in files], windows, predictions]
 
 
 @pytest.fixture

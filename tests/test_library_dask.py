@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_library import catalogue_rows, make_library
-from test_library_cloud import as_local, upload
+from test_library import as_local, catalogue_rows, make_library
+from test_library_cloud import upload
 
 import genrekit
 from genrekit.library.catalogue import Catalogue
