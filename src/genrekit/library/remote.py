@@ -14,8 +14,8 @@ URLs as strings, the order of the catalogue's index. What a listing says about
 an object (modification time, ETag, version, generation) is folded into one
 *change stamp*, stored in the catalogue's ``mtime_ns`` column: a rescan
 compares size and stamp and so only lists an unchanged library. A worker
-copies one object at a time to a temporary file (streamed, so memory does not
-grow with the file) and deletes it when the file is analysed.
+copies one object at a time to a temporary file, :data:`COPY_BLOCK` bytes at a
+time (so memory does not grow with the file), and deletes it once analysed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -47,6 +48,9 @@ _CHANGE_FIELDS: tuple[str, ...] = (
     "md5Hash",
 )
 """Fields of an fsspec listing that change when an object is rewritten (those present make the stamp)."""
+
+COPY_BLOCK: int = 8 << 20
+"""Bytes read at a time (one ranged request each) when copying an object: the copy's memory."""
 
 _scratch: str | None = None
 
@@ -190,7 +194,9 @@ def local_copy(url: str) -> Iterator[str]:
     os.close(handle)
     try:
         try:
-            fs.get_file(path, local)
+            with fs.open(path, "rb", block_size=COPY_BLOCK, cache_type="none") as source:
+                with open(local, "wb") as target:
+                    shutil.copyfileobj(source, target, COPY_BLOCK)
         except Exception as exc:  # the backend's own errors: missing object, credentials, network
             raise AudioError(f"{url}: cannot read: {exc}") from exc
         yield local
