@@ -27,8 +27,9 @@ Measured, each scan in a new client process (so its peak memory is its own):
   thread;
 * with ``--s3`` (needs ``moto[s3]``, Flask and s3fs, as in the ``dev`` extra):
   the same library uploaded to moto's S3 server on 127.0.0.1 (in this
-  process), a full scan of ``s3://bench/library`` with the local pool and an
-  unchanged rescan (listing only).
+  process), a full scan of ``s3://bench/library`` with the local pool, an
+  unchanged rescan (listing only), and the peak memory of copying one 160-MB
+  object to a temporary file as a worker does.
 
 The machine may be shared: the load average is printed with every figure.
 """
@@ -104,8 +105,37 @@ def make_library(root: Path, n_files: int) -> dict:
     return {"files": n_files, "bad": n_bad, "hours": seconds_total / 3600}
 
 
+def copy_peak(url: str) -> dict:
+    """Copy one object to a temporary file as a worker does; the peak RSS above the start, sampled."""
+    import threading
+
+    from genrekit.library.remote import filesystem, local_copy
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    filesystem(url)  # the backend's client, before the clock
+    start, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with local_copy(url) as local:
+        size = os.path.getsize(local)
+    done.set()
+    sampler.join()
+    return {"size_mb": size / 2**20, "peak_mb": peak[0] - start}
+
+
 def child(args: dict) -> dict:
-    """Run one scan in this (new) process and measure it."""
+    """Run one scan in this (new) process and measure it (or, for ``runner="copy"``, one object's copy)."""
+    if args["runner"] == "copy":
+        return copy_peak(args["root"])
     import genrekit
     from genrekit.library.catalogue import Catalogue
     from genrekit.library.scan import run_local, scan
@@ -213,6 +243,7 @@ def s3_library(root: Path) -> tuple[str, object]:
     import logging
 
     import fsspec
+    import fsspec.config
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
@@ -226,7 +257,8 @@ def s3_library(root: Path) -> tuple[str, object]:
         AWS_DEFAULT_REGION="us-east-1",
         AWS_EC2_METADATA_DISABLED="true",
     )
-    fs = fsspec.filesystem("s3", endpoint_url=os.environ["FSSPEC_S3_ENDPOINT_URL"])
+    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = os.environ["FSSPEC_S3_ENDPOINT_URL"]  # here too
+    fs = fsspec.filesystem("s3")
     fs.mkdir("bench")
     for path in sorted(root.rglob("*")):
         if path.is_file():
@@ -245,6 +277,14 @@ def s3_scans(root: Path, tmp: Path, jobs: int, n_files: int, local_rate: float) 
         assert again["analysed"] == 0 and again["unchanged"] == n_files, again
         per_file = 1e3 * again["wall_s"] / n_files
         print(f"unchanged s3:// rescan (listing only): {per_file:.3f} ms/file (load {again['load']:.1f})")
+        import fsspec
+
+        with fsspec.open("s3://bench/big.wav", "wb") as handle:  # 160 MB: a 15-minute 44.1 kHz stereo WAV
+            for _ in range(20):
+                handle.write(np.random.default_rng(0).bytes(8 << 20))
+        copy = run_child(runner="copy", root="s3://bench/big.wav")
+        size, peak = copy["size_mb"], copy["peak_mb"]
+        print(f"copy of one {size:.0f}-MB object to a temporary file: peak RSS +{peak:.0f} MB")
     finally:
         server.stop()
 
