@@ -142,11 +142,11 @@ def walk_url(url: str) -> Iterator[tuple[str, int, int]]:
     try:
         if fs.isdir(path):
             yield from _walk_folder(fs, path)
-            return
-        info = fs.info(path)
-    except (OSError, ValueError) as exc:
+        else:
+            info = fs.info(path)
+            yield fs.unstrip_protocol(path), int(info.get("size") or 0), change_stamp(info)
+    except Exception as exc:  # the backend's own errors (network, credentials): the scan stops, nothing gone
         raise AudioError(f"{url}: cannot list: {exc}") from exc
-    yield fs.unstrip_protocol(path), int(info.get("size") or 0), change_stamp(info)
 
 
 def _walk_folder(fs, path: str) -> Iterator[tuple[str, int, int]]:
