@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_library.py [--files 2000] [--jobs 2] [--mp3-tracks 3]
+    python benchmarks/bench_library.py [--files 2000] [--jobs 2] [--mp3-tracks 3] [--s3]
 
 It generates a library of ``--files`` audio files (default 2,000) in four
 equal parts: hard links to 36 distinct sources cut from the 14 real GTZAN
@@ -24,7 +24,12 @@ Measured, each scan in a new client process (so its peak memory is its own):
   of it, full scan and rescan: it must not grow with the library;
 * for the million-track plan, the CPU time of analysing full-length MP3s
   (4-minute tracks at 44.1 kHz stereo, decode and resampling included) on one
-  thread.
+  thread;
+* with ``--s3`` (needs ``moto[s3]``, Flask and s3fs, as in the ``dev`` extra):
+  the same library uploaded to moto's S3 server on 127.0.0.1 (in this
+  process), a full scan of ``s3://bench/library`` with the local pool, an
+  unchanged rescan (listing only), and the peak memory of copying one 160-MB
+  object to a temporary file as a worker does.
 
 The machine may be shared: the load average is printed with every figure.
 """
@@ -100,8 +105,37 @@ def make_library(root: Path, n_files: int) -> dict:
     return {"files": n_files, "bad": n_bad, "hours": seconds_total / 3600}
 
 
+def copy_peak(url: str) -> dict:
+    """Copy one object to a temporary file as a worker does; the peak RSS above the start, sampled."""
+    import threading
+
+    from genrekit.library.remote import filesystem, local_copy
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    filesystem(url)  # the backend's client, before the clock
+    start, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with local_copy(url) as local:
+        size = os.path.getsize(local)
+    done.set()
+    sampler.join()
+    return {"size_mb": size / 2**20, "peak_mb": peak[0] - start}
+
+
 def child(args: dict) -> dict:
-    """Run one scan in this (new) process and measure it."""
+    """Run one scan in this (new) process and measure it (or, for ``runner="copy"``, one object's copy)."""
+    if args["runner"] == "copy":
+        return copy_peak(args["root"])
     import genrekit
     from genrekit.library.catalogue import Catalogue
     from genrekit.library.scan import run_local, scan
@@ -201,6 +235,60 @@ def mp3_cost(folder: Path, n_tracks: int) -> tuple[float, float]:
     return float(np.median(costs)), 240.0
 
 
+def s3_library(root: Path) -> tuple[str, object]:
+    """Start moto's S3 server on 127.0.0.1, point this process and its children at it, upload `root`.
+
+    Returns the library's URL and the server (to stop).
+    """
+    import logging
+
+    import fsspec
+    import fsspec.config
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(
+        FSSPEC_S3_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = os.environ["FSSPEC_S3_ENDPOINT_URL"]  # here too
+    fs = fsspec.filesystem("s3")
+    fs.mkdir("bench")
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            fs.put_file(str(path), f"bench/library/{path.relative_to(root).as_posix()}")
+    return "s3://bench/library", server
+
+
+def s3_scans(root: Path, tmp: Path, jobs: int, n_files: int, local_rate: float) -> None:
+    """Scan the library from moto's S3 server (full scan, then an unchanged rescan) and print the rows."""
+    url, server = s3_library(root)
+    try:
+        full = run_child(runner="local", jobs=jobs, db=tmp / "s3.db", root=url)
+        print(_line(f"s3:// (moto), {jobs} procs", full))
+        print(f"s3:// / local disk, local pool: {full['stored'] / full['wall_s'] / local_rate:.2f}x files/s")
+        again = run_child(runner="local", jobs=jobs, db=tmp / "s3.db", root=url)
+        assert again["analysed"] == 0 and again["unchanged"] == n_files, again
+        per_file = 1e3 * again["wall_s"] / n_files
+        print(f"unchanged s3:// rescan (listing only): {per_file:.3f} ms/file (load {again['load']:.1f})")
+        import fsspec
+
+        with fsspec.open("s3://bench/big.wav", "wb") as handle:  # 160 MB: a 15-minute 44.1 kHz stereo WAV
+            for _ in range(20):
+                handle.write(np.random.default_rng(0).bytes(8 << 20))
+        copy = run_child(runner="copy", root="s3://bench/big.wav")
+        size, peak = copy["size_mb"], copy["peak_mb"]
+        print(f"copy of one {size:.0f}-MB object to a temporary file: peak RSS +{peak:.0f} MB")
+    finally:
+        server.stop()
+
+
 def _line(name: str, r: dict) -> str:
     rate = r["stored"] / r["wall_s"] if r["wall_s"] else float("nan")
     return (
@@ -219,6 +307,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="local pool processes")
     parser.add_argument("--batch-files", type=int, default=8, help="files per Dask task (default 8)")
     parser.add_argument("--mp3-tracks", type=int, default=3, help="full-length MP3s timed (0: skip)")
+    parser.add_argument("--s3", action="store_true", help="also scan the library from moto's S3 server")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -276,6 +365,8 @@ def main() -> None:
             f"vs {rescan['maxrss_mb']:.0f} MB; rescan {1e3 * small_rescan['wall_s'] / n_quarter:.3f} ms/file "
             f"for {n_quarter} files"
         )
+        if args.s3:
+            s3_scans(root, tmp, args.jobs, args.files, rates["local"])
         if args.mp3_tracks:
             cpu, seconds = mp3_cost(tmp, args.mp3_tracks)
             print(

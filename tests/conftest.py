@@ -6,6 +6,7 @@ the repository, or from the folder named by ``GENREKIT_TEST_DATA``.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -65,3 +66,40 @@ def _no_download_from_the_internet(tmp_path_factory) -> None:
     patch.setenv("GENREKIT_DATA_MIRRORS", "http://127.0.0.1:9/features_30_sec.csv")
     yield
     patch.undo()
+
+
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "genrekit-test",
+    "AWS_SECRET_ACCESS_KEY": "genrekit-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+"""Credentials of the test S3 endpoint (it accepts any)."""
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 endpoint on 127.0.0.1 (moto's server, in a thread of this process).
+
+    Yields the environment that points s3fs at it (``FSSPEC_S3_ENDPOINT_URL`` and test
+    credentials), also set in this process for the session, so that subprocesses and
+    Dask workers started with ``os.environ`` reach it too. Skipped without moto or s3fs.
+    """
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    import fsspec.config
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {**S3_TEST_ENV, "FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}"}
+    patch = pytest.MonkeyPatch()
+    for key, value in env.items():
+        patch.setenv(key, value)
+    patch.setitem(fsspec.config.conf, "s3", {"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]})
+    try:
+        yield env
+    finally:
+        patch.undo()
+        server.stop()

@@ -5,6 +5,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,16 @@ def catalogue_rows(db: Path) -> list[list[tuple]]:
                 "p.probabilities FROM predictions p JOIN files f ON f.id = p.file_id ORDER BY f.path",
             )
         ]
+
+
+def as_local(rows: list[list[tuple]], url: str | None = None, folder: Path | None = None) -> list:
+    """Catalogue rows without the stamps (mtime_ns), with `url` (when given) written as the local `folder`."""
+
+    def fix(value):
+        return value.replace(url, str(folder.resolve())) if url and isinstance(value, str) else value
+
+    files, windows, predictions = ([tuple(map(fix, row)) for row in table] for table in rows)
+    return [[row[:2] + row[3:] for row in files], windows, predictions]
 
 
 def test_scan_stores_features_predictions_and_errors(library, tmp_path, model):
@@ -256,3 +267,45 @@ def test_dask_without_distributed_names_the_extra(library, tmp_path, monkeypatch
     code, _, err = _cli(capsys, "scan", library, "--db", tmp_path / "lib.db", "--dask", "local:1")
     assert code == 2
     assert "pip install 'genrekit[dask]'" in err
+
+
+def test_local_timeouts_and_crashes_fail_the_file_and_recycle_the_process(
+    library, tmp_path, model, monkeypatch
+):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("CRASH.wav", "HANG.wav", "a.wav"):
+        shutil.copyfile(library / "rock" / "rock.00000.wav", folder / name)
+    pids, real = tmp_path / "pids", scan_mod.analyse_file
+    pids.mkdir()
+
+    def hooked(path, segment_seconds=None):  # runs in the (forked) worker processes
+        (pids / Path(path).name).write_text(str(os.getpid()))
+        if "CRASH" in path:
+            os._exit(70)  # a decoder crash
+        if "HANG" in path:
+            time.sleep(3600)  # a decoder stuck in a loop
+        return real(path, segment_seconds)
+
+    monkeypatch.setattr(scan_mod, "analyse_file", hooked)
+    with Catalogue(tmp_path / "lib.db") as catalogue:
+        report = scan(folder, catalogue, model, run_local(2, timeout=5))
+    assert report.analysed == 1 and not report.lost
+    failed = dict(report.failed)
+    assert failed[str(folder.resolve() / "HANG.wav")].endswith("HANG.wav: timed out after 5 s")
+    assert "died repeatedly" in failed[str(folder.resolve() / "CRASH.wav")]
+    with pytest.raises(ProcessLookupError):  # the hung process was killed
+        os.kill(int((pids / "HANG.wav").read_text()), 0)
+
+
+def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
+    pytest.importorskip("fsspec")
+    local_db, url_db = tmp_path / "local.db", tmp_path / "url.db"
+    url = library.resolve().as_uri()  # file:///...: read through fsspec, as s3:// is
+    for db, root in ((local_db, library), (url_db, url)):
+        with Catalogue(db) as catalogue:
+            report = scan(root, catalogue, model, run_local(2))
+        assert (report.analysed, len(report.failed)) == (7, 1)
+    assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
+    with Catalogue(url_db) as catalogue:
+        assert scan(url, catalogue, model, run_local(1)).unchanged == 8

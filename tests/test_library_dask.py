@@ -1,8 +1,9 @@
 """Scans on a real Dask cluster: a ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1.
 
 The workers load the test-only preload ``dask_worker_hooks.py``: each file takes
-at least 0.4 s (so processes can be killed mid-scan) and a file named ``CRASH``
-kills its worker. Every process is started here and torn down at the end.
+at least 0.4 s (so processes can be killed mid-scan), a file named ``CRASH``
+kills its worker and one named ``HANG`` never ends. Every process is started
+here and torn down at the end.
 """
 
 import json
@@ -16,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_library import catalogue_rows, make_library
+from test_library import as_local, catalogue_rows, make_library
+from test_library_cloud import upload
 
 import genrekit
 from genrekit.library.catalogue import Catalogue
@@ -39,13 +41,25 @@ def _start(args, env, log):
     )
 
 
+def _s3_env(request) -> dict:
+    """The test S3 endpoint's environment, or nothing when moto or s3fs is missing."""
+    try:
+        return request.getfixturevalue("s3_server")
+    except pytest.skip.Exception:
+        return {}
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address."""
+def cluster(tmp_path_factory, request):
+    """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address.
+
+    The workers reach the test S3 endpoint through their environment, as real ones would.
+    """
     folder = tmp_path_factory.mktemp("dask")
     scheduler_file = folder / "scheduler.json"
     env = {
         **os.environ,
+        **_s3_env(request),
         "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
         "GENREKIT_TEST_SLOW": SLOW,
     }
@@ -212,3 +226,42 @@ def test_a_file_that_crashes_its_workers_is_reported_failed(cluster, library, tm
     assert failure["path"].endswith("CRASH.wav") and "died repeatedly" in failure["reason"]
     with Catalogue(db) as catalogue:
         assert [row["status"] for row in catalogue.search()] == ["failed", "ok", "ok"]
+
+
+def test_a_hung_file_times_out_and_its_worker_is_restarted(cluster, library, tmp_path):
+    folder = tmp_path / "hang"
+    folder.mkdir()
+    for name in ("HANG.wav", "a.wav", "b.wav"):  # one batch, the hung file first
+        shutil.copyfile(library / "rock" / "rock.00000.wav", folder / name)
+    with distributed.Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)  # an earlier test's crashed worker may be restarting
+        before = set(client.run(os.getpid).values())
+    db = tmp_path / "dask.db"
+    proc = _cli_scan(folder, db, cluster, "--batch-files", "3", "--timeout", "10")
+    stdout, stderr = proc.communicate(timeout=300)
+    summary = json.loads(stdout)
+    assert proc.returncode == 1, stderr
+    assert (summary["analysed"], summary["failed"], summary["lost"]) == (2, 1, 0)
+    (failure,) = summary["failures"]
+    assert failure["path"].endswith("HANG.wav") and failure["reason"].endswith("timed out after 10 s")
+    with distributed.Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)
+        after = set(client.run(os.getpid).values())
+    hung = int((folder / "HANG.wav.pid").read_text())
+    assert hung in before and hung not in after and len(before - after) == 1
+    with pytest.raises(ProcessLookupError):  # the worker that ran it was restarted: its process is gone
+        os.kill(hung, 0)
+
+
+def test_dask_scan_of_an_s3_library_equals_the_local_disk_scan(
+    cluster, s3_server, library, local_rows, tmp_path, model
+):
+    url = upload(library, "dask")
+    db = tmp_path / "s3.db"
+    with Catalogue(db) as catalogue:
+        report = scan(url, catalogue, model, run_dask(cluster, batch_files=3))
+    assert (report.analysed, len(report.failed), len(report.lost)) == (7, 1, 0)
+    assert as_local(catalogue_rows(db), url, library) == as_local(local_rows)
+    with Catalogue(db) as catalogue:  # unchanged: only listed, nothing sent to the workers
+        again = scan(url, catalogue, model, run_dask(cluster, batch_files=3))
+    assert (again.unchanged, again.analysed) == (8, 0)

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_tag_options(tag)
     add_format_option(tag)
     similar = _action(actions, "similar", "nearest tracks of a file (standardised features)", run_similar)
-    similar.add_argument("file", type=Path, metavar="FILE", help="a file of the catalogue")
+    similar.add_argument("file", metavar="FILE", help="a file (or URL) of the catalogue")
     similar.add_argument("-n", type=positive_int, default=10, metavar="N", help="how many (default: 10)")
     add_format_option(similar)
     register_actions(actions, _action)
@@ -133,10 +133,15 @@ def run_tag(args: argparse.Namespace) -> int:
 
     if args.model == "learned":
         return run_tag_learned(args)
-    changes, failed = [], 0
+    from genrekit.library.remote import is_url
+
+    changes, failed, remote = [], 0, 0
     with _open(args) as catalogue:
         for path, prediction in list(catalogue.predictions()):
             if prediction.genre == "uncertain":
+                continue
+            if is_url(path):  # s3://...: the object cannot be tagged in place
+                remote += 1
                 continue
             try:
                 if not args.overwrite and read_genres(path):
@@ -152,8 +157,10 @@ def run_tag(args: argparse.Namespace) -> int:
             changes.append(
                 {"path": path, "old": list(change.old), "new": change.new, "written": change.written}
             )
+    if remote:
+        error(f"{remote} files behind URLs skipped: their tags cannot be written in place")
     if args.format == "json":
-        print_json({"dry_run": args.dry_run, "files": changes, "failed": failed})
+        print_json({"dry_run": args.dry_run, "files": changes, "failed": failed, "skipped_urls": remote})
     else:
         verb = "would tag" if args.dry_run else "tagged"
         for change in changes:
@@ -165,12 +172,12 @@ def run_tag(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     """Print the nearest tracks of a file."""
-    from genrekit.library.query import similar
+    from genrekit.library.query import file_key, similar
 
     with _open(args) as catalogue:
         near = similar(catalogue, args.file, args.n)
     if args.format == "json":
-        print_json({"file": str(args.file.resolve()), "similar": near})
+        print_json({"file": file_key(args.file), "similar": near})
         return EXIT_OK
     for item in near:
         print(f"{item['distance']:7.3f}  {item['genre'] or '-':<10} {item['path']}")

@@ -30,12 +30,18 @@ examples:
       analyse on a running Dask cluster (its workers must see the same paths)
   genrekit scan ~/Music --db library.db --dask local:4
       on a local Dask cluster of 4 worker processes
+  genrekit scan s3://bucket/music --db library.db --dask tcp://scheduler:8786
+      a library in object storage (needs genrekit[cloud]); the workers read the
+      objects themselves; FSSPEC_S3_ENDPOINT_URL=http://host:9000 for MinIO & co
+  genrekit scan ~/Music --db library.db --timeout 120
+      a file still running after 120 s is stopped (its process recycled) and failed
 
 Per file the catalogue keeps its path, size, modification time, duration, the
 57 features of each 30-s window (and of each segment when asked), the model's
 prediction (genre or "uncertain", probabilities, novelty, model id) or the error.
-New and changed files are analysed, unchanged ones only stat'ed, vanished ones
-marked gone; failed files are retried with --retry-failed. Each file is
+New and changed files are analysed, unchanged ones only stat'ed (a URL library
+only listed), vanished ones marked gone; failed files (timed-out ones included)
+are retried with --retry-failed. Each file is
 committed in its own transaction: a run killed at any moment loses only the
 files in flight, and the next run goes on from there.
 Query the catalogue with `genrekit library stats|export|tag|similar`.
@@ -47,6 +53,7 @@ next run, 2 usage error or no such path, 130 interrupted (all committed files ke
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit scan``."""
+    from genrekit.library.scan import DEFAULT_TIMEOUT
     from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 
     parser = subparsers.add_parser(
@@ -56,7 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files and folders")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="audio files and folders, or URLs (s3://bucket/music: needs genrekit[cloud])",
+    )
     parser.add_argument(
         "--db", required=True, type=Path, metavar="DB", help="the catalogue (created if missing)"
     )
@@ -91,6 +103,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(needs genrekit[dask])",
     )
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds one file may take on a worker before it is stopped and reported failed "
+        f"(default: {DEFAULT_TIMEOUT:g}; 0: no limit)",
+    )
+    parser.add_argument(
         "--batch-files", type=positive_int, default=8, metavar="N", help="files per Dask task (default: 8)"
     )
     add_format_option(parser)
@@ -113,13 +133,17 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             error(f"--segment-seconds: {exc}")
             return EXIT_USAGE
+    if args.timeout < 0:
+        error(f"--timeout: expected seconds >= 0 (0: no limit), got {args.timeout:g}")
+        return EXIT_USAGE
+    timeout = args.timeout or None
     model = load_model(args.model)
     if args.dask:
         from genrekit.library.cluster import run_dask
 
-        runner = run_dask(args.dask, args.segment_seconds, args.batch_files)
+        runner = run_dask(args.dask, args.segment_seconds, args.batch_files, timeout)
     else:
-        runner = run_local(args.jobs, args.segment_seconds)
+        runner = run_local(args.jobs, args.segment_seconds, timeout)
     from tqdm.auto import tqdm
 
     bar = tqdm(desc="scan", unit="file", disable=args.quiet or not sys.stderr.isatty(), dynamic_ncols=True)

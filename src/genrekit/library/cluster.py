@@ -2,8 +2,10 @@
 
 Requires the optional extra ``genrekit[dask]`` (Dask ``distributed``). The
 workers must see the files under the same paths as the client (a shared
-filesystem) and have genrekit installed; the client stays the only writer of
-the catalogue and runs the model itself.
+filesystem), or read them through their URLs (``s3://...``, with the fsspec
+backend installed and configured on the workers, see
+:mod:`genrekit.library.remote`), and have genrekit installed; the client stays
+the only writer of the catalogue and runs the model itself.
 
 Files go to the workers in batches of ``batch_files`` (one task each, run by
 :func:`genrekit.library.scan.analyse_batch`); only a few batches per worker are
@@ -21,7 +23,10 @@ workers again on its own is stored as failed. So a file that crashes every
 worker that reads it costs at most ``2 * (allowed_failures + 1)`` worker
 deaths. Any other error of a batch (the cluster gone, genrekit missing on a
 worker) leaves its files :class:`~genrekit.library.scan.Lost`: not stored, so
-the next scan retries them.
+the next scan retries them. With a timeout, a file that runs longer is stored
+as failed at once (a hang is the file's, and trying it elsewhere would only
+cost another timeout; ``scan --retry-failed`` tries it again) and the worker
+that ran it is restarted, since a Python thread cannot be stopped.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from itertools import islice
 
 from genrekit.errors import GenrekitError
 from genrekit.library.catalogue import Analysis
-from genrekit.library.scan import Lost, Runner, Todo, analyse_batch
+from genrekit.library.scan import Lost, Runner, TimedOut, Todo, analyse_batch, killed_repeatedly
 
 LOCAL_PREFIX: str = "local:"
 """``--dask local:N`` starts a local cluster of N single-threaded worker processes."""
@@ -67,7 +72,12 @@ def _client(address: str):
         raise GenrekitError(f"--dask {address}: cannot reach the Dask scheduler: {exc}") from exc
 
 
-def run_dask(address: str, segment_seconds: float | None = None, batch_files: int = BATCH_FILES) -> Runner:
+def run_dask(
+    address: str,
+    segment_seconds: float | None = None,
+    batch_files: int = BATCH_FILES,
+    timeout: float | None = None,
+) -> Runner:
     """Return a runner that analyses files on the Dask cluster at `address` (or ``local:N``).
 
     Parameters
@@ -78,6 +88,10 @@ def run_dask(address: str, segment_seconds: float | None = None, batch_files: in
         Also compute segment features (see :func:`genrekit.library.scan.analyse_file`).
     batch_files : int
         Files per task.
+    timeout : float, optional
+        Seconds one file may take; a file that takes longer is stored as failed,
+        the worker that ran it is restarted (through its nanny; a worker without
+        one is closed) and the rest of its batch is submitted again.
 
     Returns
     -------
@@ -95,7 +109,7 @@ def run_dask(address: str, segment_seconds: float | None = None, batch_files: in
             batches: dict = {}
 
             def submit(items: list[Todo]) -> None:
-                future = client.submit(analyse_batch, [t.path for t in items], segment_seconds, pure=False)
+                future = client.submit(analyse_batch, items, segment_seconds, timeout, pure=False)
                 batches[future] = items
                 running.add(future)
 
@@ -107,15 +121,22 @@ def run_dask(address: str, segment_seconds: float | None = None, batch_files: in
             for future in running:
                 items = batches.pop(future)
                 try:
-                    yield future.result()
+                    results = future.result()
                 except KilledWorker as exc:
                     if len(items) > 1:
                         for item in items:
                             submit([item])
                     else:
-                        yield [_killer(items[0], exc)]
+                        yield [killed_repeatedly(items[0], f"Dask: {type(exc).__name__}: {exc}")]
                 except Exception as exc:  # the cluster, not the files: leave them for the next scan
                     yield [Lost(t.path, f"Dask task failed: {type(exc).__name__}: {exc}") for t in items]
+                else:
+                    future.release()  # first: a restarted worker's results are not computed again
+                    yield results
+                    _recycle(client, results)
+                    done = {result.path for result in results}
+                    if left := [item for item in items if item.path not in done]:
+                        submit(left)
                 future.release()
                 if items := list(islice(todo, batch_files)):
                     submit(items)
@@ -128,11 +149,7 @@ def run_dask(address: str, segment_seconds: float | None = None, batch_files: in
     return run
 
 
-def _killer(item: Todo, exc: Exception) -> Analysis:
-    """Return the failure stored for a file that killed every worker that tried it."""
-    return Analysis(
-        item.path,
-        item.size,
-        item.mtime_ns,
-        error=f"{item.path}: the Dask workers analysing it died repeatedly ({type(exc).__name__}: {exc})",
-    )
+def _recycle(client, results: list[Analysis]) -> None:
+    """Restart the workers that timed out on a file, so that the analysis stuck there stops."""
+    if hung := sorted({r.worker for r in results if isinstance(r, TimedOut) and r.worker}):
+        client.restart_workers(hung, raise_for_error=False)

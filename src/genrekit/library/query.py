@@ -117,6 +117,13 @@ def projection(catalogue: Catalogue) -> dict:
     }
 
 
+def file_key(path: str | os.PathLike[str]) -> str:
+    """Return the catalogue's key of a file: its absolute path, or its URL as given (``s3://...``)."""
+    from genrekit.library.remote import is_url
+
+    return path if is_url(path) else str(Path(path).resolve())
+
+
 def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> list[dict]:
     """Return the `n` tracks nearest to `path` in the standardised feature space, nearest first.
 
@@ -125,7 +132,7 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
     catalogue : Catalogue
         The catalogue.
     path : path-like
-        A file of the catalogue (relative paths are taken from the current folder).
+        A file of the catalogue (relative paths are taken from the current folder), or its URL.
     n : int
         How many tracks.
 
@@ -139,7 +146,7 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
     GenrekitError
         If `path` is not an analysed file of the catalogue.
     """
-    key = str(Path(path).resolve())
+    key = file_key(path)
     ids, paths, matrix = _file_matrix(catalogue)
     try:
         row = paths.index(key)

@@ -6,8 +6,9 @@ the sorted walk with the catalogue's rows, so memory stays flat whatever the
 size of the library):
 
 * a file the catalogue does not hold, or holds as ``gone``, is analysed;
-* a file whose size or modification time changed is analysed again;
-* a file that is unchanged is only stat'ed (a failed one is retried with
+* a file whose size or modification time changed is analysed again (for a
+  URL, ``s3://...``: its size or change stamp, see :mod:`genrekit.library.remote`);
+* a file that is unchanged is only stat'ed, a URL only listed (a failed one is retried with
   ``retry_failed``; one stored without segments is analysed again when
   segments are asked for);
 * a file the catalogue holds below a scanned folder but that is no longer
@@ -24,34 +25,58 @@ their stored features first, without decoding anything.
 Workers are either local processes (:func:`run_local`) or Dask distributed
 workers (:func:`genrekit.library.cluster.run_dask`); both are *runners*:
 functions from an iterator of :class:`Todo` to an iterator of lists of
-:class:`~genrekit.library.catalogue.Analysis` or :class:`Lost`.
+:class:`~genrekit.library.catalogue.Analysis` or :class:`Lost`. With a
+timeout, a file that runs longer is stored as failed (:class:`TimedOut`) and
+the process that ran it recycled.
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
+import shutil
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS
 from genrekit.errors import AudioError, GenrekitError
+from genrekit.library import remote
 from genrekit.library.catalogue import PAGE, Analysis, Catalogue, Entry, Prediction, model_id
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 from genrekit.parallel import _init_worker, cpu_count
 
+DEFAULT_TIMEOUT: float = 600.0
+"""Seconds one file may take on a worker (``scan --timeout``) before it is stopped and reported failed."""
+
 
 @dataclass(frozen=True)
 class Todo:
-    """A file to analyse, with its size and modification time as the walk saw them."""
+    """A file to analyse, with its size and modification time (a URL's change stamp) as the walk saw them."""
 
     path: str
     size: int
     mtime_ns: int
+
+
+@dataclass(frozen=True)
+class TimedOut(Analysis):
+    """The failure of a file whose analysis took longer than the timeout (its worker is recycled).
+
+    Attributes
+    ----------
+    worker : str
+        The Dask worker that was running it ("" on a local process, which is killed at once).
+    """
+
+    worker: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,12 +124,13 @@ class ScanReport:
 
 
 def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
-    """Decode one file and compute the features of its windows (and segments); never raises.
+    """Decode one file and compute the features of its windows (and segments); a bad file never raises.
 
     Parameters
     ----------
     path : str
-        The audio file.
+        The audio file, or its URL (``s3://...``: the object is copied to a
+        temporary file first, see :func:`genrekit.library.remote.local_copy`).
     segment_seconds : float, optional
         Also compute the features of consecutive segments of this length (3: the
         public 3-second table's segments).
@@ -113,7 +139,30 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
     -------
     Analysis
         The features, or the error (naming the file) when it cannot be analysed.
+
+    Raises
+    ------
+    BackendError
+        If this machine cannot read the URL's protocol (a worker without the
+        fsspec backend: its fault, not the file's, so nothing is stored).
     """
+    if not remote.is_url(path):
+        return _analyse_path(path, segment_seconds)
+    try:
+        with remote.local_copy(path) as local:
+            result = _analyse_path(local, segment_seconds)
+    except remote.BackendError:
+        raise
+    except GenrekitError as exc:
+        return Analysis(path, -1, -1, error=str(exc))
+    except OSError as exc:  # the temporary copy: no space left, no such folder
+        return Analysis(path, -1, -1, error=f"{path}: cannot copy to a temporary file: {exc}")
+    error = None if result.error is None else result.error.replace(local, path)
+    return replace(result, path=path, error=error)
+
+
+def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
+    """Analyse a local file (see :func:`analyse_file`)."""
     from genrekit.library.extract import extract_file
     from genrekit.library.predict import file_windows
 
@@ -155,49 +204,211 @@ def _as_bounds(pairs: Sequence[tuple[int, int]]):
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def analyse_batch(paths: Sequence[str], segment_seconds: float | None = None) -> list[Analysis]:
-    """Analyse several files in turn with one BLAS thread (a task of a Dask worker)."""
+def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:
+    """Analyse a file of the walk (:func:`analyse_file`).
+
+    An object behind a URL keeps the size and change stamp its listing gave, which
+    the next listing is compared with.
+    """
+    result = analyse_file(item.path, segment_seconds)
+    if remote.is_url(item.path):
+        result = replace(result, size=item.size, mtime_ns=item.mtime_ns)
+    return result
+
+
+def timed_out(item: Todo, timeout: float, worker: str = "") -> TimedOut:
+    """Return the failure stored for a file whose analysis took longer than `timeout` seconds."""
+    error = f"{item.path}: timed out after {timeout:g} s"
+    return TimedOut(item.path, item.size, item.mtime_ns, error=error, worker=worker)
+
+
+def analyse_batch(
+    items: Sequence[Todo], segment_seconds: float | None = None, timeout: float | None = None
+) -> list[Analysis]:
+    """Analyse several files in turn with one BLAS thread (a task of a Dask worker).
+
+    With a `timeout`, each file runs in a thread of its own; a file still running
+    after `timeout` seconds is returned as :class:`TimedOut` (naming this worker,
+    which the client then restarts: a Python thread cannot be stopped) and the files
+    after it are left out, for the client to submit again.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    remote.set_scratch(worker.local_directory)  # Dask clears it, even after a killed worker
+    results: list[Analysis] = []
     with threadpool_limits(1):
-        return [analyse_file(path, segment_seconds) for path in paths]
+        for item in items:
+            if timeout is None:
+                result = analyse_todo(item, segment_seconds)
+            else:
+                result = _within(timeout, analyse_todo, item, segment_seconds)
+            if result is None:
+                results.append(timed_out(item, timeout, worker.address))
+                break
+            results.append(result)
+    return results
 
 
-def run_local(jobs: int | None = None, segment_seconds: float | None = None) -> Runner:
+def _within(timeout: float, fn: Callable[..., Analysis], *args: object) -> Analysis | None:
+    """Return ``fn(*args)`` run in a thread of its own, or None when it still runs after `timeout` s."""
+    box: list[Analysis | Exception] = []
+
+    def target() -> None:
+        try:
+            box.append(fn(*args))
+        except Exception as exc:  # raised again in the task, as without a timeout
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return None
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
+
+
+def run_local(
+    jobs: int | None = None, segment_seconds: float | None = None, timeout: float | None = None
+) -> Runner:
     """Return a runner that analyses files on `jobs` local processes (all cores when None).
 
-    At most a few files per process are submitted ahead, so memory does not grow
-    with the library. A process that dies breaks the pool: the files in flight
-    are reported :class:`Lost`, and the scan stops early (the next one goes on).
+    Each process analyses one file at a time, so memory does not grow with the
+    library. A file still running after `timeout` seconds is reported failed
+    (:class:`TimedOut`) and its process killed and replaced; a process that dies
+    (a decoder crash, out of memory) is replaced and its file tried again, up to
+    :data:`LOCAL_TRIES` times, then stored as failed. Without a timeout, ``jobs=1``
+    analyses in this process.
+    Objects behind URLs are copied into a temporary folder of the runner's own,
+    removed at the end.
     """
     jobs = jobs or cpu_count()
 
     def run(todo: Iterator[Todo]) -> Iterator[list[Analysis | Lost]]:
-        if jobs == 1:
+        if jobs == 1 and timeout is None:
             with threadpool_limits(1):
                 for item in todo:
-                    yield [analyse_file(item.path, segment_seconds)]
+                    yield [analyse_todo(item, segment_seconds)]
             return
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
-        pending: dict[Future, str] = {}
+        scratch = tempfile.mkdtemp(prefix="genrekit-scan-")
+        slots: list[_Slot] = []  # started when there is work (an unchanged rescan starts none)
         try:
-            for item in islice(todo, 4 * jobs):
-                pending[pool.submit(analyse_file, item.path, segment_seconds)] = item.path
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    path = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # the pool broke: a worker died (out of memory, killed)
-                        yield [Lost(path, f"worker process died ({type(exc).__name__}: {exc})")]
-                        yield [Lost(p, "worker pool broken") for p in pending.values()]
-                        return
-                    yield [result]
-                    for item in islice(todo, 1):
-                        pending[pool.submit(analyse_file, item.path, segment_seconds)] = item.path
-        finally:  # also on Ctrl-C: drop what has not started
-            pool.shutdown(wait=True, cancel_futures=True)
+            yield from _run_slots(slots, jobs, lambda: _Slot(segment_seconds, scratch), todo, timeout)
+        finally:  # also on Ctrl-C: stop what is running
+            for slot in slots:
+                slot.close()
+            shutil.rmtree(scratch, ignore_errors=True)
 
     return run
+
+
+class _Slot:
+    """One worker process that analyses one file at a time, started again after a death or a timeout."""
+
+    def __init__(self, segment_seconds: float | None, scratch: str) -> None:
+        self._args = (segment_seconds, scratch)
+        self.item: Todo | None = None
+        self.deadline = math.inf
+        self._start()
+
+    def _start(self) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(target=_serve, args=(child, *self._args), daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, item: Todo, timeout: float | None) -> None:
+        """Start analysing `item`."""
+        self.conn.send(item)
+        self.item, self.deadline = item, math.inf if timeout is None else time.monotonic() + timeout
+
+    def take(self) -> Analysis | None:
+        """Return the finished analysis, or None when the process died without one."""
+        try:
+            result = self.conn.recv() if self.conn.poll() else None
+        except (EOFError, OSError):
+            result = None
+        self.item, self.deadline = None, math.inf
+        return result
+
+    def restart(self) -> None:
+        """Kill the process (whatever it is doing) and start a fresh one."""
+        self.close()
+        self.item, self.deadline = None, math.inf
+        self._start()
+
+    def close(self) -> None:
+        """Kill the process."""
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+def _serve(conn, segment_seconds: float | None, scratch: str) -> None:
+    """Run a worker process: analyse each file received on `conn` and send the analysis back."""
+    _init_worker()
+    remote.set_scratch(scratch)
+    while True:
+        try:
+            item = conn.recv()
+        except EOFError:
+            return
+        conn.send(analyse_todo(item, segment_seconds))
+
+
+LOCAL_TRIES: int = 2
+"""Processes a file may kill (a decoder crash, out of memory) before a local scan stores it as failed."""
+
+
+def _run_slots(
+    slots: list[_Slot], jobs: int, new_slot: Callable[[], _Slot], todo: Iterator[Todo], timeout: float | None
+) -> Iterator[list]:
+    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes."""
+    idle, again, deaths = [], [], {}
+    while True:
+        while idle or len(slots) < jobs:
+            item = again.pop() if again else next(todo, None)
+            if item is None:
+                break
+            if not idle:
+                slots.append(new_slot())
+                idle.append(slots[-1])
+            idle.pop().send(item, timeout)
+        busy = [slot for slot in slots if slot.item is not None]
+        if not busy:
+            return
+        deadline = min(slot.deadline for slot in busy)
+        wait(
+            [slot.conn for slot in busy] + [slot.process.sentinel for slot in busy],
+            timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()),
+        )
+        for slot in busy:
+            item = slot.item
+            if slot.conn.poll() or not slot.process.is_alive():
+                result = slot.take()
+                if result is None:  # the process died with the file
+                    code = slot.process.exitcode
+                    slot.restart()
+                    deaths[item.path] = deaths.get(item.path, 0) + 1
+                    if deaths[item.path] < LOCAL_TRIES:
+                        again.append(item)
+                        idle.append(slot)
+                        continue
+                    result = killed_repeatedly(item, f"the last exited with status {code}")
+                yield [result]
+                idle.append(slot)
+            elif time.monotonic() >= slot.deadline:
+                slot.restart()
+                yield [timed_out(item, timeout)]
+                idle.append(slot)
+
+
+def killed_repeatedly(item: Todo, reason: str) -> Analysis:
+    """Return the failure stored for a file that killed every worker that tried it."""
+    error = f"{item.path}: the workers analysing it died repeatedly ({reason})"
+    return Analysis(item.path, item.size, item.mtime_ns, error=error)
 
 
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -228,9 +439,18 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             yield entry.path, entry.stat()
 
 
+def _listing(root: str) -> Iterator[tuple[str, int, int]]:
+    """Yield ``(path, size, mtime_ns)`` of the audio files at or below `root` (a URL's: its change stamp)."""
+    if remote.is_url(root):
+        yield from remote.walk_url(root)
+        return
+    for path, stat in walk(Path(root)):
+        yield path, stat.st_size, stat.st_mtime_ns
+
+
 def plan(
     catalogue: Catalogue,
-    roots: Iterable[Path],
+    roots: Iterable[str],
     report: ScanReport,
     segment_seconds: float | None = None,
     retry_failed: bool = False,
@@ -238,7 +458,7 @@ def plan(
     """Yield the files to analyse under `roots` and mark the vanished ones gone (counting in `report`)."""
     for root in roots:
         gone: list[int] = []
-        for found, entry in _merge(walk(root), catalogue.entries(str(root))):
+        for found, entry in _merge(_listing(root), catalogue.entries(root)):
             if found is None:
                 if entry.status != "gone":
                     gone.append(entry.id)
@@ -246,11 +466,11 @@ def plan(
                     catalogue.mark_gone(gone)
                     report.gone, gone = report.gone + len(gone), []
                 continue
-            path, stat = found
+            todo = Todo(*found)
+            path = todo.path
             if not path.isascii() and not _is_utf8(path):
                 report.failed.append((ascii(path), f"{path!a}: the name is not valid UTF-8; rename it"))
                 continue
-            todo = Todo(path, stat.st_size, stat.st_mtime_ns)
             kind = _what_changed(entry, todo, segment_seconds, retry_failed)
             if kind == "unchanged":
                 report.unchanged += 1
@@ -271,8 +491,8 @@ def _is_utf8(path: str) -> bool:
 
 
 def _merge(
-    found: Iterator[tuple[str, os.stat_result]], stored: Iterator[Entry]
-) -> Iterator[tuple[tuple[str, os.stat_result] | None, Entry | None]]:
+    found: Iterator[tuple[str, int, int]], stored: Iterator[Entry]
+) -> Iterator[tuple[tuple[str, int, int] | None, Entry | None]]:
     """Pair two streams ordered by path: ``(found, entry)``, either None when the other has no match."""
     item, entry = next(found, None), next(stored, None)
     while item is not None or entry is not None:
@@ -315,7 +535,8 @@ def scan(
     Parameters
     ----------
     paths : path-like or iterable of path-like
-        Audio files and folders (folders recursively).
+        Audio files and folders (folders recursively), or their fsspec URLs
+        (``s3://bucket/music``: :mod:`genrekit.library.remote`).
     catalogue : Catalogue
         The catalogue to update (this process is its only writer).
     model : GenreModel
@@ -345,6 +566,8 @@ def scan(
         If a path does not exist.
     GenrekitError
         If `model` was trained on windows other than 30 s (the catalogue stores 30-s windows).
+    BackendError
+        If the fsspec backend of a URL is not installed (:mod:`genrekit.library.remote`).
     """
     window = getattr(model, "window_seconds", 30.0)
     if window != 30.0:
@@ -432,14 +655,31 @@ def _prediction(file_prediction, current: str, min_confidence: float) -> Predict
     )
 
 
-def _roots(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Absolute, existing, sorted roots, leaving out those inside another root."""
+def _roots(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Absolute, existing, sorted roots (URLs as their backend spells them), leaving out those inside another.
+
+    Raises
+    ------
+    AudioError
+        If a path does not exist.
+    BackendError
+        If a URL's fsspec backend is not installed.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     roots = []
-    for path in map(Path, paths):
-        if not path.exists():
+    for path in paths:
+        if remote.is_url(path):
+            roots.append(remote.root_url(path))
+        elif not Path(path).exists():
             raise AudioError(f"{path}: no such file or folder")
-        roots.append(path.resolve())
+        else:
+            roots.append(str(Path(path).resolve()))
     roots.sort()
-    return [root for i, root in enumerate(roots) if not any(root.is_relative_to(r) for r in roots[:i])]
+    return [root for i, root in enumerate(roots) if not any(_inside(root, r) for r in roots[:i])]
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether `path` is `root` or below it."""
+    sep = "/" if remote.is_url(root) else os.sep
+    return path == root or path.startswith(root.rstrip(sep) + sep)

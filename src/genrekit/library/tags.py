@@ -107,6 +107,14 @@ def _open(path: Path):
     return audio
 
 
+def _check_local(path: str | os.PathLike[str]) -> None:
+    """Raise `TagError` for a file behind a URL (``s3://...``): its tags cannot be read nor written here."""
+    from genrekit.library.remote import is_url
+
+    if is_url(path):
+        raise TagError(f"{path}: a file behind a URL cannot be tagged in place; tag a local copy")
+
+
 def _is_raw_id3(tags) -> bool:
     """Whether `tags` is a raw ID3 block (WAV, AIFF) rather than a key/value interface."""
     from mutagen.id3 import ID3
@@ -122,6 +130,7 @@ def read_genre(path: str | os.PathLike[str]) -> tuple[str, ...]:
     TagError
         If the file cannot be read by mutagen or has no tag format.
     """
+    _check_local(path)
     return _genre_values(_open(Path(path)).tags)
 
 
@@ -187,6 +196,7 @@ def write_genre(path: str | os.PathLike[str], genre: str, dry_run: bool = False)
     """
     import mutagen
 
+    _check_local(path)
     path = Path(path)
     audio = _open(path)
     old = _genre_values(audio.tags)
