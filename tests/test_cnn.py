@@ -156,7 +156,7 @@ def test_bad_input(trained):
         trained.predict_proba(np.zeros((2, 56)))
     with pytest.raises(ValueError, match="NaN"):
         trained.predict_proba(np.full((1, 57), np.nan))
-    with pytest.raises(ValueError, match="1 class.*at least two"):
+    with pytest.raises(ValueError, match=r"1 class.*at least two"):
         CNNClassifier(epochs=1).fit(np.zeros((4, 57)), ["a"] * 4)
     with pytest.raises(ValueError, match="not in the training labels"):
         CNNClassifier(epochs=1).fit(np.zeros((4, 57)), ["a", "b"] * 2, np.zeros((1, 57)), ["c"])
