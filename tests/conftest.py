@@ -103,3 +103,37 @@ def s3_server():
     finally:
         patch.undo()
         server.stop()
+
+
+# The library scanned by the Dask and s3:// tests: module scope, so each test module gets its own
+# copy of the files and its own reference scan (the tests change files between scans).
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The shipped model."""
+    import genrekit
+
+    return genrekit.load_model()
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, gtzan_flac_dir):
+    """A small library folder of 4-s re-encodings of the GTZAN test clips (see test_library.make_library)."""
+    from test_library import make_library
+
+    return make_library(tmp_path_factory.mktemp("lib") / "music", gtzan_flac_dir, seconds=4.0)
+
+
+@pytest.fixture(scope="module")
+def local_rows(library, tmp_path_factory, model):
+    """The catalogue rows of a scan of `library` on local disk with the local pool."""
+    from test_library import catalogue_rows
+
+    from genrekit.library.catalogue import Catalogue
+    from genrekit.library.scan import run_local, scan
+
+    db = tmp_path_factory.mktemp("local") / "local.db"
+    with Catalogue(db) as catalogue:
+        scan(library, catalogue, model, run_local(2))
+    return catalogue_rows(db)

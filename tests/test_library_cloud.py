@@ -12,9 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_library import as_local, catalogue_rows, make_library
+from test_library import as_local, catalogue_rows
 
-import genrekit
 from genrekit.cli import main
 from genrekit.library import scan as scan_mod
 from genrekit.library.catalogue import Catalogue
@@ -22,25 +21,6 @@ from genrekit.library.scan import run_local, scan
 
 pytest.importorskip("s3fs")
 BUCKET = "genrekit-test"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return genrekit.load_model()
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory, gtzan_flac_dir):
-    return make_library(tmp_path_factory.mktemp("lib") / "music", gtzan_flac_dir, seconds=4.0)
-
-
-@pytest.fixture(scope="module")
-def local_rows(library, tmp_path_factory, model):
-    """The catalogue of a scan of the library on local disk, row for row."""
-    db = tmp_path_factory.mktemp("local") / "local.db"
-    with Catalogue(db) as catalogue:
-        scan(library, catalogue, model, run_local(2))
-    return catalogue_rows(db)
 
 
 def s3():

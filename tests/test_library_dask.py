@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_library import as_local, catalogue_rows, make_library
+from test_library import as_local, catalogue_rows
 from test_library_cloud import upload
 
-import genrekit
 from genrekit.library.catalogue import Catalogue
 from genrekit.library.cluster import run_dask
 from genrekit.library.scan import run_local, scan
@@ -85,25 +84,6 @@ def cluster(tmp_path_factory, request):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=20)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return genrekit.load_model()
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory, gtzan_flac_dir):
-    return make_library(tmp_path_factory.mktemp("lib") / "music", gtzan_flac_dir, seconds=4.0)
-
-
-@pytest.fixture(scope="module")
-def local_rows(library, tmp_path_factory, model):
-    """The catalogue of a local scan of the library, row for row."""
-    db = tmp_path_factory.mktemp("local") / "local.db"
-    with Catalogue(db) as catalogue:
-        scan(library, catalogue, model, run_local(2))
-    return catalogue_rows(db)
 
 
 def _cli_scan(library, db, address, *extra):
