@@ -4,7 +4,9 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from genrekit.library.catalogue import Analysis, Catalogue, CatalogueError, mode
 from genrekit.library.extract import extract
 from genrekit.library.predict import file_windows
 from genrekit.library.query import projection, similar, stats, table, tracks
-from genrekit.library.scan import run_local, scan
+from genrekit.library.scan import run_local, scan, scratch_folder
 
 SR = 22050
 CLIPS = [("blues", "00000"), ("classical", "00000"), ("disco", "00000"), ("jazz", "00000"), ("rock", "00000")]
@@ -309,3 +311,20 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
     with Catalogue(url_db) as catalogue:
         assert scan(url, catalogue, model, run_local(1)).unchanged == 8
+
+
+def test_the_scratch_folder_of_a_killed_scan_is_removed_by_the_next(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    stale = tmp_path / f"genrekit-scan-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "genrekit-x.wav").write_bytes(b"half a copy")
+    running = tmp_path / f"genrekit-scan-{os.getpid()}-def"  # a scan still running: kept
+    running.mkdir()
+    unrelated = tmp_path / "genrekit-scan-notes"
+    unrelated.mkdir()
+    new = Path(scratch_folder())
+    assert not stale.exists()
+    assert running.exists() and unrelated.exists()
+    assert new.parent == tmp_path and new.name.startswith(f"genrekit-scan-{os.getpid()}-")

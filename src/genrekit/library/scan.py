@@ -281,8 +281,8 @@ def run_local(
     (a decoder crash, out of memory) is replaced and its file tried again, up to
     :data:`LOCAL_TRIES` times, then stored as failed. Without a timeout, ``jobs=1``
     analyses in this process.
-    Objects behind URLs are copied into a temporary folder of the runner's own,
-    removed at the end.
+    Objects behind URLs are copied into a temporary folder of the runner's own
+    (:func:`scratch_folder`), removed at the end, or by the next scan if this one is killed.
     """
     jobs = jobs or cpu_count()
 
@@ -292,7 +292,7 @@ def run_local(
                 for item in todo:
                     yield [analyse_todo(item, segment_seconds)]
             return
-        scratch = tempfile.mkdtemp(prefix="genrekit-scan-")
+        scratch = scratch_folder()
         slots: list[_Slot] = []  # started when there is work (an unchanged rescan starts none)
         try:
             yield from _run_slots(slots, jobs, lambda: _Slot(segment_seconds, scratch), todo, timeout)
@@ -302,6 +302,40 @@ def run_local(
             shutil.rmtree(scratch, ignore_errors=True)
 
     return run
+
+
+SCRATCH_PREFIX: str = "genrekit-scan-"
+"""Start of the name of a local runner's temporary folder, followed by the scan's process id."""
+
+
+def scratch_folder() -> str:
+    """Make a local runner's temporary folder for copies of URL objects.
+
+    Folders left by scans whose process is gone (killed before they could remove
+    theirs) are removed first: the folder's name holds the process id.
+
+    Returns
+    -------
+    str
+        The new folder, named ``genrekit-scan-<pid>-<random>`` in the temporary directory.
+    """
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{SCRATCH_PREFIX}*"):
+        pid = old.name[len(SCRATCH_PREFIX) :].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Slot:
