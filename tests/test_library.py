@@ -264,6 +264,13 @@ def test_cli_scan_library_commands(library, tmp_path, capsys):
     assert os.access(db, os.R_OK)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_cli_scan_refuses_a_timeout_that_is_not_finite_seconds(value, tmp_path, capsys):
+    code, _, err = _cli(capsys, "scan", tmp_path, "--db", tmp_path / "lib.db", f"--timeout={value}")
+    assert code == 2 and "--timeout: expected finite seconds >= 0" in err
+    assert not (tmp_path / "lib.db").exists()
+
+
 def test_dask_without_distributed_names_the_extra(library, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     code, _, err = _cli(capsys, "scan", library, "--db", tmp_path / "lib.db", "--dask", "local:1")
