@@ -307,6 +307,33 @@ def test_local_timeouts_and_crashes_fail_the_file_and_recycle_the_process(
         os.kill(int((pids / "HANG.wav").read_text()), 0)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_exception_in_a_local_worker_is_the_files_result_not_a_crash(jobs, tmp_path, model, monkeypatch):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name in ("BACKEND.wav", "BUG.wav", "bad.wav"):
+        (folder / name).write_bytes(b"RIFF not really audio")
+    real = scan_mod.analyse_file
+
+    def hooked(path, segment_seconds=None):  # runs in the (forked) worker processes when jobs > 1
+        if "BACKEND" in path:
+            raise scan_mod.remote.BackendError(f"{path}: reading xy:// URLs needs xyfs: pip install xyfs")
+        if "BUG" in path:
+            raise KeyError("a bug")
+        return real(path, segment_seconds)
+
+    monkeypatch.setattr(scan_mod, "analyse_file", hooked)
+    with Catalogue(tmp_path / "lib.db") as catalogue:
+        report = scan(folder, catalogue, model, run_local(jobs))
+        stored = {entry.path for entry in catalogue.entries(str(folder.resolve()))}
+    backend, bug = (str(folder.resolve() / name) for name in ("BACKEND.wav", "BUG.wav"))
+    assert report.lost == [(backend, f"{backend}: reading xy:// URLs needs xyfs: pip install xyfs")]
+    failed = dict(report.failed)
+    assert failed[bug] == f"{bug}: analysis failed: KeyError: 'a bug'"
+    assert len(failed) == 2 and "died repeatedly" not in " ".join(failed.values())
+    assert backend not in stored and bug in stored  # the lost file is left for the next scan
+
+
 def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     pytest.importorskip("fsspec")
     local_db, url_db = tmp_path / "local.db", tmp_path / "url.db"

@@ -216,6 +216,34 @@ def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:
     return result
 
 
+def analyse_or_report(item: Todo, segment_seconds: float | None = None) -> Analysis | Lost:
+    """Analyse a file of the walk (:func:`analyse_todo`) in a local runner; what it raises becomes a result.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    segment_seconds : float, optional
+        Also compute segment features (see :func:`analyse_file`).
+
+    Returns
+    -------
+    Analysis or Lost
+        The analysis; :class:`Lost` when this machine lacks the URL's fsspec backend
+        (not the file's fault: nothing is stored, the next scan tries it again, as on
+        Dask); a failed :class:`~genrekit.library.catalogue.Analysis` naming the file
+        and the error for any other exception, so that it neither stops the scan nor
+        kills a worker process (which would count as a crash of the file).
+    """
+    try:
+        return analyse_todo(item, segment_seconds)
+    except remote.BackendError as exc:
+        return Lost(item.path, str(exc))
+    except Exception as exc:  # a bug, whatever the file: one file never stops the batch
+        error = f"{item.path}: analysis failed: {type(exc).__name__}: {exc}"
+        return Analysis(item.path, item.size, item.mtime_ns, error=error)
+
+
 def timed_out(item: Todo, timeout: float, worker: str = "") -> TimedOut:
     """Return the failure stored for a file whose analysis took longer than `timeout` seconds."""
     error = f"{item.path}: timed out after {timeout:g} s"
@@ -290,7 +318,7 @@ def run_local(
         if jobs == 1 and timeout is None:
             with threadpool_limits(1):
                 for item in todo:
-                    yield [analyse_todo(item, segment_seconds)]
+                    yield [analyse_or_report(item, segment_seconds)]
             return
         scratch = scratch_folder()
         slots: list[_Slot] = []  # started when there is work (an unchanged rescan starts none)
@@ -358,7 +386,7 @@ class _Slot:
         self.conn.send(item)
         self.item, self.deadline = item, math.inf if timeout is None else time.monotonic() + timeout
 
-    def take(self) -> Analysis | None:
+    def take(self) -> Analysis | Lost | None:
         """Return the finished analysis, or None when the process died without one."""
         try:
             result = self.conn.recv() if self.conn.poll() else None
@@ -389,7 +417,7 @@ def _serve(conn, segment_seconds: float | None, scratch: str) -> None:
             item = conn.recv()
         except EOFError:
             return
-        conn.send(analyse_todo(item, segment_seconds))
+        conn.send(analyse_or_report(item, segment_seconds))
 
 
 LOCAL_TRIES: int = 2
