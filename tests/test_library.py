@@ -354,11 +354,17 @@ def test_the_scratch_folder_of_a_killed_scan_is_removed_by_the_next(tmp_path, mo
     stale = tmp_path / f"genrekit-scan-{dead.pid}-abc"
     stale.mkdir()
     (stale / "genrekit-x.wav").write_bytes(b"half a copy")
+    young = tmp_path / f"genrekit-scan-{dead.pid}-ghi"  # its pid may be another namespace's live scan
+    young.mkdir()
     running = tmp_path / f"genrekit-scan-{os.getpid()}-def"  # a scan still running: kept
     running.mkdir()
     unrelated = tmp_path / "genrekit-scan-notes"
     unrelated.mkdir()
+    hour_ago = time.time() - scan_mod.SCRATCH_STALE_SECONDS - 60
+    for old in (stale, running, unrelated):
+        os.utime(old, (hour_ago, hour_ago))
+    os.utime(young, (hour_ago + 120, hour_ago + 120))  # a minute younger than the limit
     new = Path(scratch_folder())
     assert not stale.exists()
-    assert running.exists() and unrelated.exists()
+    assert young.exists() and running.exists() and unrelated.exists()
     assert new.parent == tmp_path and new.name.startswith(f"genrekit-scan-{os.getpid()}-")

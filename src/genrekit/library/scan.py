@@ -336,11 +336,22 @@ SCRATCH_PREFIX: str = "genrekit-scan-"
 """Start of the name of a local runner's temporary folder, followed by the scan's process id."""
 
 
+SCRATCH_STALE_SECONDS: float = 3600.0
+"""Age (of its modification time) past which a scratch folder of a process that is gone is removed.
+
+The process id alone is not enough: where the temporary directory is shared across
+PID namespaces (containers), a live scan's process id may name no process here.
+A live scan's folder changes with each object it copies, so one untouched for an
+hour whose process is gone is taken as left behind.
+"""
+
+
 def scratch_folder() -> str:
     """Make a local runner's temporary folder for copies of URL objects.
 
     Folders left by scans whose process is gone (killed before they could remove
-    theirs) are removed first: the folder's name holds the process id.
+    theirs) are removed first: the folder's name holds the process id, and its
+    modification time must be older than :data:`SCRATCH_STALE_SECONDS`.
 
     Returns
     -------
@@ -350,9 +361,17 @@ def scratch_folder() -> str:
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{SCRATCH_PREFIX}*"):
         pid = old.name[len(SCRATCH_PREFIX) :].partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)) and _older_than(old, SCRATCH_STALE_SECONDS):
             shutil.rmtree(old, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """Whether `path` was last modified more than `seconds` ago (False when it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
