@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -345,6 +346,17 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
     with Catalogue(url_db) as catalogue:
         assert scan(url, catalogue, model, run_local(1)).unchanged == 8
+
+
+def test_a_batch_analysed_outside_a_dask_worker(tmp_path, monkeypatch):
+    hung = threading.Event()  # set at the end, so that the hung thread ends with the test
+    monkeypatch.setattr(scan_mod, "analyse_file", lambda path, segment_seconds=None: hung.wait(60))
+    monkeypatch.setattr(scan_mod.remote, "_scratch", "unchanged")
+    items = [scan_mod.Todo(str(tmp_path / name), 1, 2) for name in ("HANG.wav", "b.wav")]
+    (result,) = scan_mod.analyse_batch(items, timeout=0.1)
+    assert result == scan_mod.timed_out(items[0], 0.1) and result.worker == ""
+    hung.set()
+    assert scan_mod.remote._scratch == "unchanged"
 
 
 def test_the_scratch_folder_of_a_killed_scan_is_removed_by_the_next(tmp_path, monkeypatch):

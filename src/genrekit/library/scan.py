@@ -258,12 +258,13 @@ def analyse_batch(
     With a `timeout`, each file runs in a thread of its own; a file still running
     after `timeout` seconds is returned as :class:`TimedOut` (naming this worker,
     which the client then restarts: a Python thread cannot be stopped) and the files
-    after it are left out, for the client to submit again.
+    after it are left out, for the client to submit again. Outside a Dask worker
+    (called directly), the scratch folder is left as it is and no worker is named.
     """
-    from distributed import get_worker
-
-    worker = get_worker()
-    remote.set_scratch(worker.local_directory)  # Dask clears it, even after a killed worker
+    worker = _dask_worker()
+    if worker is not None:
+        remote.set_scratch(worker.local_directory)  # Dask clears it, even after a killed worker
+    address = "" if worker is None else worker.address
     results: list[Analysis] = []
     with threadpool_limits(1):
         for item in items:
@@ -272,10 +273,20 @@ def analyse_batch(
             else:
                 result = _within(timeout, analyse_todo, item, segment_seconds)
             if result is None:
-                results.append(timed_out(item, timeout, worker.address))
+                results.append(timed_out(item, timeout, address))
                 break
             results.append(result)
     return results
+
+
+def _dask_worker():
+    """Return the Dask worker running this task, or None outside one (or without Dask)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # ValueError: "No worker found"
+        return None
 
 
 def _within(timeout: float, fn: Callable[..., Analysis], *args: object) -> Analysis | None:
