@@ -23,7 +23,7 @@ from genrekit.library import scan as scan_mod
 from genrekit.library.catalogue import Analysis, Catalogue, CatalogueError, model_id
 from genrekit.library.extract import extract
 from genrekit.library.predict import file_windows
-from genrekit.library.query import projection, similar, stats, table, tracks
+from genrekit.library.query import file_key, projection, similar, stats, table, tracks
 from genrekit.library.scan import run_local, scan, scratch_folder
 
 SR = 22050
@@ -346,6 +346,9 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
     with Catalogue(url_db) as catalogue:
         assert scan(url, catalogue, model, run_local(1)).unchanged == 8
+        alias = "local://" + url.removeprefix("file://") + "/rock/copy.wav"  # another spelling of file://
+        assert similar(catalogue, alias, n=1)[0]["path"] == f"{url}/rock/rock.00000.wav"
+    assert file_key(alias) == f"{url}/rock/copy.wav"
 
 
 def test_a_batch_analysed_outside_a_dask_worker(tmp_path, monkeypatch):
