@@ -240,14 +240,50 @@ def analyse_or_report(item: Todo, segment_seconds: float | None = None) -> Analy
     except remote.BackendError as exc:
         return Lost(item.path, str(exc))
     except Exception as exc:  # a bug, whatever the file: one file never stops the batch
-        error = f"{item.path}: analysis failed: {type(exc).__name__}: {exc}"
-        return Analysis(item.path, item.size, item.mtime_ns, error=error)
+        return _failure(item, f"analysis failed: {type(exc).__name__}: {exc}")
 
 
 def timed_out(item: Todo, timeout: float, worker: str = "") -> TimedOut:
-    """Return the failure stored for a file whose analysis took longer than `timeout` seconds."""
-    error = f"{item.path}: timed out after {timeout:g} s"
-    return TimedOut(item.path, item.size, item.mtime_ns, error=error, worker=worker)
+    """Return the failure stored for a file whose analysis took longer than `timeout` seconds.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    timeout : float
+        The limit it ran past, in seconds.
+    worker : str
+        The Dask worker that ran it, to be restarted ("" for a local process).
+
+    Returns
+    -------
+    TimedOut
+        The failure, its error naming the file and the limit.
+    """
+    return _failure(item, f"timed out after {timeout:g} s", TimedOut, worker=worker)
+
+
+def killed_repeatedly(item: Todo, reason: str) -> Analysis:
+    """Return the failure stored for a file that killed every worker that tried it.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    reason : str
+        How the last worker died (its exit status, or Dask's error).
+
+    Returns
+    -------
+    Analysis
+        The failure, its error naming the file and `reason`.
+    """
+    return _failure(item, f"the workers analysing it died repeatedly ({reason})")
+
+
+def _failure(item: Todo, reason: str, kind: type[Analysis] = Analysis, **fields: object) -> Analysis:
+    """Return the failed analysis (of class `kind`, with `fields`) of a walked file: ``path: reason``."""
+    return kind(item.path, item.size, item.mtime_ns, error=f"{item.path}: {reason}", **fields)
 
 
 def analyse_batch(
@@ -456,51 +492,93 @@ LOCAL_TRIES: int = 2
 
 def _run_slots(
     slots: list[_Slot], jobs: int, new_slot: Callable[[], _Slot], todo: Iterator[Todo], timeout: float | None
-) -> Iterator[list]:
-    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes."""
-    idle, again, deaths = [], [], {}
+) -> Iterator[list[Analysis | Lost]]:
+    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes.
+
+    A file whose process died is fed again (before the next new file) until it has
+    killed :data:`LOCAL_TRIES` processes; a file still running after `timeout`
+    seconds is failed and its process restarted.
+    """
+    idle: list[_Slot] = []
+    again: list[Todo] = []  # files to try again after their process died
+    deaths: dict[str, int] = {}
+
+    def pending() -> Todo | None:
+        return again.pop() if again else next(todo, None)
+
     while True:
-        while idle or len(slots) < jobs:
-            item = again.pop() if again else next(todo, None)
-            if item is None:
-                break
-            if not idle:
-                slots.append(new_slot())
-                idle.append(slots[-1])
-            idle.pop().send(item, timeout)
+        _feed(slots, idle, jobs, new_slot, pending, timeout)
         busy = [slot for slot in slots if slot.item is not None]
         if not busy:
             return
-        deadline = min(slot.deadline for slot in busy)
-        wait(
-            [slot.conn for slot in busy] + [slot.process.sentinel for slot in busy],
-            timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()),
-        )
+        _wait_for_any(busy)
         for slot in busy:
-            item = slot.item
             if slot.conn.poll() or not slot.process.is_alive():
-                result = slot.take()
-                if result is None:  # the process died with the file
-                    code = slot.process.exitcode
-                    slot.restart()
-                    deaths[item.path] = deaths.get(item.path, 0) + 1
-                    if deaths[item.path] < LOCAL_TRIES:
-                        again.append(item)
-                        idle.append(slot)
-                        continue
-                    result = killed_repeatedly(item, f"the last exited with status {code}")
-                yield [result]
-                idle.append(slot)
+                result = _collect(slot, deaths, again)
             elif time.monotonic() >= slot.deadline:
-                slot.restart()
-                yield [timed_out(item, timeout)]
-                idle.append(slot)
+                result = _expire(slot, timeout)
+            else:
+                continue
+            idle.append(slot)
+            if result is not None:
+                yield [result]
 
 
-def killed_repeatedly(item: Todo, reason: str) -> Analysis:
-    """Return the failure stored for a file that killed every worker that tried it."""
-    error = f"{item.path}: the workers analysing it died repeatedly ({reason})"
-    return Analysis(item.path, item.size, item.mtime_ns, error=error)
+def _feed(
+    slots: list[_Slot],
+    idle: list[_Slot],
+    jobs: int,
+    new_slot: Callable[[], _Slot],
+    pending: Callable[[], Todo | None],
+    timeout: float | None,
+) -> None:
+    """Give a pending file to each idle slot, starting new slots (up to `jobs`) while files remain."""
+    while idle or len(slots) < jobs:
+        item = pending()
+        if item is None:
+            return
+        if not idle:
+            slots.append(new_slot())
+            idle.append(slots[-1])
+        idle.pop().send(item, timeout)
+
+
+def _wait_for_any(busy: list[_Slot]) -> None:
+    """Wait until a busy slot has a result or a dead process, or the earliest deadline passes."""
+    deadline = min(slot.deadline for slot in busy)
+    wait(
+        [slot.conn for slot in busy] + [slot.process.sentinel for slot in busy],
+        timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()),
+    )
+
+
+def _collect(slot: _Slot, deaths: dict[str, int], again: list[Todo]) -> Analysis | Lost | None:
+    """Take a slot's result; when its process died with the file, restart it and count the death.
+
+    Returns
+    -------
+    Analysis or Lost or None
+        The result; after a death, None with the file added to `again` while it
+        has killed fewer than :data:`LOCAL_TRIES` processes, else its failure.
+    """
+    item = slot.item
+    result = slot.take()
+    if result is not None:
+        return result
+    code = slot.process.exitcode
+    slot.restart()
+    deaths[item.path] = deaths.get(item.path, 0) + 1
+    if deaths[item.path] < LOCAL_TRIES:
+        again.append(item)
+        return None
+    return killed_repeatedly(item, f"the last exited with status {code}")
+
+
+def _expire(slot: _Slot, timeout: float) -> TimedOut:
+    """Restart a slot whose file ran past its deadline; return the file's failure."""
+    item = slot.item
+    slot.restart()
+    return timed_out(item, timeout)
 
 
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
