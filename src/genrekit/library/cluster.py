@@ -34,10 +34,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from genrekit.errors import GenrekitError
 from genrekit.library.catalogue import Analysis
 from genrekit.library.scan import Lost, Runner, TimedOut, Todo, analyse_batch, killed_repeatedly
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 LOCAL_PREFIX: str = "local:"
 """``--dask local:N`` starts a local cluster of N single-threaded worker processes."""
@@ -139,7 +143,7 @@ def run_dask(
 
 
 def _settle(
-    client,
+    client: Client,
     items: list[Todo],
     outcome: list[Analysis] | BaseException,
     submit: Callable[[list[Todo]], None],
@@ -186,7 +190,16 @@ def _settle(
     return list(outcome)
 
 
-def _recycle(client, results: list[Analysis]) -> None:
-    """Restart the workers that timed out on a file, so that the analysis stuck there stops."""
+def _recycle(client: Client, results: list[Analysis]) -> None:
+    """Restart the workers that timed out on a file, so that the analysis stuck there stops.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    results : list of Analysis
+        A batch's results; those that are :class:`~genrekit.library.scan.TimedOut`
+        name the worker to restart (through its nanny; one without is closed).
+    """
     if hung := sorted({r.worker for r in results if isinstance(r, TimedOut) and r.worker}):
         client.restart_workers(hung, raise_for_error=False)

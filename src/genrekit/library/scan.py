@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -474,8 +474,20 @@ class _Slot:
         self.conn.close()
 
 
-def _serve(conn, segment_seconds: float | None, scratch: str) -> None:
-    """Run a worker process: analyse each file received on `conn` and send the analysis back."""
+def _serve(conn: Connection, segment_seconds: float | None, scratch: str) -> None:
+    """Run a worker process: analyse each file received on `conn` and send the result back.
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+        The process's end of its pipe: :class:`Todo` in, :class:`~genrekit.library.catalogue.Analysis`
+        or :class:`Lost` out (:func:`analyse_or_report`: nothing a file raises ends
+        the process). It returns when the runner closes the pipe.
+    segment_seconds : float, optional
+        Also compute segment features (see :func:`analyse_file`).
+    scratch : str
+        The runner's folder for copies of URL objects (:func:`scratch_folder`).
+    """
     _init_worker()
     remote.set_scratch(scratch)
     while True:
