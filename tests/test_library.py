@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from genrekit.library import scan as scan_mod
 from genrekit.library.catalogue import Analysis, Catalogue, CatalogueError, model_id
 from genrekit.library.extract import extract
 from genrekit.library.predict import file_windows
-from genrekit.library.query import projection, similar, stats, table, tracks
+from genrekit.library.query import file_key, projection, similar, stats, table, tracks
 from genrekit.library.scan import run_local, scan, scratch_folder
 
 SR = 22050
@@ -264,6 +265,13 @@ def test_cli_scan_library_commands(library, tmp_path, capsys):
     assert os.access(db, os.R_OK)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_cli_scan_refuses_a_timeout_that_is_not_finite_seconds(value, tmp_path, capsys):
+    code, _, err = _cli(capsys, "scan", tmp_path, "--db", tmp_path / "lib.db", f"--timeout={value}")
+    assert code == 2 and "--timeout: expected finite seconds >= 0" in err
+    assert not (tmp_path / "lib.db").exists()
+
+
 def test_dask_without_distributed_names_the_extra(library, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     code, _, err = _cli(capsys, "scan", library, "--db", tmp_path / "lib.db", "--dask", "local:1")
@@ -300,6 +308,33 @@ def test_local_timeouts_and_crashes_fail_the_file_and_recycle_the_process(
         os.kill(int((pids / "HANG.wav").read_text()), 0)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_exception_in_a_local_worker_is_the_files_result_not_a_crash(jobs, tmp_path, model, monkeypatch):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name in ("BACKEND.wav", "BUG.wav", "bad.wav"):
+        (folder / name).write_bytes(b"RIFF not really audio")
+    real = scan_mod.analyse_file
+
+    def hooked(path, segment_seconds=None):  # runs in the (forked) worker processes when jobs > 1
+        if "BACKEND" in path:
+            raise scan_mod.remote.BackendError(f"{path}: reading xy:// URLs needs xyfs: pip install xyfs")
+        if "BUG" in path:
+            raise KeyError("a bug")
+        return real(path, segment_seconds)
+
+    monkeypatch.setattr(scan_mod, "analyse_file", hooked)
+    with Catalogue(tmp_path / "lib.db") as catalogue:
+        report = scan(folder, catalogue, model, run_local(jobs))
+        stored = {entry.path for entry in catalogue.entries(str(folder.resolve()))}
+    backend, bug = (str(folder.resolve() / name) for name in ("BACKEND.wav", "BUG.wav"))
+    assert report.lost == [(backend, f"{backend}: reading xy:// URLs needs xyfs: pip install xyfs")]
+    failed = dict(report.failed)
+    assert failed[bug] == f"{bug}: analysis failed: KeyError: 'a bug'"
+    assert len(failed) == 2 and "died repeatedly" not in " ".join(failed.values())
+    assert backend not in stored and bug in stored  # the lost file is left for the next scan
+
+
 def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     pytest.importorskip("fsspec")
     local_db, url_db = tmp_path / "local.db", tmp_path / "url.db"
@@ -311,6 +346,20 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
     assert as_local(catalogue_rows(url_db), url, library) == as_local(catalogue_rows(local_db))
     with Catalogue(url_db) as catalogue:
         assert scan(url, catalogue, model, run_local(1)).unchanged == 8
+        alias = "local://" + url.removeprefix("file://") + "/rock/copy.wav"  # another spelling of file://
+        assert similar(catalogue, alias, n=1)[0]["path"] == f"{url}/rock/rock.00000.wav"
+    assert file_key(alias) == f"{url}/rock/copy.wav"
+
+
+def test_a_batch_analysed_outside_a_dask_worker(tmp_path, monkeypatch):
+    hung = threading.Event()  # set at the end, so that the hung thread ends with the test
+    monkeypatch.setattr(scan_mod, "analyse_file", lambda path, segment_seconds=None: hung.wait(60))
+    monkeypatch.setattr(scan_mod.remote, "_scratch", "unchanged")
+    items = [scan_mod.Todo(str(tmp_path / name), 1, 2) for name in ("HANG.wav", "b.wav")]
+    (result,) = scan_mod.analyse_batch(items, timeout=0.1)
+    assert result == scan_mod.timed_out(items[0], 0.1) and result.worker == ""
+    hung.set()
+    assert scan_mod.remote._scratch == "unchanged"
 
 
 def test_the_scratch_folder_of_a_killed_scan_is_removed_by_the_next(tmp_path, monkeypatch):
@@ -320,11 +369,17 @@ def test_the_scratch_folder_of_a_killed_scan_is_removed_by_the_next(tmp_path, mo
     stale = tmp_path / f"genrekit-scan-{dead.pid}-abc"
     stale.mkdir()
     (stale / "genrekit-x.wav").write_bytes(b"half a copy")
+    young = tmp_path / f"genrekit-scan-{dead.pid}-ghi"  # its pid may be another namespace's live scan
+    young.mkdir()
     running = tmp_path / f"genrekit-scan-{os.getpid()}-def"  # a scan still running: kept
     running.mkdir()
     unrelated = tmp_path / "genrekit-scan-notes"
     unrelated.mkdir()
+    hour_ago = time.time() - scan_mod.SCRATCH_STALE_SECONDS - 60
+    for old in (stale, running, unrelated):
+        os.utime(old, (hour_ago, hour_ago))
+    os.utime(young, (hour_ago + 120, hour_ago + 120))  # a minute younger than the limit
     new = Path(scratch_folder())
     assert not stale.exists()
-    assert running.exists() and unrelated.exists()
+    assert young.exists() and running.exists() and unrelated.exists()
     assert new.parent == tmp_path and new.name.startswith(f"genrekit-scan-{os.getpid()}-")

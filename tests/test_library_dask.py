@@ -22,7 +22,7 @@ from test_library_cloud import upload
 
 from genrekit.library.catalogue import Catalogue
 from genrekit.library.cluster import run_dask
-from genrekit.library.scan import run_local, scan
+from genrekit.library.scan import TimedOut, Todo, run_local, scan
 
 distributed = pytest.importorskip("distributed")
 
@@ -231,6 +231,19 @@ def test_a_hung_file_times_out_and_its_worker_is_restarted(cluster, library, tmp
     assert hung in before and hung not in after and len(before - after) == 1
     with pytest.raises(ProcessLookupError):  # the worker that ran it was restarted: its process is gone
         os.kill(hung, 0)
+
+
+def test_a_hung_workers_restart_does_not_wait_for_the_consumer(cluster, library, tmp_path):
+    hang = tmp_path / "HANG.wav"
+    shutil.copyfile(library / "rock" / "rock.00000.wav", hang)
+    with distributed.Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)  # an earlier test's worker may be restarting
+    results = run_dask(cluster, batch_files=1, timeout=2)(iter([Todo(str(hang), 1, 1)]))
+    (first,) = next(results)  # the consumer takes the timed-out file, then stops
+    results.close()
+    assert isinstance(first, TimedOut) and first.worker
+    with pytest.raises(ProcessLookupError):  # its worker was restarted before the result was handed on
+        os.kill(int((tmp_path / "HANG.wav.pid").read_text()), 0)
 
 
 def test_dask_scan_of_an_s3_library_equals_the_local_disk_scan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"seconds one file may take on a worker before it is stopped and reported failed "
-        f"(default: {DEFAULT_TIMEOUT:g}; 0: no limit)",
+        f"(default: {DEFAULT_TIMEOUT:g}; 0: no limit; nan and inf are refused)",
     )
     parser.add_argument(
         "--batch-files", type=positive_int, default=8, metavar="N", help="files per Dask task (default: 8)"
@@ -133,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             error(f"--segment-seconds: {exc}")
             return EXIT_USAGE
-    if args.timeout < 0:
-        error(f"--timeout: expected seconds >= 0 (0: no limit), got {args.timeout:g}")
+    if not math.isfinite(args.timeout) or args.timeout < 0:
+        error(f"--timeout: expected finite seconds >= 0 (0: no limit), got {args.timeout:g}")
         return EXIT_USAGE
     timeout = args.timeout or None
     model = load_model(args.model)

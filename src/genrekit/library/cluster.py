@@ -32,12 +32,16 @@ that ran it is restarted, since a Python thread cannot be stopped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from genrekit.errors import GenrekitError
 from genrekit.library.catalogue import Analysis
 from genrekit.library.scan import Lost, Runner, TimedOut, Todo, analyse_batch, killed_repeatedly
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 LOCAL_PREFIX: str = "local:"
 """``--dask local:N`` starts a local cluster of N single-threaded worker processes."""
@@ -102,7 +106,7 @@ def run_dask(
 
     def run(todo: Iterator[Todo]) -> Iterator[list[Analysis | Lost]]:
         client, cluster = _client(address)  # first: it says which extra to install
-        from distributed import KilledWorker, as_completed
+        from distributed import as_completed
 
         try:
             threads = max(sum(client.nthreads().values()), 1)
@@ -121,23 +125,12 @@ def run_dask(
             for future in running:
                 items = batches.pop(future)
                 try:
-                    results = future.result()
-                except KilledWorker as exc:
-                    if len(items) > 1:
-                        for item in items:
-                            submit([item])
-                    else:
-                        yield [killed_repeatedly(items[0], f"Dask: {type(exc).__name__}: {exc}")]
-                except Exception as exc:  # the cluster, not the files: leave them for the next scan
-                    yield [Lost(t.path, f"Dask task failed: {type(exc).__name__}: {exc}") for t in items]
-                else:
-                    future.release()  # first: a restarted worker's results are not computed again
+                    outcome = future.result()
+                except Exception as exc:  # sorted out by _settle
+                    outcome = exc
+                future.release()  # first: a restarted worker's results are not computed again
+                if results := _settle(client, items, outcome, submit):
                     yield results
-                    _recycle(client, results)
-                    done = {result.path for result in results}
-                    if left := [item for item in items if item.path not in done]:
-                        submit(left)
-                future.release()
                 if items := list(islice(todo, batch_files)):
                     submit(items)
         finally:
@@ -149,7 +142,64 @@ def run_dask(
     return run
 
 
-def _recycle(client, results: list[Analysis]) -> None:
-    """Restart the workers that timed out on a file, so that the analysis stuck there stops."""
+def _settle(
+    client: Client,
+    items: list[Todo],
+    outcome: list[Analysis] | BaseException,
+    submit: Callable[[list[Todo]], None],
+) -> list[Analysis | Lost]:
+    """Turn the outcome of a batch's task into results, submitting again what must be.
+
+    A batch whose workers died (``KilledWorker``) is split into one task per
+    file; a file alone that killed them is failed. Any other error leaves
+    the batch's files :class:`~genrekit.library.scan.Lost`. Of a finished batch,
+    the workers that timed out are restarted (before the results are handed on,
+    so that this happens even if the consumer stops there) and the files left
+    out after a timeout submitted again.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client (to restart workers).
+    items : list of Todo
+        The batch's files.
+    outcome : list of Analysis, or Exception
+        What the task returned, or what it raised.
+    submit : callable
+        Submits a list of files as one task.
+
+    Returns
+    -------
+    list of Analysis or Lost
+        What to yield for this batch (empty when it was all submitted again).
+    """
+    from distributed import KilledWorker
+
+    if isinstance(outcome, KilledWorker):
+        if len(items) > 1:
+            for item in items:
+                submit([item])
+            return []
+        return [killed_repeatedly(items[0], f"Dask: {type(outcome).__name__}: {outcome}")]
+    if isinstance(outcome, BaseException):  # the cluster, not the files: leave them for the next scan
+        return [Lost(t.path, f"Dask task failed: {type(outcome).__name__}: {outcome}") for t in items]
+    _recycle(client, outcome)
+    done = {result.path for result in outcome}
+    if left := [item for item in items if item.path not in done]:
+        submit(left)
+    return list(outcome)
+
+
+def _recycle(client: Client, results: list[Analysis]) -> None:
+    """Restart the workers that timed out on a file, so that the analysis stuck there stops.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    results : list of Analysis
+        A batch's results; those that are :class:`~genrekit.library.scan.TimedOut`
+        name the worker to restart (through its nanny; one without is closed).
+    """
     if hung := sorted({r.worker for r in results if isinstance(r, TimedOut) and r.worker}):
         client.restart_workers(hung, raise_for_error=False)

@@ -118,10 +118,32 @@ def projection(catalogue: Catalogue) -> dict:
 
 
 def file_key(path: str | os.PathLike[str]) -> str:
-    """Return the catalogue's key of a file: its absolute path, or its URL as given (``s3://...``)."""
-    from genrekit.library.remote import is_url
+    """Return the catalogue's key of a file: its absolute path, or its URL as a scan stores it.
 
-    return path if is_url(path) else str(Path(path).resolve())
+    Parameters
+    ----------
+    path : path-like
+        A file (relative paths are taken from the current folder), or its URL.
+
+    Returns
+    -------
+    str
+        The absolute path; for a URL, the backend's own spelling, as the scan's
+        listing stores it (``fs.unstrip_protocol``: ``s3a://`` as ``s3://``,
+        ``gs://`` as ``gcs://``, ``local://`` as ``file://``, and whatever else the
+        backend normalises).
+
+    Raises
+    ------
+    BackendError
+        If the URL's fsspec backend is not installed.
+    """
+    from genrekit.library import remote
+
+    if not remote.is_url(path):
+        return str(Path(path).resolve())
+    fs, stripped = remote.filesystem(path)
+    return fs.unstrip_protocol(stripped)
 
 
 def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> list[dict]:

@@ -29,9 +29,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS
 from genrekit.errors import AudioError, GenrekitError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -64,8 +68,20 @@ def is_url(path: object) -> bool:
     return isinstance(path, str) and _URL.match(path) is not None
 
 
-def filesystem(url: str):
-    """Return ``(fs, path)``: the fsspec filesystem of `url`, listing caches off, and the path on it.
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    """Return the fsspec filesystem of `url`, listing caches off, and the path on it.
+
+    Parameters
+    ----------
+    url : str
+        A URL (``s3://bucket/music/a.mp3``).
+
+    Returns
+    -------
+    fs : fsspec.AbstractFileSystem
+        The filesystem of the URL's protocol.
+    path : str
+        The path on `fs` (the URL without its protocol, as the backend spells it).
 
     Raises
     ------
@@ -149,8 +165,21 @@ def walk_url(url: str) -> Iterator[tuple[str, int, int]]:
         raise AudioError(f"{url}: cannot list: {exc}") from exc
 
 
-def _walk_folder(fs, path: str) -> Iterator[tuple[str, int, int]]:
-    """List one folder and descend into its subfolders, in the order of the URLs as strings."""
+def _walk_folder(fs: AbstractFileSystem, path: str) -> Iterator[tuple[str, int, int]]:
+    """List one folder and descend into its subfolders, in the order of the URLs as strings.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+        The folder's filesystem.
+    path : str
+        The folder's path on `fs`.
+
+    Yields
+    ------
+    tuple of (str, int, int)
+        ``(url, size, stamp)`` of each audio object (see :func:`change_stamp`).
+    """
     listed = []
     for info in fs.ls(path, detail=True):
         name = PurePosixPath(info["name"].rstrip("/")).name

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -216,10 +216,74 @@ def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:
     return result
 
 
+def analyse_or_report(item: Todo, segment_seconds: float | None = None) -> Analysis | Lost:
+    """Analyse a file of the walk (:func:`analyse_todo`) in a local runner; what it raises becomes a result.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    segment_seconds : float, optional
+        Also compute segment features (see :func:`analyse_file`).
+
+    Returns
+    -------
+    Analysis or Lost
+        The analysis; :class:`Lost` when this machine lacks the URL's fsspec backend
+        (not the file's fault: nothing is stored, the next scan tries it again, as on
+        Dask); a failed :class:`~genrekit.library.catalogue.Analysis` naming the file
+        and the error for any other exception, so that it neither stops the scan nor
+        kills a worker process (which would count as a crash of the file).
+    """
+    try:
+        return analyse_todo(item, segment_seconds)
+    except remote.BackendError as exc:
+        return Lost(item.path, str(exc))
+    except Exception as exc:  # a bug, whatever the file: one file never stops the batch
+        return _failure(item, f"analysis failed: {type(exc).__name__}: {exc}")
+
+
 def timed_out(item: Todo, timeout: float, worker: str = "") -> TimedOut:
-    """Return the failure stored for a file whose analysis took longer than `timeout` seconds."""
-    error = f"{item.path}: timed out after {timeout:g} s"
-    return TimedOut(item.path, item.size, item.mtime_ns, error=error, worker=worker)
+    """Return the failure stored for a file whose analysis took longer than `timeout` seconds.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    timeout : float
+        The limit it ran past, in seconds.
+    worker : str
+        The Dask worker that ran it, to be restarted ("" for a local process).
+
+    Returns
+    -------
+    TimedOut
+        The failure, its error naming the file and the limit.
+    """
+    return _failure(item, f"timed out after {timeout:g} s", TimedOut, worker=worker)
+
+
+def killed_repeatedly(item: Todo, reason: str) -> Analysis:
+    """Return the failure stored for a file that killed every worker that tried it.
+
+    Parameters
+    ----------
+    item : Todo
+        The file.
+    reason : str
+        How the last worker died (its exit status, or Dask's error).
+
+    Returns
+    -------
+    Analysis
+        The failure, its error naming the file and `reason`.
+    """
+    return _failure(item, f"the workers analysing it died repeatedly ({reason})")
+
+
+def _failure(item: Todo, reason: str, kind: type[Analysis] = Analysis, **fields: object) -> Analysis:
+    """Return the failed analysis (of class `kind`, with `fields`) of a walked file: ``path: reason``."""
+    return kind(item.path, item.size, item.mtime_ns, error=f"{item.path}: {reason}", **fields)
 
 
 def analyse_batch(
@@ -230,12 +294,13 @@ def analyse_batch(
     With a `timeout`, each file runs in a thread of its own; a file still running
     after `timeout` seconds is returned as :class:`TimedOut` (naming this worker,
     which the client then restarts: a Python thread cannot be stopped) and the files
-    after it are left out, for the client to submit again.
+    after it are left out, for the client to submit again. Outside a Dask worker
+    (called directly), the scratch folder is left as it is and no worker is named.
     """
-    from distributed import get_worker
-
-    worker = get_worker()
-    remote.set_scratch(worker.local_directory)  # Dask clears it, even after a killed worker
+    worker = _dask_worker()
+    if worker is not None:
+        remote.set_scratch(worker.local_directory)  # Dask clears it, even after a killed worker
+    address = "" if worker is None else worker.address
     results: list[Analysis] = []
     with threadpool_limits(1):
         for item in items:
@@ -244,10 +309,20 @@ def analyse_batch(
             else:
                 result = _within(timeout, analyse_todo, item, segment_seconds)
             if result is None:
-                results.append(timed_out(item, timeout, worker.address))
+                results.append(timed_out(item, timeout, address))
                 break
             results.append(result)
     return results
+
+
+def _dask_worker():
+    """Return the Dask worker running this task, or None outside one (or without Dask)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # ValueError: "No worker found"
+        return None
 
 
 def _within(timeout: float, fn: Callable[..., Analysis], *args: object) -> Analysis | None:
@@ -290,7 +365,7 @@ def run_local(
         if jobs == 1 and timeout is None:
             with threadpool_limits(1):
                 for item in todo:
-                    yield [analyse_todo(item, segment_seconds)]
+                    yield [analyse_or_report(item, segment_seconds)]
             return
         scratch = scratch_folder()
         slots: list[_Slot] = []  # started when there is work (an unchanged rescan starts none)
@@ -308,11 +383,22 @@ SCRATCH_PREFIX: str = "genrekit-scan-"
 """Start of the name of a local runner's temporary folder, followed by the scan's process id."""
 
 
+SCRATCH_STALE_SECONDS: float = 3600.0
+"""Age (of its modification time) past which a scratch folder of a process that is gone is removed.
+
+The process id alone is not enough: where the temporary directory is shared across
+PID namespaces (containers), a live scan's process id may name no process here.
+A live scan's folder changes with each object it copies, so one untouched for an
+hour whose process is gone is taken as left behind.
+"""
+
+
 def scratch_folder() -> str:
     """Make a local runner's temporary folder for copies of URL objects.
 
     Folders left by scans whose process is gone (killed before they could remove
-    theirs) are removed first: the folder's name holds the process id.
+    theirs) are removed first: the folder's name holds the process id, and its
+    modification time must be older than :data:`SCRATCH_STALE_SECONDS`.
 
     Returns
     -------
@@ -322,9 +408,17 @@ def scratch_folder() -> str:
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{SCRATCH_PREFIX}*"):
         pid = old.name[len(SCRATCH_PREFIX) :].partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)) and _older_than(old, SCRATCH_STALE_SECONDS):
             shutil.rmtree(old, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """Whether `path` was last modified more than `seconds` ago (False when it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -358,7 +452,7 @@ class _Slot:
         self.conn.send(item)
         self.item, self.deadline = item, math.inf if timeout is None else time.monotonic() + timeout
 
-    def take(self) -> Analysis | None:
+    def take(self) -> Analysis | Lost | None:
         """Return the finished analysis, or None when the process died without one."""
         try:
             result = self.conn.recv() if self.conn.poll() else None
@@ -380,8 +474,20 @@ class _Slot:
         self.conn.close()
 
 
-def _serve(conn, segment_seconds: float | None, scratch: str) -> None:
-    """Run a worker process: analyse each file received on `conn` and send the analysis back."""
+def _serve(conn: Connection, segment_seconds: float | None, scratch: str) -> None:
+    """Run a worker process: analyse each file received on `conn` and send the result back.
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+        The process's end of its pipe: :class:`Todo` in, :class:`~genrekit.library.catalogue.Analysis`
+        or :class:`Lost` out (:func:`analyse_or_report`: nothing a file raises ends
+        the process). It returns when the runner closes the pipe.
+    segment_seconds : float, optional
+        Also compute segment features (see :func:`analyse_file`).
+    scratch : str
+        The runner's folder for copies of URL objects (:func:`scratch_folder`).
+    """
     _init_worker()
     remote.set_scratch(scratch)
     while True:
@@ -389,7 +495,7 @@ def _serve(conn, segment_seconds: float | None, scratch: str) -> None:
             item = conn.recv()
         except EOFError:
             return
-        conn.send(analyse_todo(item, segment_seconds))
+        conn.send(analyse_or_report(item, segment_seconds))
 
 
 LOCAL_TRIES: int = 2
@@ -398,51 +504,93 @@ LOCAL_TRIES: int = 2
 
 def _run_slots(
     slots: list[_Slot], jobs: int, new_slot: Callable[[], _Slot], todo: Iterator[Todo], timeout: float | None
-) -> Iterator[list]:
-    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes."""
-    idle, again, deaths = [], [], {}
+) -> Iterator[list[Analysis | Lost]]:
+    """Feed the files to up to `jobs` slots (added to `slots`), one each; yield each result as it comes.
+
+    A file whose process died is fed again (before the next new file) until it has
+    killed :data:`LOCAL_TRIES` processes; a file still running after `timeout`
+    seconds is failed and its process restarted.
+    """
+    idle: list[_Slot] = []
+    again: list[Todo] = []  # files to try again after their process died
+    deaths: dict[str, int] = {}
+
+    def pending() -> Todo | None:
+        return again.pop() if again else next(todo, None)
+
     while True:
-        while idle or len(slots) < jobs:
-            item = again.pop() if again else next(todo, None)
-            if item is None:
-                break
-            if not idle:
-                slots.append(new_slot())
-                idle.append(slots[-1])
-            idle.pop().send(item, timeout)
+        _feed(slots, idle, jobs, new_slot, pending, timeout)
         busy = [slot for slot in slots if slot.item is not None]
         if not busy:
             return
-        deadline = min(slot.deadline for slot in busy)
-        wait(
-            [slot.conn for slot in busy] + [slot.process.sentinel for slot in busy],
-            timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()),
-        )
+        _wait_for_any(busy)
         for slot in busy:
-            item = slot.item
             if slot.conn.poll() or not slot.process.is_alive():
-                result = slot.take()
-                if result is None:  # the process died with the file
-                    code = slot.process.exitcode
-                    slot.restart()
-                    deaths[item.path] = deaths.get(item.path, 0) + 1
-                    if deaths[item.path] < LOCAL_TRIES:
-                        again.append(item)
-                        idle.append(slot)
-                        continue
-                    result = killed_repeatedly(item, f"the last exited with status {code}")
-                yield [result]
-                idle.append(slot)
+                result = _collect(slot, deaths, again)
             elif time.monotonic() >= slot.deadline:
-                slot.restart()
-                yield [timed_out(item, timeout)]
-                idle.append(slot)
+                result = _expire(slot, timeout)
+            else:
+                continue
+            idle.append(slot)
+            if result is not None:
+                yield [result]
 
 
-def killed_repeatedly(item: Todo, reason: str) -> Analysis:
-    """Return the failure stored for a file that killed every worker that tried it."""
-    error = f"{item.path}: the workers analysing it died repeatedly ({reason})"
-    return Analysis(item.path, item.size, item.mtime_ns, error=error)
+def _feed(
+    slots: list[_Slot],
+    idle: list[_Slot],
+    jobs: int,
+    new_slot: Callable[[], _Slot],
+    pending: Callable[[], Todo | None],
+    timeout: float | None,
+) -> None:
+    """Give a pending file to each idle slot, starting new slots (up to `jobs`) while files remain."""
+    while idle or len(slots) < jobs:
+        item = pending()
+        if item is None:
+            return
+        if not idle:
+            slots.append(new_slot())
+            idle.append(slots[-1])
+        idle.pop().send(item, timeout)
+
+
+def _wait_for_any(busy: list[_Slot]) -> None:
+    """Wait until a busy slot has a result or a dead process, or the earliest deadline passes."""
+    deadline = min(slot.deadline for slot in busy)
+    wait(
+        [slot.conn for slot in busy] + [slot.process.sentinel for slot in busy],
+        timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()),
+    )
+
+
+def _collect(slot: _Slot, deaths: dict[str, int], again: list[Todo]) -> Analysis | Lost | None:
+    """Take a slot's result; when its process died with the file, restart it and count the death.
+
+    Returns
+    -------
+    Analysis or Lost or None
+        The result; after a death, None with the file added to `again` while it
+        has killed fewer than :data:`LOCAL_TRIES` processes, else its failure.
+    """
+    item = slot.item
+    result = slot.take()
+    if result is not None:
+        return result
+    code = slot.process.exitcode
+    slot.restart()
+    deaths[item.path] = deaths.get(item.path, 0) + 1
+    if deaths[item.path] < LOCAL_TRIES:
+        again.append(item)
+        return None
+    return killed_repeatedly(item, f"the last exited with status {code}")
+
+
+def _expire(slot: _Slot, timeout: float) -> TimedOut:
+    """Restart a slot whose file ran past its deadline; return the file's failure."""
+    item = slot.item
+    slot.restart()
+    return timed_out(item, timeout)
 
 
 def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
