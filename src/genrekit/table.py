@@ -408,6 +408,27 @@ def is_segment(filename: str) -> bool:
     return bool(match and match.group("segment") is not None)
 
 
+def is_augmented(filename: str) -> bool:
+    """Whether a row name is an augmented version's (``blues.00000.pitch+2.wav``; see :func:`source_clip`).
+
+    Augmented rows only ever train: the evaluation protocols and ``train``'s validation
+    split leave them out of every validation and test part
+    (:func:`genrekit.evaluation.protocols.without_augmented`).
+
+    Parameters
+    ----------
+    filename : str
+        A table row's ``filename``.
+
+    Returns
+    -------
+    bool
+        True for a pitch-shifted, time-stretched or noise-mixed row (or a segment of one).
+    """
+    match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
+    return bool(match and match.group("augment") is not None)
+
+
 def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
     """Return the length in seconds of the audio behind a table's rows (what a model trained on it sees).
 

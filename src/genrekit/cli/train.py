@@ -238,29 +238,28 @@ def _validation_split(
     this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
     """
     from genrekit.evaluation.protocols import (
-        check_stratifiable,
-        counted_in,
+        Split,
         source_codes,
         source_labels,
-        split_sources,
+        stratified_holdout,
+        without_augmented,
     )
     from genrekit.table import source_groups
 
     y = frame[LABEL_COLUMN].to_numpy(dtype=str)
     groups = source_groups(frame["filename"])
     codes = source_codes(groups, len(frame))
-    check_stratifiable(
-        source_labels(y, codes, groups),
-        fraction,
-        f"{name}, validation split",
-        "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
-        counted_in(codes),
-    )
+    source_labels(y, codes, groups)
+    hint = "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping."
     try:
-        train, val = split_sources(y, codes, np.arange(len(frame)), fraction, seed)
+        train, val = stratified_holdout(
+            y, codes, np.arange(len(frame)), fraction, seed, f"{name}, validation split", hint
+        )
     except ValueError as exc:
         raise TableError(f"cannot make a stratified validation split of {name}: {exc}") from exc
-    return frame.iloc[train], frame.iloc[val]
+    empty = np.empty(0, dtype=np.int64)
+    (split,) = without_augmented([Split("validation", 0, seed, train, val, empty)], frame["filename"])
+    return frame.iloc[split.train], frame.iloc[split.val]
 
 
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
@@ -290,6 +289,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
         groups=source_groups(frame["filename"]),
+        filenames=frame["filename"],
         n_folds=args.cv,
         seed=args.seed,
         epochs=args.epochs,

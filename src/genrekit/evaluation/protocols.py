@@ -41,7 +41,7 @@ import contextvars
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ from sklearn.model_selection import (
 from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
-from genrekit.table import source_clip
+from genrekit.table import is_augmented, source_clip
 
 PAPER = "paper"
 FILTERED = "filtered"
@@ -285,6 +285,41 @@ def split_sources(
     return _rows_of(codes, rows, kept), _rows_of(codes, rows, held)
 
 
+def stratified_holdout(
+    y: np.ndarray, codes: np.ndarray, rows: np.ndarray, held_out: float, seed: int, what: str, hint: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check that `rows` can be split stratified by clip (:func:`check_stratifiable`), then split them.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str
+        Labels of every table row.
+    codes : numpy.ndarray of int
+        Source clip of every table row (:func:`source_codes`).
+    rows : numpy.ndarray of int
+        The rows to split.
+    held_out : float
+        Share of the clips held out.
+    seed : int
+        Seed of the draw.
+    what, hint : str
+        What is split and what the user can do instead, for the error message.
+
+    Returns
+    -------
+    kept, held_out : numpy.ndarray of int
+        Row indices (see :func:`split_sources`).
+
+    Raises
+    ------
+    TableError
+        If the clips of `rows` are too few for the split.
+    """
+    labels = source_labels(y, codes, None)[pd.unique(codes[rows])]
+    check_stratifiable(labels, held_out, what, hint, counted_in(codes))
+    return split_sources(y, codes, rows, held_out, seed)
+
+
 def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, groups: Groups = None) -> Split:
     """Draw one stratified 80/10/10 train/validation/test split (of source clips).
 
@@ -306,14 +341,11 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, group
     """
     y = np.asarray(y)
     codes = source_codes(groups, len(y))
-    labels = source_labels(y, codes, groups)
-    unit = counted_in(codes)
-    check_stratifiable(labels, 0.1, "protocol paper (test split)", _BIGGER, unit)
-    rest, test = split_sources(y, codes, np.arange(len(y)), 0.1, seed)
-    check_stratifiable(
-        labels[pd.unique(codes[rest])], 1 / 9, "protocol paper (validation split)", _BIGGER, unit
+    source_labels(y, codes, groups)
+    rest, test = stratified_holdout(
+        y, codes, np.arange(len(y)), 0.1, seed, "protocol paper (test split)", _BIGGER
     )
-    train, val = split_sources(y, codes, rest, 1 / 9, seed)
+    train, val = stratified_holdout(y, codes, rest, 1 / 9, seed, "protocol paper (validation split)", _BIGGER)
     return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
 
 
@@ -509,6 +541,35 @@ def filtered_splits(
         Split(FILTERED, repeat, seed, split.train, split.val, split.test) for repeat, seed in enumerate(seeds)
     ]
     return splits, unmatched
+
+
+def without_augmented(splits: Sequence[Split], filenames: Sequence[str]) -> list[Split]:
+    """Drop augmented rows (:func:`genrekit.table.is_augmented`) from the validation and test parts.
+
+    Augmented rows (pitch-shifted, time-stretched, noise-mixed copies of a clip) are for training
+    only: their clip's side of a split keeps them for training, but no score (test) and no early
+    stopping or calibration (validation) ever sees altered audio. Without augmented rows the
+    splits are returned unchanged.
+
+    Parameters
+    ----------
+    splits : sequence of Split
+        Splits of the table's rows.
+    filenames : sequence of str
+        The table's ``filename`` column.
+
+    Returns
+    -------
+    list of Split
+        The same splits, with the augmented rows left out of ``val`` and ``test``.
+    """
+    augmented = np.array([is_augmented(name) for name in filenames], dtype=bool)
+    if not augmented.any():
+        return list(splits)
+    return [
+        replace(split, val=split.val[~augmented[split.val]], test=split.test[~augmented[split.test]])
+        for split in splits
+    ]
 
 
 def fit_on_split(

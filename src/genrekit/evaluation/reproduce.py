@@ -49,6 +49,7 @@ from genrekit.evaluation.protocols import (
     fit_on_split,
     optimistic_splits,
     paper_splits,
+    without_augmented,
 )
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
@@ -190,7 +191,7 @@ def plan(
                     + (" ..." if len(unmatched) > 10 else ""),
                 }
             )
-    splits += optimistic_splits(y, seeds, groups)
+    splits = without_augmented(splits + optimistic_splits(y, seeds, groups), filenames)
     tasks = [
         Task(split, model)
         for model in settings.models

@@ -16,12 +16,12 @@ is selected on the rows that score them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from genrekit.evaluation.metrics import file_accuracy, summarize
-from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
+from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources, without_augmented
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 from genrekit.parallel import map_tasks
@@ -76,6 +76,7 @@ def fit_final(
     tune: bool = True,
     jobs: int = 1,
     groups: Groups = None,
+    filenames: Sequence[str] | None = None,
 ) -> tuple[object, dict]:
     """Cross-validate a recipe, then fit it on every row.
 
@@ -107,6 +108,9 @@ def fit_final(
     groups : sequence of str, optional
         Source clip of each row (:func:`genrekit.table.source_groups`): the folds, and every
         inner cross-validation, keep a clip's rows (segments, augmented copies) together.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: its augmented rows (:func:`genrekit.table.is_augmented`)
+        only train; the out-of-fold scores, calibration and confidence table leave them out.
 
     Returns
     -------
@@ -127,6 +131,8 @@ def fit_final(
     distances = np.empty(len(y))
     options = {"members": members, "tune": tune}
     splits = cv_splits(y, n_folds, seed, groups)
+    if filenames is not None:
+        splits = without_augmented(splits, filenames)
     sources = None if groups is None else np.asarray(groups, dtype=str)
     tasks = []
     for split in splits:
@@ -168,10 +174,13 @@ def fit_final(
             "accuracy": summarize(accuracies),
             "chosen": chosen,
         },
-        "calibration": calibration(logits, np.searchsorted(classes, y), X, distances),
     }
-    proba = scaled_probabilities(logits, metadata["calibration"]["temperature"])
-    metadata["cross_validation"]["confidence"] = confidence_table(proba, classes, y)
+    scored = np.sort(np.concatenate([split.test for split in splits]))
+    logits, distances, y_scored = logits[scored], distances[scored], y[scored]
+    metadata["calibration"] = calibration(logits, np.searchsorted(classes, y_scored), X, distances)
+    proba = np.empty((len(y), len(classes)))
+    proba[scored] = scaled_probabilities(logits, metadata["calibration"]["temperature"])
+    metadata["cross_validation"]["confidence"] = confidence_table(proba[scored], classes, y_scored)
     if sources is not None and len(np.unique(sources)) < len(sources):
         per_file = [file_accuracy(y[s.test], proba[s.test], classes, sources[s.test])[0] for s in splits]
         metadata["cross_validation"] |= {"file_accuracies": per_file, "file_accuracy": summarize(per_file)}
