@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, tra
 from genrekit.audio.augment import augmented_name
 from genrekit.audio.window import segment_name
 from genrekit.cli.train import _validation_split
-from genrekit.errors import TableError
+from genrekit.errors import GenrekitError, TableError
 from genrekit.evaluation import protocols
 from genrekit.evaluation.metrics import file_accuracy
 from genrekit.evaluation.protocols import (
@@ -297,3 +297,11 @@ def test_per_file_accuracy_counts_original_rows_only(augmented_table):
     )
     originals = (~np.array([is_augmented(name) for name in names])).sum()
     assert sum(row["count"] for row in metadata["calibration"]["reliability_after"]) == originals
+
+
+def test_inner_folds_refuse_rows_of_unknown_clips(segment_table):
+    X, y = feature_matrix(segment_table), segment_table["label"].to_numpy(dtype=str)
+    with rows_from_sources(X, source_groups(segment_table["filename"])):
+        assert len(list(SourceKFold(3).split(X, y))) == 3
+        with pytest.raises(GenrekitError, match=r"SourceKFold: 1 of the .* rows .* source clips are unknown"):
+            list(SourceKFold(3).split(np.vstack([X[:-1], X[-1:] * 2]), y))

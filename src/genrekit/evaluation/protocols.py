@@ -684,13 +684,30 @@ class SourceKFold:
 
     @staticmethod
     def _sources(X) -> np.ndarray | None:
-        """Return the clips of the rows of `X` known to :func:`rows_from_sources`, None if any is not."""
+        """Return the clips of the rows of `X` known to :func:`rows_from_sources`.
+
+        None outside that block, or when every row of `X` is its own clip.
+
+        Raises
+        ------
+        GenrekitError
+            Inside the block, if some rows of `X` are not among the rows it was given (say, an
+            estimator transformed them before its search): splitting them row by row could put
+            segments of one clip on both sides, so this refuses instead.
+        """
         known = _ROW_SOURCES.get()
         if known is None:
             return None
         rows = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
         codes = [known.get(row.tobytes()) for row in rows]
-        if any(code is None for code in codes) or len(set(codes)) == len(codes):
+        unknown = [row for row, code in enumerate(codes) if code is None]
+        if unknown:
+            raise GenrekitError(
+                f"SourceKFold: {len(unknown)} of the {len(rows)} rows to split (first: row {unknown[0]}) "
+                "are not rows of the fit's table, so their source clips are unknown; give the inner "
+                "search the table's own feature rows (no transform before it), or pass groups"
+            )
+        if len(set(codes)) == len(codes):
             return None
         return np.asarray(codes)
 
