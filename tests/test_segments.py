@@ -22,6 +22,8 @@ from genrekit.evaluation.protocols import (
     optimistic_splits,
     paper_splits,
     rows_from_sources,
+    source_codes,
+    source_labels,
     without_augmented,
 )
 from genrekit.evaluation.report import per_file_blocks, to_markdown
@@ -29,7 +31,14 @@ from genrekit.evaluation.reproduce import Settings, Task, plan, run_task
 from genrekit.models import recipe as recipe_module
 from genrekit.models.registry import make_model
 from genrekit.schema import FEATURE_NAMES
-from genrekit.table import feature_matrix, is_augmented, read_table, source_clip, source_groups
+from genrekit.table import (
+    feature_matrix,
+    is_augmented,
+    read_table,
+    rows_window_seconds,
+    source_clip,
+    source_groups,
+)
 
 SEGMENTS = 3
 SMALL_MEMBERS = ("logreg", "knn-tuned", "extratrees")
@@ -305,3 +314,32 @@ def test_inner_folds_refuse_rows_of_unknown_clips(segment_table):
         assert len(list(SourceKFold(3).split(X, y))) == 3
         with pytest.raises(GenrekitError, match=r"SourceKFold: 1 of the .* rows .* source clips are unknown"):
             list(SourceKFold(3).split(np.vstack([X[:-1], X[-1:] * 2]), y))
+
+
+# ---- file names of one's own that only look like segments ----
+
+
+def _user_table(whole: pd.DataFrame, names: list[str], labels: list[str], lengths: list[int]) -> pd.DataFrame:
+    table = whole.iloc[: len(names)].copy().reset_index(drop=True)
+    table["filename"], table["label"], table["length"] = names, labels, lengths
+    return table
+
+
+def test_names_that_look_like_segments_are_whole_files(whole):
+    names = ["Symphony No.5.mp3", "Vol.1.flac", "Vol.2.flac", "song.mp3"]
+    table = _user_table(
+        whole, names, ["classical", "rock", "jazz", "pop"], [3_900_000, 4_100_000, 5_000_000, 661_794]
+    )
+    assert rows_window_seconds(table) == 30.0
+    groups = source_groups(table["filename"], table["label"])
+    assert list(groups) == ["Symphony No.mp3", "Vol.1.flac", "Vol.2.flac", "song.mp3"]
+    with pytest.raises(TableError, match="different labels"):  # without the labels: one source
+        source_labels(
+            table["label"].to_numpy(dtype=str), source_codes(source_groups(names), 4), source_groups(names)
+        )
+    # a table of extract's segments: one length, named as segments; mixed with whole clips: refused
+    segments = _user_table(whole, ["a.0.wav", "a.1.wav", "b.0.wav"], ["rock"] * 3, [66_149] * 3)
+    assert rows_window_seconds(segments) == 3.0
+    mixed = pd.concat([segments, _user_table(whole, ["c.wav"], ["pop"], [661_794])], ignore_index=True)
+    with pytest.raises(TableError, match="mixes whole clips"):
+        rows_window_seconds(mixed)

@@ -168,10 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Split `frame`, fit the model, save the model folder and return the run summary."""
-    from genrekit.evaluation.protocols import rows_from_sources
     from genrekit.models.io import save_model
     from genrekit.models.registry import chosen_params, describe, make_model
-    from genrekit.table import feature_matrix, source_groups
+    from genrekit.table import feature_matrix
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -193,8 +192,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
                 f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows",
                 args.quiet,
             )
-            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
-                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            _fit_by_source(model, train)
             accuracy = float(
                 np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
             )
@@ -206,8 +204,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         if cnn:
             model.fit(train, train[LABEL_COLUMN])
         else:
-            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
-                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            _fit_by_source(model, train)
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
     if args.model != "cnn":  # every recipe but the paper's CNN (format 1, its own fields) names itself
@@ -226,6 +223,16 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     }
     save_model(model, args.output, metadata)
     return _summary(model, args, metadata)
+
+
+def _fit_by_source(model, train: pd.DataFrame) -> None:
+    """Fit a feature-table `model` on `train`; its inner cross-validations keep each source clip together."""
+    from genrekit.evaluation.protocols import rows_from_sources
+    from genrekit.table import feature_matrix, source_groups
+
+    X, y = feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str)
+    with rows_from_sources(X, source_groups(train["filename"], y)):
+        model.fit(X, y)
 
 
 def _validation_split(
@@ -247,7 +254,7 @@ def _validation_split(
     from genrekit.table import source_groups
 
     y = frame[LABEL_COLUMN].to_numpy(dtype=str)
-    groups = source_groups(frame["filename"])
+    groups = source_groups(frame["filename"], y)
     codes = source_codes(groups, len(frame))
     source_labels(y, codes, groups)
     hint = "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping."
@@ -288,7 +295,7 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
-        groups=source_groups(frame["filename"]),
+        groups=source_groups(frame["filename"], frame[LABEL_COLUMN]),
         filenames=frame["filename"],
         n_folds=args.cv,
         seed=args.seed,

@@ -175,7 +175,7 @@ def plan(
     if not seeds:
         raise GenrekitError("seeds: need at least 1")
     notes: list[dict[str, str]] = []
-    groups = source_groups(filenames)
+    groups = source_groups(filenames, y)
     splits = paper_splits(y, seeds, groups) + cv_splits(y, settings.folds, seed=0, groups=groups)
     if split_dir is None:
         notes.append({"protocol": "filtered", "note": "skipped: no --split-dir given (see the README)"})
@@ -633,7 +633,7 @@ def reproduce(
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
     tasks, notes = plan(y, filenames, settings, split_dir)
-    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames))
+    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames, y))
     metrics = {
         "title": PAPER_TITLE,
         "data": data_info,
@@ -648,7 +648,7 @@ def reproduce(
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
     if settings.explain:
-        metrics["importance"] = explain(X, y, settings, source_groups(filenames))
+        metrics["importance"] = explain(X, y, settings, source_groups(filenames, y))
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],
