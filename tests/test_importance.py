@@ -78,3 +78,12 @@ def test_saved_recipes_are_rebuilt_as_they_were_trained():
     gru = {"kind": "genrekit-model", "recipe": {"name": "cnn-gru"}, "model": {"training": {"epochs": 5}}}
     name, build = saved_recipe(gru)
     assert name == "cnn-gru" and type(build(0)).__name__ == "CNNGRUClassifier" and build(0).epochs == 5
+
+
+def test_early_stopped_networks_are_rebuilt_with_their_best_epoch():
+    """The weights of an early-stopped network are its best epoch's: retrain for that many epochs."""
+    stopped = {"kind": "paper-cnn", "training": {"epochs": 200, "batch_size": 32, "best_epoch": 41}}
+    assert saved_recipe(stopped)[1](0).epochs == 41
+    training = {"epochs": 200, "best_epoch": 17, "n_epochs_run": 37}
+    gru = {"kind": "genrekit-model", "recipe": {"name": "cnn-gru"}, "model": {"training": training}}
+    assert saved_recipe(gru)[1](0).epochs == 17

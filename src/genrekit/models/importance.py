@@ -138,9 +138,11 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
     """Return the registry name of a saved model's recipe and a ``build(seed)`` that makes it afresh.
 
     A format-1 paper CNN is ``cnn`` (or the ``cnn-l2`` / ``cnn-dropout`` its
-    metadata names) with its saved epoch count and batch size (no early stopping,
-    as the shipped CNN's recipe); a format-2 model names its recipe, its ensemble
-    members and whether it was tuned.
+    metadata names) with its saved batch size; a format-2 model names its recipe, its
+    ensemble members and whether it was tuned. A network is retrained (no early stopping,
+    as the shipped CNN's recipe) for the epochs its saved weights had: ``best_epoch``, the
+    epoch early stopping kept (the last epoch of a network trained without validation),
+    else the saved epoch cap.
 
     Raises
     ------
@@ -155,7 +157,7 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
         name = metadata.get("recipe", {}).get("name", "cnn")  # cnn-l2 and cnn-dropout name themselves
 
         def build_cnn(seed: int) -> object:
-            model = make_model(name, seed, epochs=training["epochs"])
+            model = make_model(name, seed, epochs=_trained_epochs(training))
             return model.set_params(batch_size=training["batch_size"])
 
         return name, build_cnn
@@ -164,7 +166,12 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
         raise ModelError("the model's metadata does not name its recipe; cannot retrain it to explain it")
     members = tuple(member["name"] for member in recipe.get("members", [])) or ENSEMBLE_MEMBERS
     tune = bool(recipe.get("tuned", True))
-    epochs = metadata.get("model", {}).get("training", {}).get("epochs", 200)  # networks (cnn-gru, ...)
+    epochs = _trained_epochs(metadata.get("model", {}).get("training", {}))  # networks (cnn-gru, ...)
     return recipe["name"], lambda seed: make_model(
         recipe["name"], seed, tune=tune, members=members, epochs=epochs
     )
+
+
+def _trained_epochs(training: dict) -> int:
+    """Return the epochs behind a saved network's weights: ``best_epoch``, else ``epochs`` (default 200)."""
+    return int(training.get("best_epoch") or training.get("epochs", 200))
