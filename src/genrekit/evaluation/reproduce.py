@@ -386,6 +386,26 @@ def _pooled(runs: list[dict], y: np.ndarray, classes: np.ndarray) -> dict:
     }
 
 
+def run_summaries(runs: list[dict]) -> dict[str, dict]:
+    """Summarise each metric over `runs` (:func:`summarize`); ``file_accuracy`` only if every run has it.
+
+    Parameters
+    ----------
+    runs : list of dict
+        :func:`run_task` results of one protocol and model.
+
+    Returns
+    -------
+    dict
+        Metric name -> summary, for :data:`SCALAR_METRICS` and ``file_accuracy``.
+    """
+    return {
+        name: summarize([run["metrics"][name] for run in runs])
+        for name in (*SCALAR_METRICS, "file_accuracy")
+        if all(name in run["metrics"] for run in runs)
+    }
+
+
 def aggregate(
     results: list[dict], y: np.ndarray, filenames: np.ndarray, classes: np.ndarray, settings: Settings
 ) -> dict:
@@ -426,11 +446,7 @@ def aggregate(
                 "n_train": runs[0]["n_train"],
                 "n_val": runs[0]["n_val"],
                 "n_test": runs[0]["n_test"],
-                "summary": {
-                    name: summarize([run["metrics"][name] for run in runs])
-                    for name in (*SCALAR_METRICS, "file_accuracy")
-                    if name in runs[0]["metrics"]
-                },
+                "summary": run_summaries(runs),
                 "runs": [
                     {key: run[key] for key in RUN_KEYS if key in run}
                     | (
