@@ -47,14 +47,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
-    GroupKFold,
-    KFold,
     StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
     train_test_split,
 )
-from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
 from genrekit.table import is_augmented, source_clip
@@ -646,8 +643,8 @@ class SourceKFold:
     Outside :func:`rows_from_sources` (or when every row is its own clip) it is exactly
     ``StratifiedKFold(n_splits, shuffle=shuffle, random_state=random_state)``, the splitter a
     ``GridSearchCV(cv=n_splits)`` uses, so 30-second tables are split as before. Inside it,
-    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. Targets that are
-    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives.
+    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. It serves the
+    registry's classifiers only: `y` holds class labels.
 
     Parameters
     ----------
@@ -664,23 +661,47 @@ class SourceKFold:
         self.shuffle = shuffle
         self.random_state = random_state
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
-        """Return the number of folds."""
+    def get_n_splits(self, X: object = None, y: object = None, groups: object = None) -> int:
+        """Return the number of folds.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored (scikit-learn's splitter interface).
+
+        Returns
+        -------
+        int
+            `n_splits`.
+        """
         return self.n_splits
 
-    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(train, test)`` row positions of each fold (see the class docstring)."""
+    def split(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train, test)`` row positions of each fold (see the class docstring).
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (n, n_features)
+            The rows to split (their source clips are looked up by their bytes).
+        y : numpy.ndarray, shape (n,)
+            Their class labels (stratification).
+        groups : numpy.ndarray, optional
+            Source clip of each row; None: looked up (:func:`rows_from_sources`).
+
+        Yields
+        ------
+        train, test : numpy.ndarray of int
+            Row positions of one fold.
+        """
         if groups is None:
             groups = self._sources(X)
         options = {"shuffle": self.shuffle, "random_state": self.random_state if self.shuffle else None}
-        stratify = y is not None and type_of_target(y, input_name="y") in ("binary", "multiclass")
-        n = self.n_splits
         if groups is not None:
-            splitter = StratifiedGroupKFold(n, **options) if stratify else GroupKFold(n)
-            yield from splitter.split(X, y, groups)
+            yield from StratifiedGroupKFold(self.n_splits, **options).split(X, y, groups)
         else:
-            splitter = StratifiedKFold(n, **options) if stratify else KFold(n, **options)
-            yield from splitter.split(X, y)
+            yield from StratifiedKFold(self.n_splits, **options).split(X, y)
 
     @staticmethod
     def _sources(X) -> np.ndarray | None:
