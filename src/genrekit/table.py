@@ -404,7 +404,18 @@ def source_clip(filename: str) -> str:
 
 
 def is_segment(filename: str) -> bool:
-    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`)."""
+    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`).
+
+    Parameters
+    ----------
+    filename : str
+        A table row's ``filename``.
+
+    Returns
+    -------
+    bool
+        True when the stem ends in a segment number (``.0``, ``.3``, ``.12``).
+    """
     match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
     return bool(match and match.group("segment") is not None)
 

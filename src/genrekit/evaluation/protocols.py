@@ -43,6 +43,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -219,7 +220,27 @@ def source_codes(groups: Groups, n_rows: int) -> np.ndarray:
 
 
 def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarray:
-    """Return the label of each source clip (by :func:`source_codes` number); refuse mixed clips."""
+    """Return the label of each source clip (by :func:`source_codes` number); refuse mixed clips.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str, shape (n,)
+        Labels of the rows.
+    codes : numpy.ndarray of int, shape (n,)
+        Source clip number of each row (:func:`source_codes`).
+    groups : sequence of str or None
+        Source clip name of each row, for the error message (None: row numbers).
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (n_clips,)
+        The label of clip ``i`` at position ``i``.
+
+    Raises
+    ------
+    TableError
+        If the rows of one clip carry different labels (naming the clip and both labels).
+    """
     labels = np.empty(codes.max() + 1 if len(codes) else 0, dtype=y.dtype)
     labels[codes] = y
     mixed = np.flatnonzero(labels[codes] != y)
@@ -235,7 +256,18 @@ def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarra
 
 
 def counted_in(codes: np.ndarray) -> str:
-    """Return what a split of rows of clips `codes` counts: ``"rows"``, or ``"source clips"``."""
+    """Return what a split of rows of clips `codes` counts, for messages.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray of int
+        Source clip number of each row (:func:`source_codes`).
+
+    Returns
+    -------
+    str
+        ``"rows"`` when every row is its own clip, else ``"source clips"``.
+    """
     return "rows" if len(np.unique(codes)) == len(codes) else "source clips"
 
 
@@ -570,8 +602,8 @@ def without_augmented(splits: Sequence[Split], filenames: Sequence[str]) -> list
 
 
 def fit_on_split(
-    model, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool, groups: Groups = None
-):
+    model: Any, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool, groups: Groups = None
+) -> Any:
     """Fit `model` on the training rows of `split`, with early stopping data when it takes it.
 
     Parameters

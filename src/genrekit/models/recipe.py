@@ -17,6 +17,7 @@ is selected on the rows that score them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,22 @@ def _build(name: str, seed: int, epochs: int, batch_size: int, options: dict):
     return model
 
 
-def heldout_logits(model, X: np.ndarray) -> np.ndarray:
-    """Return the logits a saved copy of the fitted `model` gives (what prediction will see)."""
+def heldout_logits(model: Any, X: np.ndarray) -> np.ndarray:
+    """Return the logits a saved copy of the fitted `model` gives (what prediction will see).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted classifier: a network (``weights_``) or one :func:`genrekit.models.export.export_model`
+        exports.
+    X : numpy.ndarray, shape (n, n_features)
+        The rows to score.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_classes)
+        Logits, columns in ``model.classes_`` order.
+    """
     if hasattr(model, "weights_"):
         return model.logits(X)
     from genrekit.models.export import export_model
