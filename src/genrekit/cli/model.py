@@ -218,6 +218,7 @@ def run_explain(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_fold=lambda fold: info(f"fold {fold + 1}/{args.folds} done"),
         sources=source_groups(frame["filename"], frame["label"]),
+        filenames=frame["filename"],
     )
     result = {"model_dir": args.model_dir, "recipe": name, **result}
     if args.format == "json":

@@ -473,6 +473,41 @@ def cv_splits(
     return splits
 
 
+def cv_fit_splits(
+    y: Sequence[str] | np.ndarray,
+    n_folds: int,
+    seed: int,
+    groups: Groups = None,
+    filenames: Sequence[str] | None = None,
+) -> list[Split]:
+    """Return :func:`cv_splits` for models fitted without early stopping: train on train + validation.
+
+    Parameters
+    ----------
+    y : array-like of str, shape (n,)
+        The labels.
+    n_folds : int
+        Number of folds.
+    seed : int
+        Seed of the folds.
+    groups : sequence of str, optional
+        Source clip of each row.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: augmented rows train but are left out of the test
+        parts (:func:`without_augmented`).
+
+    Returns
+    -------
+    list of Split
+        One per fold: ``train`` the fold's training then validation rows, ``val`` empty.
+    """
+    splits = [
+        replace(split, train=np.concatenate([split.train, split.val]), val=split.val[:0])
+        for split in cv_splits(y, n_folds, seed, groups)
+    ]
+    return splits if filenames is None else without_augmented(splits, filenames)
+
+
 def read_split_dir(split_dir: str | os.PathLike[str]) -> dict[str, list[str]]:
     """Read the id lists ``train.txt``, ``valid.txt`` and ``test.txt`` of a split folder.
 

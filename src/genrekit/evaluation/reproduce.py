@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -549,7 +549,13 @@ def environment(settings: Settings) -> dict:
     }
 
 
-def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = None) -> dict:
+def explain(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: Settings,
+    groups: Groups = None,
+    filenames: Sequence[str] | None = None,
+) -> dict:
     """Permutation importance of the paper's CNN and of the shipped model's recipe (``cv<folds>``).
 
     The CNN trains as the shipped CNN did (a fixed epoch count, here ``settings.epochs``,
@@ -570,9 +576,12 @@ def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = N
     for key, directory in (("cnn", "cnn"), ("shipped", PRETRAINED_DIR)):
         _, metadata = load_model_dir(directory)
         if metadata["kind"] == "paper-cnn":
-            metadata = {**metadata, "training": {**metadata["training"], "epochs": settings.epochs}}
+            training = {key: value for key, value in metadata["training"].items() if key != "best_epoch"}
+            metadata = {**metadata, "training": {**training, "epochs": settings.epochs}}
         name, build = saved_recipe(metadata)
-        importance = permutation_importance(build, X, y, n_folds=settings.folds, repeats=2, sources=groups)
+        importance = permutation_importance(
+            build, X, y, n_folds=settings.folds, repeats=2, sources=groups, filenames=filenames
+        )
         result[key] = {"name": name, **importance}
     return result
 
@@ -664,7 +673,7 @@ def reproduce(
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
     if settings.explain:
-        metrics["importance"] = explain(X, y, settings, source_groups(filenames, y))
+        metrics["importance"] = explain(X, y, settings, source_groups(filenames, y), filenames)
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],

@@ -11,12 +11,12 @@ which single-feature importances miss when features stand in for each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
+from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 from genrekit.schema import FEATURE_NAMES
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -70,6 +70,7 @@ def permutation_importance(
     seed: int = 0,
     on_fold: Callable[[int], None] | None = None,
     sources: Groups = None,
+    filenames: Sequence[str] | None = None,
 ) -> dict:
     """Cross-validated permutation importance of every feature and every feature family.
 
@@ -93,6 +94,9 @@ def permutation_importance(
         Called with the fold number after each fold (for progress).
     sources : sequence of str, optional
         Source clip of each row: folds and inner cross-validations keep a clip's rows together.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: augmented rows only train, never score
+        (:func:`genrekit.evaluation.protocols.without_augmented`).
 
     Returns
     -------
@@ -108,8 +112,8 @@ def permutation_importance(
     groups = [np.asarray([i]) for i in range(X.shape[1])] + list(families.values())
     rng = np.random.RandomState(seed)
     accuracies, drops = [], []
-    for split in cv_splits(y, n_folds, seed, sources):
-        rows = np.concatenate([split.train, split.val])
+    for split in cv_fit_splits(y, n_folds, seed, sources, filenames):
+        rows = split.train
         with rows_from_sources(X[rows], None if sources is None else np.asarray(sources)[rows]):
             model = build(split.seed).fit(X[rows], y[rows])
         base, drop = _drops(model.predict, X[split.test], y[split.test], groups, repeats, rng)

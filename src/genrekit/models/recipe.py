@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from genrekit.evaluation.metrics import file_accuracy, summarize
-from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources, without_augmented
+from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 from genrekit.parallel import map_tasks
@@ -145,13 +145,11 @@ def fit_final(
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
     options = {"members": members, "tune": tune}
-    splits = cv_splits(y, n_folds, seed, groups)
-    if filenames is not None:
-        splits = without_augmented(splits, filenames)
+    splits = cv_fit_splits(y, n_folds, seed, groups, filenames)
     sources = None if groups is None else np.asarray(groups, dtype=str)
     tasks = []
     for split in splits:
-        rows = np.concatenate([split.train, split.val])
+        rows = split.train
         fold_sources = None if sources is None else sources[rows]
         tasks.append(
             (model, split.seed, epochs, batch_size, options, X[rows], y[rows], fold_sources, X[split.test])
