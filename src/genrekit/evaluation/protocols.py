@@ -48,11 +48,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
     StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
     train_test_split,
 )
+from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
 from genrekit.table import is_augmented, source_clip
@@ -710,8 +713,9 @@ class SourceKFold:
     Outside :func:`rows_from_sources` (or when every row is its own clip) it is exactly
     ``StratifiedKFold(n_splits, shuffle=shuffle, random_state=random_state)``, the splitter a
     ``GridSearchCV(cv=n_splits)`` uses, so 30-second tables are split as before. Inside it,
-    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. It serves the
-    registry's classifiers only: `y` holds class labels.
+    when rows share clips, it is ``StratifiedGroupKFold`` over the clips. Targets that are
+    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives (so
+    the estimator checks of ``tests/test_registry.py`` get scikit-learn's own errors).
 
     Parameters
     ----------
@@ -753,7 +757,7 @@ class SourceKFold:
         X : numpy.ndarray, shape (n, n_features)
             The rows to split (their source clips are looked up by their bytes).
         y : numpy.ndarray, shape (n,)
-            Their class labels (stratification).
+            Their targets: class labels are stratified on, other targets are not.
         groups : numpy.ndarray, optional
             Source clip of each row; None: looked up (:func:`rows_from_sources`).
 
@@ -765,10 +769,14 @@ class SourceKFold:
         if groups is None:
             groups = self._sources(X)
         options = {"shuffle": self.shuffle, "random_state": self.random_state if self.shuffle else None}
+        stratify = y is not None and type_of_target(y, input_name="y") in ("binary", "multiclass")
+        n = self.n_splits
         if groups is not None:
-            yield from StratifiedGroupKFold(self.n_splits, **options).split(X, y, groups)
+            splitter = StratifiedGroupKFold(n, **options) if stratify else GroupKFold(n)
+            yield from splitter.split(X, y, groups)
         else:
-            yield from StratifiedKFold(self.n_splits, **options).split(X, y)
+            splitter = StratifiedKFold(n, **options) if stratify else KFold(n, **options)
+            yield from splitter.split(X, y)
 
     @staticmethod
     def _sources(X) -> np.ndarray | None:
