@@ -9,8 +9,8 @@ import soundfile as sf
 from genrekit.audio.augment import add_noise, parse_augmentations
 from genrekit.audio.decode import load_audio
 from genrekit.cli import main
-from genrekit.errors import TableError
-from genrekit.library.extract import extract, progress_path
+from genrekit.errors import AudioError, TableError
+from genrekit.library.extract import extract, extract_file, progress_path
 from genrekit.table import read_table, source_groups
 
 SECONDS = 7
@@ -70,3 +70,17 @@ def test_bad_augmentation_names_and_settings_are_refused(short_clips, tmp_path, 
             extract([short_clips / "jazz"], out=out, resume=True, jobs=1)
     finally:
         (short_clips / "jazz" / "broken.wav").unlink()
+
+
+def test_a_version_too_short_for_a_segment_is_skipped_alone(gtzan_flac_dir, tmp_path):
+    y = load_audio(gtzan_flac_dir / "jazz" / "jazz.00000.flac")
+    (tmp_path / "jazz").mkdir()
+    path = tmp_path / "jazz" / "jazz.00000.wav"
+    sf.write(path, y[: int(3.2 * 22050)], 22050)  # 1.1 x speed: 2.9 s, shorter than one 3-s segment
+    with pytest.warns(
+        UserWarning, match=r"jazz\.00000\.wav: stretch1\.1: too short.*skipped version stretch1\.1"
+    ):
+        table = extract_file(path, segment_seconds=3, augment=("stretch",))
+    assert table["filename"].tolist() == ["jazz.00000.0.wav", "jazz.00000.stretch0.9.0.wav"]
+    with pytest.raises(AudioError, match="too short"):  # the file itself too short: still an error
+        extract_file(path, segment_seconds=4, augment=("stretch",))

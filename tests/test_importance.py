@@ -78,3 +78,37 @@ def test_saved_recipes_are_rebuilt_as_they_were_trained():
     gru = {"kind": "genrekit-model", "recipe": {"name": "cnn-gru"}, "model": {"training": {"epochs": 5}}}
     name, build = saved_recipe(gru)
     assert name == "cnn-gru" and type(build(0)).__name__ == "CNNGRUClassifier" and build(0).epochs == 5
+
+
+def test_early_stopped_networks_are_rebuilt_with_their_best_epoch():
+    """The weights of an early-stopped network are its best epoch's: retrain for that many epochs."""
+    stopped = {"kind": "paper-cnn", "training": {"epochs": 200, "batch_size": 32, "best_epoch": 41}}
+    assert saved_recipe(stopped)[1](0).epochs == 41
+    training = {"epochs": 200, "best_epoch": 17, "n_epochs_run": 37}
+    gru = {"kind": "genrekit-model", "recipe": {"name": "cnn-gru"}, "model": {"training": training}}
+    assert saved_recipe(gru)[1](0).epochs == 17
+
+
+def test_augmented_rows_never_score_the_importance(monkeypatch):
+    """With file names, the folds' test rows are the original rows only; augmented rows still train."""
+    from genrekit.models import importance as importance_module
+
+    X, y = _planted(n=120)
+    names = [f"clip{i // 2}.wav" if i % 2 == 0 else f"clip{i // 2}.pitch+2.wav" for i in range(len(y))]
+    y = np.repeat(y[::2], 2)  # a clip and its augmented copy share the label
+    scored, trained = [], []
+    drops = importance_module._drops
+
+    def recording(predict, X_test, y_test, *args):
+        scored.append(len(y_test))
+        return drops(predict, X_test, y_test, *args)
+
+    def build(seed):
+        model = make_model("logreg", seed, tune=False)
+        fit = model.fit
+        model.fit = lambda X_fit, y_fit: (trained.append(len(y_fit)), fit(X_fit, y_fit))[1]
+        return model
+
+    monkeypatch.setattr(importance_module, "_drops", recording)
+    permutation_importance(build, X, y, n_folds=2, sources=[n.split(".")[0] for n in names], filenames=names)
+    assert sum(scored) == len(y) // 2 and sum(trained) == len(y)  # every original row tested once

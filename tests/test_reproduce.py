@@ -12,7 +12,7 @@ from genrekit.cli import main
 from genrekit.data import FILTERED_SPLIT_DIR
 from genrekit.evaluation.metrics import SCALAR_METRICS
 from genrekit.evaluation.report import MODEL_TITLES, format_summary
-from genrekit.evaluation.reproduce import Settings, Task, load_data, plan, reproduce, run_tasks
+from genrekit.evaluation.reproduce import Settings, Task, load_data, plan, reproduce, run_summaries, run_tasks
 from genrekit.schema import GENRES
 
 
@@ -210,3 +210,12 @@ def test_cli_prints_the_figures(quick, monkeypatch, capsys, fmt):
     else:
         for entry in metrics["results"]:
             assert format_summary(entry["summary"]["accuracy"]) in stdout
+
+
+def test_file_accuracy_is_summarised_only_when_every_run_has_it():
+    scalars = dict.fromkeys(SCALAR_METRICS, 0.5)
+    with_files, without = {"metrics": {**scalars, "file_accuracy": 0.75}}, {"metrics": scalars}
+    assert "file_accuracy" in run_summaries([with_files, with_files])
+    for runs in ([with_files, without], [without, with_files]):
+        summary = run_summaries(runs)
+        assert "file_accuracy" not in summary and summary["accuracy"]["n"] == 2

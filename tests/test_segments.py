@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
 
+from genrekit.audio.augment import augmented_name
 from genrekit.audio.window import segment_name
 from genrekit.cli.train import _validation_split
-from genrekit.errors import TableError
+from genrekit.errors import GenrekitError, TableError
 from genrekit.evaluation import protocols
 from genrekit.evaluation.metrics import file_accuracy
 from genrekit.evaluation.protocols import (
@@ -21,13 +22,23 @@ from genrekit.evaluation.protocols import (
     optimistic_splits,
     paper_splits,
     rows_from_sources,
+    source_codes,
+    source_labels,
+    without_augmented,
 )
 from genrekit.evaluation.report import per_file_blocks, to_markdown
-from genrekit.evaluation.reproduce import Settings, Task, run_task
+from genrekit.evaluation.reproduce import Settings, Task, plan, run_task
 from genrekit.models import recipe as recipe_module
 from genrekit.models.registry import make_model
 from genrekit.schema import FEATURE_NAMES
-from genrekit.table import feature_matrix, read_table, source_clip, source_groups
+from genrekit.table import (
+    feature_matrix,
+    is_augmented,
+    read_table,
+    rows_window_seconds,
+    source_clip,
+    source_groups,
+)
 
 SEGMENTS = 3
 SMALL_MEMBERS = ("logreg", "knn-tuned", "extratrees")
@@ -239,3 +250,96 @@ def test_inner_folds_of_whole_clips_are_stratified_kfold(whole):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
     assert protocols._ROW_SOURCES.get() is None
+
+
+# ---- augmented rows train only: never in a validation or test part ----
+
+AUGMENT_TAGS = ("pitch+2", "stretch1.1")
+
+
+@pytest.fixture(scope="module")
+def augmented_table(segment_table) -> pd.DataFrame:
+    """The segment table plus two augmented versions of every segment (features x noise)."""
+    rng = np.random.default_rng(1)
+    parts = [segment_table]
+    for tag in AUGMENT_TAGS:
+        part = segment_table.copy()
+        part["filename"] = [
+            segment_name(augmented_name(source_clip(name), tag), int(name.rsplit(".", 2)[1]))
+            for name in segment_table["filename"]
+        ]
+        noise = rng.normal(1.0, 0.05, size=(len(part), len(FEATURE_NAMES)))
+        part.loc[:, list(FEATURE_NAMES)] = part.loc[:, list(FEATURE_NAMES)].to_numpy() * noise
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_augmented_rows_only_train(augmented_table, split_dir):
+    names = augmented_table["filename"].to_numpy(dtype=str)
+    augmented = np.array([is_augmented(name) for name in names])
+    assert augmented.sum() == len(AUGMENT_TAGS) * len(names) // 3
+    y = augmented_table["label"].to_numpy(dtype=str)
+    groups = source_groups(names)
+    plain = paper_splits(y, [0], groups) + optimistic_splits(y, [0], groups) + cv_splits(y, 5, 0, groups)
+    plain += filtered_splits(names, split_dir, [0])[0]
+    tasks, _ = plan(y, names, Settings(seeds=1, folds=5), split_dir)
+    assert {task.split.protocol for task in tasks} == {"paper", "optimistic", "cv5", "filtered"}
+    for split in without_augmented(plain, names) + [task.split for task in tasks]:
+        assert not augmented[split.val].any() and not augmented[split.test].any()
+        assert augmented[split.train].any()
+        _assert_apart(augmented_table, split.train, split.test)
+    train, val = _validation_split(augmented_table, 0.2, 0, "augmented.csv")
+    assert not any(is_augmented(name) for name in val["filename"])
+    assert any(is_augmented(name) for name in train["filename"])
+    _assert_apart(augmented_table, train.index, val.index)
+
+
+def test_per_file_accuracy_counts_original_rows_only(augmented_table):
+    X, y = feature_matrix(augmented_table), augmented_table["label"].to_numpy(dtype=str)
+    names = augmented_table["filename"].to_numpy(dtype=str)
+    groups = source_groups(names)
+    (split,) = without_augmented(cv_splits(y, 5, 0, groups)[:1], names)
+    result = run_task(Task(split, "logreg"), X, y, np.unique(y), Settings(), groups)
+    assert result["n_test"] == len(split.test) == SEGMENTS * result["metrics"]["n_test_files"]
+    _, metadata = recipe_module.fit_final(
+        X, y, n_folds=3, model="logreg", tune=False, groups=groups, filenames=names
+    )
+    originals = (~np.array([is_augmented(name) for name in names])).sum()
+    assert sum(row["count"] for row in metadata["calibration"]["reliability_after"]) == originals
+
+
+def test_inner_folds_refuse_rows_of_unknown_clips(segment_table):
+    X, y = feature_matrix(segment_table), segment_table["label"].to_numpy(dtype=str)
+    with rows_from_sources(X, source_groups(segment_table["filename"])):
+        assert len(list(SourceKFold(3).split(X, y))) == 3
+        with pytest.raises(GenrekitError, match=r"SourceKFold: 1 of the .* rows .* source clips are unknown"):
+            list(SourceKFold(3).split(np.vstack([X[:-1], X[-1:] * 2]), y))
+
+
+# ---- file names of one's own that only look like segments ----
+
+
+def _user_table(whole: pd.DataFrame, names: list[str], labels: list[str], lengths: list[int]) -> pd.DataFrame:
+    table = whole.iloc[: len(names)].copy().reset_index(drop=True)
+    table["filename"], table["label"], table["length"] = names, labels, lengths
+    return table
+
+
+def test_names_that_look_like_segments_are_whole_files(whole):
+    names = ["Symphony No.5.mp3", "Vol.1.flac", "Vol.2.flac", "song.mp3"]
+    table = _user_table(
+        whole, names, ["classical", "rock", "jazz", "pop"], [3_900_000, 4_100_000, 5_000_000, 661_794]
+    )
+    assert rows_window_seconds(table) == 30.0
+    groups = source_groups(table["filename"], table["label"])
+    assert list(groups) == ["Symphony No.mp3", "Vol.1.flac", "Vol.2.flac", "song.mp3"]
+    with pytest.raises(TableError, match="different labels"):  # without the labels: one source
+        source_labels(
+            table["label"].to_numpy(dtype=str), source_codes(source_groups(names), 4), source_groups(names)
+        )
+    # a table of extract's segments: one length, named as segments; mixed with whole clips: refused
+    segments = _user_table(whole, ["a.0.wav", "a.1.wav", "b.0.wav"], ["rock"] * 3, [66_149] * 3)
+    assert rows_window_seconds(segments) == 3.0
+    mixed = pd.concat([segments, _user_table(whole, ["c.wav"], ["pop"], [661_794])], ignore_index=True)
+    with pytest.raises(TableError, match="mixes whole clips"):
+        rows_window_seconds(mixed)

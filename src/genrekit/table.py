@@ -380,7 +380,8 @@ def source_clip(filename: str) -> str:
     (``0``, ``3``, ``12``; GTZAN's ``00000`` is an id, not a segment); an augmentation tag is
     ``pitch+N``/``pitch-N`` (semitones), ``stretchR`` (rate) or ``noiseNdb`` (SNR). Any
     folder part is kept. So a file of your own called ``song.2.mp3`` counts as segment 2 of
-    ``song.mp3``: it is kept with ``song.mp3``'s other rows, which errs on the safe side.
+    ``song.mp3``: it is kept with ``song.mp3``'s other rows, which errs on the safe side
+    (:func:`source_groups` given the labels splits such rows apart when their labels differ).
 
     Parameters
     ----------
@@ -403,9 +404,41 @@ def source_clip(filename: str) -> str:
 
 
 def is_segment(filename: str) -> bool:
-    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`)."""
+    """Whether a row name is a segment's (``blues.00000.3.wav``; see :func:`source_clip`).
+
+    Parameters
+    ----------
+    filename : str
+        A table row's ``filename``.
+
+    Returns
+    -------
+    bool
+        True when the stem ends in a segment number (``.0``, ``.3``, ``.12``).
+    """
     match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
     return bool(match and match.group("segment") is not None)
+
+
+def is_augmented(filename: str) -> bool:
+    """Whether a row name is an augmented version's (``blues.00000.pitch+2.wav``; see :func:`source_clip`).
+
+    Augmented rows only ever train: the evaluation protocols and ``train``'s validation
+    split leave them out of every validation and test part
+    (:func:`genrekit.evaluation.protocols.without_augmented`).
+
+    Parameters
+    ----------
+    filename : str
+        A table row's ``filename``.
+
+    Returns
+    -------
+    bool
+        True for a pitch-shifted, time-stretched or noise-mixed row (or a segment of one).
+    """
+    match = _DERIVED_NAME.match(os.path.splitext(str(filename))[0])
+    return bool(match and match.group("augment") is not None)
 
 
 def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
@@ -413,16 +446,32 @@ def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
 
     30 for a table of whole clips (a model trained on it predicts 30-second windows, as
     the GTZAN table's); for a table of segments (every ``filename`` a segment's, see
-    :func:`is_segment`), the median segment ``length`` in seconds, to 0.01 s (3.0 for
-    ``extract --segment-seconds 3``, whose segments hold 66,149 samples).
+    :func:`is_segment`, all of one ``length``), that length in seconds, to 0.01 s (3.0 for
+    ``extract --segment-seconds 3``, whose segments hold 66,149 samples). Names decide nothing
+    alone: ``extract``'s segments of a table all hold the same number of samples, so rows named
+    like segments whose lengths differ (``Symphony No.5.mp3`` and ``Vol.2.flac``), or a single
+    such row among whole files, are whole files.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table (``filename`` and ``length`` columns).
+    sr : int
+        Sample rate of the ``length`` column.
+
+    Returns
+    -------
+    float
+        The window length in seconds.
 
     Raises
     ------
     TableError
-        If some rows are segments and others are not (say which of each).
+        If several rows are segments of one length and others are not (say which of each).
     """
     segment = np.array([is_segment(name) for name in frame["filename"]], dtype=bool)
-    if not segment.any():
+    lengths = np.unique(frame["length"].to_numpy()[segment])
+    if len(lengths) != 1 or (segment.sum() == 1 and not segment.all()):
         return 30.0
     if not segment.all():
         whole, part = frame["filename"][~segment].iloc[0], frame["filename"][segment].iloc[0]
@@ -430,9 +479,30 @@ def rows_window_seconds(frame: pd.DataFrame, sr: int = 22050) -> float:
             f"the table mixes whole clips ({whole!r}) and segments ({part!r}); "
             "train on one kind, or give --window-seconds"
         )
-    return round(float(np.median(frame["length"].to_numpy())) / sr, 2)
+    return round(float(lengths[0]) / sr, 2)
 
 
-def source_groups(filenames: Sequence[str]) -> np.ndarray:
-    """Return the source clip (:func:`source_clip`) of every row name, as an array of str."""
-    return np.asarray([source_clip(name) for name in filenames], dtype=str)
+def source_groups(filenames: Sequence[str], labels: Sequence[str] | None = None) -> np.ndarray:
+    """Return the source clip (:func:`source_clip`) of every row name, as an array of str.
+
+    Parameters
+    ----------
+    filenames : sequence of str
+        The table's ``filename`` column.
+    labels : sequence of str, optional
+        The table's ``label`` column. The rows ``extract`` derives from a clip (segments,
+        augmented versions) always share its label, so when the rows of a name-derived source
+        carry different labels, their names only look derived (``Vol.1.flac`` and ``Vol.2.flac``
+        of two genres): each of those rows is then its own source.
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (n,)
+        The source clip of each row.
+    """
+    groups = np.asarray([source_clip(name) for name in filenames], dtype=str)
+    if labels is None or not len(groups):
+        return groups
+    pairs = pd.DataFrame({"source": groups, "label": np.asarray(labels, dtype=str)})
+    mixed = pairs.groupby("source")["label"].transform("nunique").to_numpy() > 1
+    return np.where(mixed, np.asarray(filenames, dtype=str), groups)

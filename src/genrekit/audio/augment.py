@@ -64,7 +64,20 @@ def parse_augmentations(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def augmented_name(filename: str, tag: str) -> str:
-    """Return the row name of the `tag` version of `filename` (``blues.00000.pitch+2.wav``)."""
+    """Return the row name of the `tag` version of `filename` (``blues.00000.pitch+2.wav``).
+
+    Parameters
+    ----------
+    filename : str
+        The clip's row name (``blues.00000.wav``).
+    tag : str
+        The augmentation tag (``pitch+2``, ``stretch1.1``, ``noise20db``).
+
+    Returns
+    -------
+    str
+        ``<stem>.<tag><ext>``; :func:`genrekit.table.source_clip` leads it back to `filename`.
+    """
     stem, ext = os.path.splitext(filename)
     return f"{stem}.{tag}{ext}"
 

@@ -217,7 +217,8 @@ def run_explain(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         seed=args.seed,
         on_fold=lambda fold: info(f"fold {fold + 1}/{args.folds} done"),
-        sources=source_groups(frame["filename"]),
+        sources=source_groups(frame["filename"], frame["label"]),
+        filenames=frame["filename"],
     )
     result = {"model_dir": args.model_dir, "recipe": name, **result}
     if args.format == "json":

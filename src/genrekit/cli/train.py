@@ -168,10 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Split `frame`, fit the model, save the model folder and return the run summary."""
-    from genrekit.evaluation.protocols import rows_from_sources
     from genrekit.models.io import save_model
     from genrekit.models.registry import chosen_params, describe, make_model
-    from genrekit.table import feature_matrix, source_groups
+    from genrekit.table import feature_matrix
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -193,8 +192,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
                 f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows",
                 args.quiet,
             )
-            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
-                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            _fit_by_source(model, train)
             accuracy = float(
                 np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
             )
@@ -206,8 +204,7 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
         if cnn:
             model.fit(train, train[LABEL_COLUMN])
         else:
-            with rows_from_sources(feature_matrix(train), source_groups(train["filename"])):
-                model.fit(feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str))
+            _fit_by_source(model, train)
         validation = {"rows": 0, "accuracy": None, "loss": None}
         extra = {}
     if args.model != "cnn":  # every recipe but the paper's CNN (format 1, its own fields) names itself
@@ -228,6 +225,16 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
     return _summary(model, args, metadata)
 
 
+def _fit_by_source(model, train: pd.DataFrame) -> None:
+    """Fit a feature-table `model` on `train`; its inner cross-validations keep each source clip together."""
+    from genrekit.evaluation.protocols import rows_from_sources
+    from genrekit.table import feature_matrix, source_groups
+
+    X, y = feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str)
+    with rows_from_sources(X, source_groups(train["filename"], y)):
+        model.fit(X, y)
+
+
 def _validation_split(
     frame: pd.DataFrame, fraction: float, seed: int, name: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -238,29 +245,28 @@ def _validation_split(
     this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
     """
     from genrekit.evaluation.protocols import (
-        check_stratifiable,
-        counted_in,
+        Split,
         source_codes,
         source_labels,
-        split_sources,
+        stratified_holdout,
+        without_augmented,
     )
     from genrekit.table import source_groups
 
     y = frame[LABEL_COLUMN].to_numpy(dtype=str)
-    groups = source_groups(frame["filename"])
+    groups = source_groups(frame["filename"], y)
     codes = source_codes(groups, len(frame))
-    check_stratifiable(
-        source_labels(y, codes, groups),
-        fraction,
-        f"{name}, validation split",
-        "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping.",
-        counted_in(codes),
-    )
+    source_labels(y, codes, groups)
+    hint = "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping."
     try:
-        train, val = split_sources(y, codes, np.arange(len(frame)), fraction, seed)
+        train, val = stratified_holdout(
+            y, codes, np.arange(len(frame)), fraction, seed, f"{name}, validation split", hint
+        )
     except ValueError as exc:
         raise TableError(f"cannot make a stratified validation split of {name}: {exc}") from exc
-    return frame.iloc[train], frame.iloc[val]
+    empty = np.empty(0, dtype=np.int64)
+    (split,) = without_augmented([Split("validation", 0, seed, train, val, empty)], frame["filename"])
+    return frame.iloc[split.train], frame.iloc[split.val]
 
 
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
@@ -289,7 +295,8 @@ def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_met
     model, recipe = fit_final(
         feature_matrix(frame),
         frame[LABEL_COLUMN].to_numpy(dtype=str),
-        groups=source_groups(frame["filename"]),
+        groups=source_groups(frame["filename"], frame[LABEL_COLUMN]),
+        filenames=frame["filename"],
         n_folds=args.cv,
         seed=args.seed,
         epochs=args.epochs,

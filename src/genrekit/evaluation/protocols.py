@@ -41,8 +41,9 @@ import contextvars
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ from sklearn.model_selection import (
 from sklearn.utils.multiclass import type_of_target
 
 from genrekit.errors import GenrekitError, TableError
-from genrekit.table import source_clip
+from genrekit.table import is_augmented, source_clip
 
 PAPER = "paper"
 FILTERED = "filtered"
@@ -222,7 +223,27 @@ def source_codes(groups: Groups, n_rows: int) -> np.ndarray:
 
 
 def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarray:
-    """Return the label of each source clip (by :func:`source_codes` number); refuse mixed clips."""
+    """Return the label of each source clip (by :func:`source_codes` number); refuse mixed clips.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str, shape (n,)
+        Labels of the rows.
+    codes : numpy.ndarray of int, shape (n,)
+        Source clip number of each row (:func:`source_codes`).
+    groups : sequence of str or None
+        Source clip name of each row, for the error message (None: row numbers).
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (n_clips,)
+        The label of clip ``i`` at position ``i``.
+
+    Raises
+    ------
+    TableError
+        If the rows of one clip carry different labels (naming the clip and both labels).
+    """
     labels = np.empty(codes.max() + 1 if len(codes) else 0, dtype=y.dtype)
     labels[codes] = y
     mixed = np.flatnonzero(labels[codes] != y)
@@ -238,7 +259,18 @@ def source_labels(y: np.ndarray, codes: np.ndarray, groups: Groups) -> np.ndarra
 
 
 def counted_in(codes: np.ndarray) -> str:
-    """Return what a split of rows of clips `codes` counts: ``"rows"``, or ``"source clips"``."""
+    """Return what a split of rows of clips `codes` counts, for messages.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray of int
+        Source clip number of each row (:func:`source_codes`).
+
+    Returns
+    -------
+    str
+        ``"rows"`` when every row is its own clip, else ``"source clips"``.
+    """
     return "rows" if len(np.unique(codes)) == len(codes) else "source clips"
 
 
@@ -285,6 +317,41 @@ def split_sources(
     return _rows_of(codes, rows, kept), _rows_of(codes, rows, held)
 
 
+def stratified_holdout(
+    y: np.ndarray, codes: np.ndarray, rows: np.ndarray, held_out: float, seed: int, what: str, hint: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check that `rows` can be split stratified by clip (:func:`check_stratifiable`), then split them.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of str
+        Labels of every table row.
+    codes : numpy.ndarray of int
+        Source clip of every table row (:func:`source_codes`).
+    rows : numpy.ndarray of int
+        The rows to split.
+    held_out : float
+        Share of the clips held out.
+    seed : int
+        Seed of the draw.
+    what, hint : str
+        What is split and what the user can do instead, for the error message.
+
+    Returns
+    -------
+    kept, held_out : numpy.ndarray of int
+        Row indices (see :func:`split_sources`).
+
+    Raises
+    ------
+    TableError
+        If the clips of `rows` are too few for the split.
+    """
+    labels = source_labels(y, codes, None)[pd.unique(codes[rows])]
+    check_stratifiable(labels, held_out, what, hint, counted_in(codes))
+    return split_sources(y, codes, rows, held_out, seed)
+
+
 def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, groups: Groups = None) -> Split:
     """Draw one stratified 80/10/10 train/validation/test split (of source clips).
 
@@ -306,14 +373,11 @@ def paper_split(y: Sequence[str] | np.ndarray, seed: int, repeat: int = 0, group
     """
     y = np.asarray(y)
     codes = source_codes(groups, len(y))
-    labels = source_labels(y, codes, groups)
-    unit = counted_in(codes)
-    check_stratifiable(labels, 0.1, "protocol paper (test split)", _BIGGER, unit)
-    rest, test = split_sources(y, codes, np.arange(len(y)), 0.1, seed)
-    check_stratifiable(
-        labels[pd.unique(codes[rest])], 1 / 9, "protocol paper (validation split)", _BIGGER, unit
+    source_labels(y, codes, groups)
+    rest, test = stratified_holdout(
+        y, codes, np.arange(len(y)), 0.1, seed, "protocol paper (test split)", _BIGGER
     )
-    train, val = split_sources(y, codes, rest, 1 / 9, seed)
+    train, val = stratified_holdout(y, codes, rest, 1 / 9, seed, "protocol paper (validation split)", _BIGGER)
     return Split(PAPER, repeat, seed, _sorted(train), _sorted(val), _sorted(test))
 
 
@@ -410,6 +474,41 @@ def cv_splits(
             )
         )
     return splits
+
+
+def cv_fit_splits(
+    y: Sequence[str] | np.ndarray,
+    n_folds: int,
+    seed: int,
+    groups: Groups = None,
+    filenames: Sequence[str] | None = None,
+) -> list[Split]:
+    """Return :func:`cv_splits` for models fitted without early stopping: train on train + validation.
+
+    Parameters
+    ----------
+    y : array-like of str, shape (n,)
+        The labels.
+    n_folds : int
+        Number of folds.
+    seed : int
+        Seed of the folds.
+    groups : sequence of str, optional
+        Source clip of each row.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: augmented rows train but are left out of the test
+        parts (:func:`without_augmented`).
+
+    Returns
+    -------
+    list of Split
+        One per fold: ``train`` the fold's training then validation rows, ``val`` empty.
+    """
+    splits = [
+        replace(split, train=np.concatenate([split.train, split.val]), val=split.val[:0])
+        for split in cv_splits(y, n_folds, seed, groups)
+    ]
+    return splits if filenames is None else without_augmented(splits, filenames)
 
 
 def read_split_dir(split_dir: str | os.PathLike[str]) -> dict[str, list[str]]:
@@ -511,9 +610,38 @@ def filtered_splits(
     return splits, unmatched
 
 
+def without_augmented(splits: Sequence[Split], filenames: Sequence[str]) -> list[Split]:
+    """Drop augmented rows (:func:`genrekit.table.is_augmented`) from the validation and test parts.
+
+    Augmented rows (pitch-shifted, time-stretched, noise-mixed copies of a clip) are for training
+    only: their clip's side of a split keeps them for training, but no score (test) and no early
+    stopping or calibration (validation) ever sees altered audio. Without augmented rows the
+    splits are returned unchanged.
+
+    Parameters
+    ----------
+    splits : sequence of Split
+        Splits of the table's rows.
+    filenames : sequence of str
+        The table's ``filename`` column.
+
+    Returns
+    -------
+    list of Split
+        The same splits, with the augmented rows left out of ``val`` and ``test``.
+    """
+    augmented = np.array([is_augmented(name) for name in filenames], dtype=bool)
+    if not augmented.any():
+        return list(splits)
+    return [
+        replace(split, val=split.val[~augmented[split.val]], test=split.test[~augmented[split.test]])
+        for split in splits
+    ]
+
+
 def fit_on_split(
-    model, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool, groups: Groups = None
-):
+    model: Any, X: np.ndarray, y: np.ndarray, split: Split, uses_validation: bool, groups: Groups = None
+) -> Any:
     """Fit `model` on the training rows of `split`, with early stopping data when it takes it.
 
     Parameters
@@ -586,7 +714,8 @@ class SourceKFold:
     ``StratifiedKFold(n_splits, shuffle=shuffle, random_state=random_state)``, the splitter a
     ``GridSearchCV(cv=n_splits)`` uses, so 30-second tables are split as before. Inside it,
     when rows share clips, it is ``StratifiedGroupKFold`` over the clips. Targets that are
-    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives.
+    not class labels get ``KFold`` / ``GroupKFold``, as scikit-learn's ``check_cv`` gives (so
+    the estimator checks of ``tests/test_registry.py`` get scikit-learn's own errors).
 
     Parameters
     ----------
@@ -603,12 +732,40 @@ class SourceKFold:
         self.shuffle = shuffle
         self.random_state = random_state
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
-        """Return the number of folds."""
+    def get_n_splits(self, X: object = None, y: object = None, groups: object = None) -> int:
+        """Return the number of folds.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored (scikit-learn's splitter interface).
+
+        Returns
+        -------
+        int
+            `n_splits`.
+        """
         return self.n_splits
 
-    def split(self, X, y, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(train, test)`` row positions of each fold (see the class docstring)."""
+    def split(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train, test)`` row positions of each fold (see the class docstring).
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (n, n_features)
+            The rows to split (their source clips are looked up by their bytes).
+        y : numpy.ndarray, shape (n,)
+            Their targets: class labels are stratified on, other targets are not.
+        groups : numpy.ndarray, optional
+            Source clip of each row; None: looked up (:func:`rows_from_sources`).
+
+        Yields
+        ------
+        train, test : numpy.ndarray of int
+            Row positions of one fold.
+        """
         if groups is None:
             groups = self._sources(X)
         options = {"shuffle": self.shuffle, "random_state": self.random_state if self.shuffle else None}
@@ -623,13 +780,30 @@ class SourceKFold:
 
     @staticmethod
     def _sources(X) -> np.ndarray | None:
-        """Return the clips of the rows of `X` known to :func:`rows_from_sources`, None if any is not."""
+        """Return the clips of the rows of `X` known to :func:`rows_from_sources`.
+
+        None outside that block, or when every row of `X` is its own clip.
+
+        Raises
+        ------
+        GenrekitError
+            Inside the block, if some rows of `X` are not among the rows it was given (say, an
+            estimator transformed them before its search): splitting them row by row could put
+            segments of one clip on both sides, so this refuses instead.
+        """
         known = _ROW_SOURCES.get()
         if known is None:
             return None
         rows = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
         codes = [known.get(row.tobytes()) for row in rows]
-        if any(code is None for code in codes) or len(set(codes)) == len(codes):
+        unknown = [row for row, code in enumerate(codes) if code is None]
+        if unknown:
+            raise GenrekitError(
+                f"SourceKFold: {len(unknown)} of the {len(rows)} rows to split (first: row {unknown[0]}) "
+                "are not rows of the fit's table, so their source clips are unknown; give the inner "
+                "search the table's own feature rows (no transform before it), or pass groups"
+            )
+        if len(set(codes)) == len(codes):
             return None
         return np.asarray(codes)
 

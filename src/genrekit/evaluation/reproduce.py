@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ from genrekit.evaluation.protocols import (
     fit_on_split,
     optimistic_splits,
     paper_splits,
+    without_augmented,
 )
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
@@ -174,7 +175,7 @@ def plan(
     if not seeds:
         raise GenrekitError("seeds: need at least 1")
     notes: list[dict[str, str]] = []
-    groups = source_groups(filenames)
+    groups = source_groups(filenames, y)
     splits = paper_splits(y, seeds, groups) + cv_splits(y, settings.folds, seed=0, groups=groups)
     if split_dir is None:
         notes.append({"protocol": "filtered", "note": "skipped: no --split-dir given (see the README)"})
@@ -190,7 +191,7 @@ def plan(
                     + (" ..." if len(unmatched) > 10 else ""),
                 }
             )
-    splits += optimistic_splits(y, seeds, groups)
+    splits = without_augmented(splits + optimistic_splits(y, seeds, groups), filenames)
     tasks = [
         Task(split, model)
         for model in settings.models
@@ -385,6 +386,26 @@ def _pooled(runs: list[dict], y: np.ndarray, classes: np.ndarray) -> dict:
     }
 
 
+def run_summaries(runs: list[dict]) -> dict[str, dict]:
+    """Summarise each metric over `runs` (:func:`summarize`); ``file_accuracy`` only if every run has it.
+
+    Parameters
+    ----------
+    runs : list of dict
+        :func:`run_task` results of one protocol and model.
+
+    Returns
+    -------
+    dict
+        Metric name -> summary, for :data:`SCALAR_METRICS` and ``file_accuracy``.
+    """
+    return {
+        name: summarize([run["metrics"][name] for run in runs])
+        for name in (*SCALAR_METRICS, "file_accuracy")
+        if all(name in run["metrics"] for run in runs)
+    }
+
+
 def aggregate(
     results: list[dict], y: np.ndarray, filenames: np.ndarray, classes: np.ndarray, settings: Settings
 ) -> dict:
@@ -425,11 +446,7 @@ def aggregate(
                 "n_train": runs[0]["n_train"],
                 "n_val": runs[0]["n_val"],
                 "n_test": runs[0]["n_test"],
-                "summary": {
-                    name: summarize([run["metrics"][name] for run in runs])
-                    for name in (*SCALAR_METRICS, "file_accuracy")
-                    if name in runs[0]["metrics"]
-                },
+                "summary": run_summaries(runs),
                 "runs": [
                     {key: run[key] for key in RUN_KEYS if key in run}
                     | (
@@ -532,7 +549,13 @@ def environment(settings: Settings) -> dict:
     }
 
 
-def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = None) -> dict:
+def explain(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: Settings,
+    groups: Groups = None,
+    filenames: Sequence[str] | None = None,
+) -> dict:
     """Permutation importance of the paper's CNN and of the shipped model's recipe (``cv<folds>``).
 
     The CNN trains as the shipped CNN did (a fixed epoch count, here ``settings.epochs``,
@@ -553,9 +576,12 @@ def explain(X: np.ndarray, y: np.ndarray, settings: Settings, groups: Groups = N
     for key, directory in (("cnn", "cnn"), ("shipped", PRETRAINED_DIR)):
         _, metadata = load_model_dir(directory)
         if metadata["kind"] == "paper-cnn":
-            metadata = {**metadata, "training": {**metadata["training"], "epochs": settings.epochs}}
+            training = {key: value for key, value in metadata["training"].items() if key != "best_epoch"}
+            metadata = {**metadata, "training": {**training, "epochs": settings.epochs}}
         name, build = saved_recipe(metadata)
-        importance = permutation_importance(build, X, y, n_folds=settings.folds, repeats=2, sources=groups)
+        importance = permutation_importance(
+            build, X, y, n_folds=settings.folds, repeats=2, sources=groups, filenames=filenames
+        )
         result[key] = {"name": name, **importance}
     return result
 
@@ -632,7 +658,7 @@ def reproduce(
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
     tasks, notes = plan(y, filenames, settings, split_dir)
-    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames))
+    results = run_tasks(tasks, X, y, classes, settings, progress, source_groups(filenames, y))
     metrics = {
         "title": PAPER_TITLE,
         "data": data_info,
@@ -647,7 +673,7 @@ def reproduce(
     metrics["cnn_detail"]["model_summary"] = model_summary(X.shape[1], len(classes))
     metrics["cnn_detail"]["params_note"] = PAPER_PARAMS_NOTE
     if settings.explain:
-        metrics["importance"] = explain(X, y, settings, source_groups(filenames))
+        metrics["importance"] = explain(X, y, settings, source_groups(filenames, y), filenames)
     metrics["environment"] = environment(settings) | {
         "jobs": settings.jobs,
         "data_sha256": data_info["sha256"],

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -153,18 +154,20 @@ def extract_file(
     label = genre_from_path(path, genres)
     frames = [_signal_rows(y, name, path, "", segment_seconds, features_fn, label)]
     for tag, make in variants(name, augment):
-        frames.append(
-            _signal_rows(
-                make(y, SAMPLE_RATE),
-                augmented_name(name, tag),
-                path,
-                tag,
-                segment_seconds,
-                features_fn,
-                label,
+        version = augmented_name(name, tag)
+        try:
+            frames.append(
+                _signal_rows(make(y, SAMPLE_RATE), version, path, tag, segment_seconds, features_fn, label)
             )
-        )
+        except TooShortError as exc:  # a faster version of a clip just over one segment long
+            warnings.warn(
+                f"{exc}; skipped version {tag} ({version}), kept the file's other rows", stacklevel=2
+            )
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+class TooShortError(AudioError):
+    """A signal shorter than one segment (:func:`extract_file` skips such an augmented version)."""
 
 
 def _signal_rows(
@@ -184,7 +187,7 @@ def _signal_rows(
         length = segment_length(segment_seconds, sr=SAMPLE_RATE)
         spans = segments(len(y), length)
         if not spans:
-            raise AudioError(
+            raise TooShortError(
                 f"{path}: {where}too short for one {segment_seconds:g} s segment: "
                 f"{len(y)} samples, need {length}"
             )

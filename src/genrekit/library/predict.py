@@ -387,6 +387,16 @@ class GenreModel:
 def window_seconds(metadata: dict) -> float:
     """Return the window length a saved model was trained on: its ``window_seconds``, or 30.
 
+    Parameters
+    ----------
+    metadata : dict
+        The model's ``model.json``.
+
+    Returns
+    -------
+    float
+        Seconds of audio per window (30 for models without the field).
+
     Raises
     ------
     ModelError

@@ -11,12 +11,12 @@ which single-feature importances miss when features stand in for each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
+from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 from genrekit.schema import FEATURE_NAMES
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -70,6 +70,7 @@ def permutation_importance(
     seed: int = 0,
     on_fold: Callable[[int], None] | None = None,
     sources: Groups = None,
+    filenames: Sequence[str] | None = None,
 ) -> dict:
     """Cross-validated permutation importance of every feature and every feature family.
 
@@ -93,6 +94,9 @@ def permutation_importance(
         Called with the fold number after each fold (for progress).
     sources : sequence of str, optional
         Source clip of each row: folds and inner cross-validations keep a clip's rows together.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: augmented rows only train, never score
+        (:func:`genrekit.evaluation.protocols.without_augmented`).
 
     Returns
     -------
@@ -108,8 +112,8 @@ def permutation_importance(
     groups = [np.asarray([i]) for i in range(X.shape[1])] + list(families.values())
     rng = np.random.RandomState(seed)
     accuracies, drops = [], []
-    for split in cv_splits(y, n_folds, seed, sources):
-        rows = np.concatenate([split.train, split.val])
+    for split in cv_fit_splits(y, n_folds, seed, sources, filenames):
+        rows = split.train
         with rows_from_sources(X[rows], None if sources is None else np.asarray(sources)[rows]):
             model = build(split.seed).fit(X[rows], y[rows])
         base, drop = _drops(model.predict, X[split.test], y[split.test], groups, repeats, rng)
@@ -138,9 +142,11 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
     """Return the registry name of a saved model's recipe and a ``build(seed)`` that makes it afresh.
 
     A format-1 paper CNN is ``cnn`` (or the ``cnn-l2`` / ``cnn-dropout`` its
-    metadata names) with its saved epoch count and batch size (no early stopping,
-    as the shipped CNN's recipe); a format-2 model names its recipe, its ensemble
-    members and whether it was tuned.
+    metadata names) with its saved batch size; a format-2 model names its recipe, its
+    ensemble members and whether it was tuned. A network is retrained (no early stopping,
+    as the shipped CNN's recipe) for the epochs its saved weights had: ``best_epoch``, the
+    epoch early stopping kept (the last epoch of a network trained without validation),
+    else the saved epoch cap.
 
     Raises
     ------
@@ -155,7 +161,7 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
         name = metadata.get("recipe", {}).get("name", "cnn")  # cnn-l2 and cnn-dropout name themselves
 
         def build_cnn(seed: int) -> object:
-            model = make_model(name, seed, epochs=training["epochs"])
+            model = make_model(name, seed, epochs=_trained_epochs(training))
             return model.set_params(batch_size=training["batch_size"])
 
         return name, build_cnn
@@ -164,7 +170,12 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
         raise ModelError("the model's metadata does not name its recipe; cannot retrain it to explain it")
     members = tuple(member["name"] for member in recipe.get("members", [])) or ENSEMBLE_MEMBERS
     tune = bool(recipe.get("tuned", True))
-    epochs = metadata.get("model", {}).get("training", {}).get("epochs", 200)  # networks (cnn-gru, ...)
+    epochs = _trained_epochs(metadata.get("model", {}).get("training", {}))  # networks (cnn-gru, ...)
     return recipe["name"], lambda seed: make_model(
         recipe["name"], seed, tune=tune, members=members, epochs=epochs
     )
+
+
+def _trained_epochs(training: dict) -> int:
+    """Return the epochs behind a saved network's weights: ``best_epoch``, else ``epochs`` (default 200)."""
+    return int(training.get("best_epoch") or training.get("epochs", 200))

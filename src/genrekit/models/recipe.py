@@ -16,12 +16,13 @@ is selected on the rows that score them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from genrekit.evaluation.metrics import file_accuracy, summarize
-from genrekit.evaluation.protocols import Groups, cv_name, cv_splits, rows_from_sources
+from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
 from genrekit.parallel import map_tasks
@@ -42,8 +43,22 @@ def _build(name: str, seed: int, epochs: int, batch_size: int, options: dict):
     return model
 
 
-def heldout_logits(model, X: np.ndarray) -> np.ndarray:
-    """Return the logits a saved copy of the fitted `model` gives (what prediction will see)."""
+def heldout_logits(model: Any, X: np.ndarray) -> np.ndarray:
+    """Return the logits a saved copy of the fitted `model` gives (what prediction will see).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted classifier: a network (``weights_``) or one :func:`genrekit.models.export.export_model`
+        exports.
+    X : numpy.ndarray, shape (n, n_features)
+        The rows to score.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_classes)
+        Logits, columns in ``model.classes_`` order.
+    """
     if hasattr(model, "weights_"):
         return model.logits(X)
     from genrekit.models.export import export_model
@@ -76,6 +91,7 @@ def fit_final(
     tune: bool = True,
     jobs: int = 1,
     groups: Groups = None,
+    filenames: Sequence[str] | None = None,
 ) -> tuple[object, dict]:
     """Cross-validate a recipe, then fit it on every row.
 
@@ -107,6 +123,9 @@ def fit_final(
     groups : sequence of str, optional
         Source clip of each row (:func:`genrekit.table.source_groups`): the folds, and every
         inner cross-validation, keep a clip's rows (segments, augmented copies) together.
+    filenames : sequence of str, optional
+        The table's ``filename`` column: its augmented rows (:func:`genrekit.table.is_augmented`)
+        only train; the out-of-fold scores, calibration and confidence table leave them out.
 
     Returns
     -------
@@ -126,11 +145,11 @@ def fit_final(
     logits = np.empty((len(y), len(classes)))
     distances = np.empty(len(y))
     options = {"members": members, "tune": tune}
-    splits = cv_splits(y, n_folds, seed, groups)
+    splits = cv_fit_splits(y, n_folds, seed, groups, filenames)
     sources = None if groups is None else np.asarray(groups, dtype=str)
     tasks = []
     for split in splits:
-        rows = np.concatenate([split.train, split.val])
+        rows = split.train
         fold_sources = None if sources is None else sources[rows]
         tasks.append(
             (model, split.seed, epochs, batch_size, options, X[rows], y[rows], fold_sources, X[split.test])
@@ -168,10 +187,13 @@ def fit_final(
             "accuracy": summarize(accuracies),
             "chosen": chosen,
         },
-        "calibration": calibration(logits, np.searchsorted(classes, y), X, distances),
     }
-    proba = scaled_probabilities(logits, metadata["calibration"]["temperature"])
-    metadata["cross_validation"]["confidence"] = confidence_table(proba, classes, y)
+    scored = np.sort(np.concatenate([split.test for split in splits]))
+    logits, distances, y_scored = logits[scored], distances[scored], y[scored]
+    metadata["calibration"] = calibration(logits, np.searchsorted(classes, y_scored), X, distances)
+    proba = np.empty((len(y), len(classes)))
+    proba[scored] = scaled_probabilities(logits, metadata["calibration"]["temperature"])
+    metadata["cross_validation"]["confidence"] = confidence_table(proba[scored], classes, y_scored)
     if sources is not None and len(np.unique(sources)) < len(sources):
         per_file = [file_accuracy(y[s.test], proba[s.test], classes, sources[s.test])[0] for s in splits]
         metadata["cross_validation"] |= {"file_accuracies": per_file, "file_accuracy": summarize(per_file)}
