@@ -32,14 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from genrekit.models.neural import NeuralClassifier
+from genrekit.models.neural import NeuralClassifier, pad_steps_tensor
 from genrekit.models.portable import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     DENSE_UNITS,
     DROPOUT,
     KERNEL_SIZE,
-    MIN_STEPS,
     POOL_SIZE,
     flat_length,
     numpy_forward,
@@ -122,7 +121,7 @@ def _paper_cnn_class() -> type:
             """Return logits for `x` of shape (n, n_features) or (n, 1, n_features)."""
             if x.dim() == 2:
                 x = x.unsqueeze(1)
-            x = torch.nn.functional.pad(x, (0, max(0, MIN_STEPS - x.shape[-1])))
+            x = pad_steps_tensor(x)
             x = self.pool1(self.relu1(self.conv1(x)))
             x = self.pool2(self.relu2(self.conv2(x)))
             x = self.dropout(self.relu3(self.dense1(self.flatten(x))))

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from genrekit.models.portable import softmax
+from genrekit.models.portable import MIN_STEPS, softmax
 from genrekit.schema import FEATURE_NAMES
 
 
@@ -34,6 +34,16 @@ def _feature_frame(X: Any) -> Any:
     if isinstance(X, pd.DataFrame) and set(FEATURE_NAMES) <= set(X.columns):
         return X.loc[:, list(FEATURE_NAMES)]
     return X
+
+
+def pad_steps_tensor(x: Any) -> Any:
+    """Zero-pad a torch batch at the end of its last axis to :data:`MIN_STEPS` steps when shorter.
+
+    The torch twin of :func:`genrekit.models.portable.pad_steps`, for the conv networks' modules.
+    """
+    import torch
+
+    return torch.nn.functional.pad(x, (0, max(0, MIN_STEPS - x.shape[-1])))
 
 
 class NeuralClassifier(ClassifierMixin, BaseEstimator):

@@ -50,12 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from genrekit.models.neural import NeuralClassifier
+from genrekit.models.neural import NeuralClassifier, pad_steps_tensor
 from genrekit.models.portable import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     KERNEL_SIZE,
-    MIN_STEPS,
     POOL_SIZE,
 )
 from genrekit.models.portable_nets import attention_forward, cnn_gru_forward
@@ -96,7 +95,7 @@ def _modules() -> tuple[type, type]:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             """Return logits for `x` of shape (n, n_features)."""
-            x = torch.nn.functional.pad(x, (0, max(0, MIN_STEPS - x.shape[1])))
+            x = pad_steps_tensor(x)
             h = self.pool(torch.relu(self.conv1(x.unsqueeze(1))))
             h = self.pool(torch.relu(self.conv2(h)))
             _, last = self.gru(h.transpose(1, 2))  # (2 directions, n, hidden)
