@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 from _common import data_root
 
-from genrekit.evaluation.metrics import file_accuracy, summarize
-from genrekit.library.extract import extract
-from genrekit.library.predict import file_windows
+from genrekit.datasets.table import feature_matrix, source_groups
+from genrekit.extraction.extract import extract
 from genrekit.models.registry import make_model, parse_names
-from genrekit.table import feature_matrix, source_groups
+from genrekit.prediction.model import file_windows
+from genrekit.selection.metrics import file_accuracy, summarize
 
 AUGMENTED = re.compile(r"\.(?:pitch[+-]\d+|stretch[\d.]+|noise\d+db)\.\d+\.\w+$")
 

@@ -32,7 +32,7 @@ from _common import (
     timed,
 )
 
-from genrekit.library.extract import extract
+from genrekit.extraction.extract import extract
 
 
 def count_extracted(folder: Path, jobs: int) -> int:

@@ -30,7 +30,7 @@ import soundfile as sf  # noqa: E402
 from _common import data_root  # noqa: E402
 
 from genrekit.audio.features import clip_features, reference_features  # noqa: E402
-from genrekit.schema import FEATURE_NAMES  # noqa: E402
+from genrekit.core.schema import FEATURE_NAMES  # noqa: E402
 
 
 def timed(func, y: np.ndarray) -> tuple[float, float]:

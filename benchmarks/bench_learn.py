@@ -35,10 +35,10 @@ import pandas as pd
 from _common import data_root
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import filtered_split
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.library.learn import Extra, LibraryClassifier, Windows, cross_validate, fit_learned
-from genrekit.schema import FEATURE_NAMES
+from genrekit.selection.metrics import summarize
+from genrekit.selection.protocols import filtered_split
 
 FRACTIONS = (0.1, 0.2, 0.5)
 

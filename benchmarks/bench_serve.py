@@ -43,8 +43,8 @@ from _common import make_inputs
 
 import genrekit
 from genrekit.audio.decode import audio_files, load_audio
-from genrekit.parallel import cpu_count
-from genrekit.schema import SAMPLE_RATE
+from genrekit.core.parallel import cpu_count
+from genrekit.core.schema import SAMPLE_RATE
 from genrekit.serve.process import ServerProcess, child_env
 
 

@@ -61,9 +61,9 @@ import genrekit
 from genrekit.audio.decode import load_audio, open_audio
 from genrekit.audio.features import clip_features
 from genrekit.audio.window import windows
-from genrekit.library.predict import MIN_SECONDS, file_windows
-from genrekit.parallel import cpu_count, one_blas_thread
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.core.parallel import cpu_count, one_blas_thread
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.prediction.model import MIN_SECONDS, file_windows
 
 SONG_SECONDS = (240, 180, 300, 360, 210, 270)
 """Lengths of the generated songs, in turn (3 to 6 minutes; the first is the goal's 4 minutes)."""
@@ -346,7 +346,7 @@ def print_cold_start(folder: Path, repeats: int) -> None:
         "python -c 'import genrekit.models.io' (model class)": ["-c", "import genrekit.models.io"],
         "python -c 'file_windows(one.flac)' (predict less model)": [
             "-c",
-            f"from genrekit.library.predict import file_windows; file_windows({str(clip)!r})",
+            f"from genrekit.prediction.model import file_windows; file_windows({str(clip)!r})",
         ],
         "genrekit predict one.flac": ["-c", MAIN, "predict", str(clip), "-q"],
         "genrekit extract one.flac -o one.csv": [

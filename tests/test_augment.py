@@ -9,9 +9,9 @@ import soundfile as sf
 from genrekit.audio.augment import add_noise, parse_augmentations
 from genrekit.audio.decode import load_audio
 from genrekit.cli import main
-from genrekit.errors import AudioError, TableError
-from genrekit.library.extract import extract, extract_file, progress_path
-from genrekit.table import read_table, source_groups
+from genrekit.core.errors import AudioError, TableError
+from genrekit.datasets.table import read_table, source_groups
+from genrekit.extraction.extract import extract, extract_file, progress_path
 
 SECONDS = 7
 

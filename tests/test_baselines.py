@@ -9,9 +9,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from genrekit.core.schema import FEATURE_NAMES
+from genrekit.datasets.table import feature_matrix, read_table
 from genrekit.models.baselines import BASELINES, make_baseline
-from genrekit.schema import FEATURE_NAMES
-from genrekit.table import feature_matrix, read_table
 
 
 @pytest.fixture(autouse=True)

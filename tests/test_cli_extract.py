@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from genrekit.cli import main
-from genrekit.library.extract import progress_path
-from genrekit.schema import FEATURE_NAMES, TABLE_COLUMNS
+from genrekit.core.schema import FEATURE_NAMES, TABLE_COLUMNS
+from genrekit.extraction.extract import progress_path
 
 _MAIN = "import sys; from genrekit.cli import main; sys.exit(main())"
 

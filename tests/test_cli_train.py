@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from genrekit.cli import main
+from genrekit.datasets.table import file_sha256, read_table
 from genrekit.models.io import load_model_dir
-from genrekit.table import file_sha256, read_table
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
+from genrekit.core.schema import FEATURE_NAMES, GENRES
+from genrekit.datasets.table import read_table
 from genrekit.models.cnn import (
     CONV1_FILTERS,
     CONV2_FILTERS,
@@ -23,8 +25,6 @@ from genrekit.models.cnn import (
     numpy_forward,
     weight_shapes,
 )
-from genrekit.schema import FEATURE_NAMES, GENRES
-from genrekit.table import read_table
 
 
 @pytest.fixture(scope="module")

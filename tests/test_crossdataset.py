@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from genrekit.cli import main
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import GENRES
 from genrekit.evaluation.crossdataset import expected_answer, parse_mapping, read_labels
-from genrekit.schema import GENRES
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""genrekit.data: downloads from mirrors served by a real HTTP server on 127.0.0.1 (no other address)."""
+"""genrekit.datasets.fetch: downloads from mirrors served by a real HTTP server on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from genrekit import data
 from genrekit.cli import main
-from genrekit.errors import DataError
+from genrekit.core.errors import DataError
+from genrekit.datasets import fetch as data
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -169,7 +169,7 @@ def test_reproduce_without_data_uses_the_cache_and_the_shipped_split(
 
 
 def test_shipped_split_equals_the_published_lists(split_dir: Path):
-    from genrekit.evaluation.protocols import read_split_dir
+    from genrekit.selection.protocols import read_split_dir
 
     shipped, published = read_split_dir(data.FILTERED_SPLIT_DIR), read_split_dir(split_dir)
     assert shipped == published

@@ -10,7 +10,7 @@ import soxr
 from genrekit.audio import decode
 from genrekit.audio.decode import audio_files, ffmpeg_command, genre_from_path, load_audio
 from genrekit.audio.features import MIN_SAMPLES
-from genrekit.errors import AudioError
+from genrekit.core.errors import AudioError
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from genrekit.evaluation.metrics import (
+from genrekit.core.schema import FEATURE_NAMES, GENRES
+from genrekit.selection.metrics import (
     SCALAR_METRICS,
     classification_table,
     confused_pairs,
@@ -31,8 +32,7 @@ from genrekit.evaluation.metrics import (
     summarize,
     t_interval,
 )
-from genrekit.evaluation.protocols import paper_splits
-from genrekit.schema import FEATURE_NAMES, GENRES
+from genrekit.selection.protocols import paper_splits
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 
 from genrekit.audio.features import clip_features
-from genrekit.errors import AudioError, TableError
-from genrekit.library import extract as extract_mod
-from genrekit.library.extract import extract, extract_file, progress_path
-from genrekit.schema import FEATURE_NAMES, TABLE_COLUMNS
+from genrekit.core.errors import AudioError, TableError
+from genrekit.core.schema import FEATURE_NAMES, TABLE_COLUMNS
+from genrekit.extraction import extract as extract_mod
+from genrekit.extraction.extract import extract, extract_file, progress_path
 
 EXCERPT = 5 * 22050  # 5-s excerpts keep these tests quick
 

@@ -14,8 +14,8 @@ import soundfile as sf
 
 from genrekit.audio import features
 from genrekit.audio.features import MIN_SAMPLES, clip_features, reference_features
-from genrekit.errors import AudioError
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.core.errors import AudioError
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 
 TOLERANCE = 0.02  # absolute difference / column std over the table's 1,000 rows
 TEMPO = FEATURE_NAMES.index("tempo")

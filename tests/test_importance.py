@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from genrekit.cli import main
-from genrekit.models.importance import FAMILIES, family_columns, permutation_importance, saved_recipe
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.models.registry import make_model
-from genrekit.schema import FEATURE_NAMES
+from genrekit.training.importance import FAMILIES, family_columns, permutation_importance, saved_recipe
 
 
 def _planted(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,7 @@ def test_early_stopped_networks_are_rebuilt_with_their_best_epoch():
 
 def test_augmented_rows_never_score_the_importance(monkeypatch):
     """With file names, the folds' test rows are the original rows only; augmented rows still train."""
-    from genrekit.models import importance as importance_module
+    from genrekit.training import importance as importance_module
 
     X, y = _planted(n=120)
     names = [f"clip{i // 2}.wav" if i % 2 == 0 else f"clip{i // 2}.pitch+2.wav" for i in range(len(y))]

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
 
+from genrekit.datasets.table import feature_matrix, read_table
 from genrekit.evaluation import reproduce as reproduce_module
-from genrekit.evaluation.protocols import cv_splits
 from genrekit.evaluation.reproduce import Settings, Task, run_task
-from genrekit.models import recipe as recipe_module
 from genrekit.models.registry import make_model
 from genrekit.models.transforms import FeatureTransform
-from genrekit.table import feature_matrix, read_table
+from genrekit.selection.protocols import cv_splits
+from genrekit.training import recipe as recipe_module
 
 
 @pytest.fixture(scope="module")

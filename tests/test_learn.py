@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genrekit.errors import GenrekitError
-from genrekit.evaluation.metrics import wilson_interval
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.library import learn
 from genrekit.library.learn import (
     Extra,
@@ -23,7 +23,7 @@ from genrekit.library.learn import (
     predict_files,
     suggest,
 )
-from genrekit.schema import FEATURE_NAMES
+from genrekit.selection.metrics import wilson_interval
 
 GENRES = ("classical", "metal", "jazz", "hiphop")
 

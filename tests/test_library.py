@@ -19,12 +19,12 @@ from threadpoolctl import threadpool_limits
 
 import genrekit
 from genrekit.cli import main
+from genrekit.extraction.extract import extract
 from genrekit.library import scan as scan_mod
 from genrekit.library.catalogue import Analysis, Catalogue, CatalogueError, model_id
-from genrekit.library.extract import extract
-from genrekit.library.predict import file_windows
 from genrekit.library.query import file_key, projection, similar, stats, table, tracks
 from genrekit.library.scan import run_local, scan, scratch_folder
+from genrekit.prediction.model import file_windows
 
 SR = 22050
 CLIPS = [("blues", "00000"), ("classical", "00000"), ("disco", "00000"), ("jazz", "00000"), ("rock", "00000")]
@@ -148,7 +148,7 @@ def test_new_model_reclassifies_from_stored_features_without_decoding(library, t
     with Catalogue(db) as catalogue:
         scan(library, catalogue, model, run_local(1))
     other_dir = tmp_path / "other_model"
-    shutil.copytree(Path(genrekit.library.predict.PRETRAINED_DIR), other_dir)
+    shutil.copytree(Path(genrekit.prediction.model.PRETRAINED_DIR), other_dir)
     meta = json.loads((other_dir / "model.json").read_text())
     meta["calibration"]["temperature"] = 1.0  # another model: sharper probabilities
     (other_dir / "model.json").write_text(json.dumps(meta))
@@ -202,7 +202,7 @@ def test_queries_are_json_ready_and_export_equals_extract(library, tmp_path, mod
         near = similar(catalogue, library / "rock" / "rock.00000.wav", n=3)
         points = projection(catalogue)
         windows, segments = table(catalogue), table(catalogue, segments=True)
-        with pytest.raises(genrekit.errors.GenrekitError, match=r"bad\.wav: not an analysed file"):
+        with pytest.raises(genrekit.core.errors.GenrekitError, match=r"bad\.wav: not an analysed file"):
             similar(catalogue, library / "misc" / "bad.wav")
     for answer in (counts, listed, near, points):
         json.dumps(answer, allow_nan=False)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from genrekit.errors import ModelError
+from genrekit.core.errors import ModelError
+from genrekit.datasets.table import read_table
 from genrekit.models.cnn import CNNClassifier
 from genrekit.models.io import METADATA_FILE, WEIGHTS_FILE, load_model_dir, save_model
-from genrekit.table import read_table
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import warnings
 import numpy as np
 import pytest
 
-from genrekit.errors import ModelError
+from genrekit.core.errors import ModelError
+from genrekit.datasets.table import feature_matrix, read_table
 from genrekit.models.export import export_model
 from genrekit.models.io import METADATA_FILE, load_model_dir, save_model
 from genrekit.models.portable import PROBA_FLOOR, PortableClassifier
 from genrekit.models.registry import make_model
-from genrekit.table import feature_matrix, read_table
 
 # Estimators are fitted on 300 rows and compared on 200 others. Families whose NumPy arithmetic
 # follows the estimator's own operation for operation agree to ~1e-12 (sums in another order);

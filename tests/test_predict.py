@@ -17,10 +17,10 @@ import soundfile as sf
 
 import genrekit
 from genrekit.cli import main
-from genrekit.errors import ModelError
-from genrekit.library.predict import PRETRAINED_DIR
+from genrekit.core.errors import ModelError
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.library.tags import TAG_NAMES, read_genre
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.prediction.model import PRETRAINED_DIR
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genrekit.errors import GenrekitError
-from genrekit.evaluation.protocols import (
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import GENRES
+from genrekit.selection.protocols import (
     cv_splits,
     describe_protocol,
     filtered_split,
@@ -18,7 +19,6 @@ from genrekit.evaluation.protocols import (
     read_split_dir,
     table_ids,
 )
-from genrekit.schema import GENRES
 
 
 @pytest.fixture(scope="module")

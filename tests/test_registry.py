@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 from genrekit.models.cnn import CNNClassifier
 from genrekit.models.registry import RECIPES, describe, make_model, parse_names
 from genrekit.models.sequence import AttentionClassifier, CNNGRUClassifier

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from genrekit.cli import main
-from genrekit.data import FILTERED_SPLIT_DIR
-from genrekit.evaluation.metrics import SCALAR_METRICS
+from genrekit.core.schema import GENRES
+from genrekit.datasets.fetch import FILTERED_SPLIT_DIR
 from genrekit.evaluation.report import MODEL_TITLES, format_summary
 from genrekit.evaluation.reproduce import Settings, Task, load_data, plan, reproduce, run_summaries, run_tasks
-from genrekit.schema import GENRES
+from genrekit.selection.metrics import SCALAR_METRICS
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from genrekit.cli import main
-from genrekit.errors import ModelError, TableError
-from genrekit.library.extract import extract
-from genrekit.library.predict import load_model
-from genrekit.table import read_table, rows_window_seconds
+from genrekit.core.errors import ModelError, TableError
+from genrekit.datasets.table import read_table, rows_window_seconds
+from genrekit.extraction.extract import extract
+from genrekit.prediction.model import load_model
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,22 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, tra
 from genrekit.audio.augment import augmented_name
 from genrekit.audio.window import segment_name
 from genrekit.cli.train import _validation_split
-from genrekit.errors import GenrekitError, TableError
-from genrekit.evaluation import protocols
-from genrekit.evaluation.metrics import file_accuracy
-from genrekit.evaluation.protocols import (
+from genrekit.core.errors import GenrekitError, TableError
+from genrekit.core.schema import FEATURE_NAMES
+from genrekit.datasets.table import (
+    feature_matrix,
+    is_augmented,
+    read_table,
+    rows_window_seconds,
+    source_clip,
+    source_groups,
+)
+from genrekit.evaluation.report import per_file_blocks, to_markdown
+from genrekit.evaluation.reproduce import Settings, Task, plan, run_task
+from genrekit.models.registry import make_model
+from genrekit.selection import protocols
+from genrekit.selection.metrics import file_accuracy
+from genrekit.selection.protocols import (
     SourceKFold,
     cv_splits,
     filtered_splits,
@@ -26,19 +38,7 @@ from genrekit.evaluation.protocols import (
     source_labels,
     without_augmented,
 )
-from genrekit.evaluation.report import per_file_blocks, to_markdown
-from genrekit.evaluation.reproduce import Settings, Task, plan, run_task
-from genrekit.models import recipe as recipe_module
-from genrekit.models.registry import make_model
-from genrekit.schema import FEATURE_NAMES
-from genrekit.table import (
-    feature_matrix,
-    is_augmented,
-    read_table,
-    rows_window_seconds,
-    source_clip,
-    source_groups,
-)
+from genrekit.training import recipe as recipe_module
 
 SEGMENTS = 3
 SMALL_MEMBERS = ("logreg", "knn-tuned", "extratrees")

@@ -15,11 +15,11 @@ import torch
 from sklearn.base import clone
 
 from genrekit.cli import main
+from genrekit.datasets.table import feature_matrix, read_table
 from genrekit.models.io import load_model_dir, save_model
 from genrekit.models.portable_nets import attention_forward, cnn_gru_forward
 from genrekit.models.registry import make_model
 from genrekit.models.sequence import AttentionClassifier, CNNGRUClassifier, FeatureTransformer
-from genrekit.table import feature_matrix, read_table
 
 # torch runs the networks in float32, the NumPy passes in float64 from the same (float32) weights:
 # the logits differ by float32 rounding accumulated over the layers, measured at ~3e-6 on trained

@@ -22,7 +22,7 @@ from serve_client import call, files_under, form, partial_upload, post_file, wai
 from genrekit.audio.decode import load_audio
 from genrekit.audio.features import clip_features
 from genrekit.cli import main
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.serve.process import ServerProcess, child_env
 
 MAX_MB = 3

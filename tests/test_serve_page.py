@@ -20,7 +20,7 @@ playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright
 from serve_client import call, post_file, wait_until  # noqa: E402
 
 from genrekit.audio.decode import load_audio  # noqa: E402
-from genrekit.schema import SAMPLE_RATE  # noqa: E402
+from genrekit.core.schema import SAMPLE_RATE  # noqa: E402
 from genrekit.serve.process import ServerProcess, child_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

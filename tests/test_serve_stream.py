@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from genrekit.audio.decode import load_audio
-from genrekit.schema import SAMPLE_RATE
+from genrekit.core.schema import SAMPLE_RATE
 from genrekit.serve.process import ServerProcess, child_env
 
 TOKEN = "stream-token-91ab"

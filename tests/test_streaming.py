@@ -17,11 +17,11 @@ import soxr
 from genrekit.audio.decode import load_audio, open_audio
 from genrekit.audio.features import clip_features
 from genrekit.audio.window import stream_windows, windows
-from genrekit.errors import AudioError
-from genrekit.library.predict import MIN_SECONDS, file_windows
-from genrekit.schema import SAMPLE_RATE
+from genrekit.core.errors import AudioError
+from genrekit.core.schema import SAMPLE_RATE
+from genrekit.prediction.model import MIN_SECONDS, file_windows
 
-NEVER_FOR_PREDICTION = ("torch", "librosa", "numba", "matplotlib", "tqdm", "genrekit.library.extract")
+NEVER_FOR_PREDICTION = ("torch", "librosa", "numba", "matplotlib", "tqdm", "genrekit.extraction.extract")
 """Modules a new process predicting one file must not import, whatever the model."""
 
 ONLY_FOR_TABLES = ("sklearn", "scipy.stats", "pandas")
@@ -61,7 +61,7 @@ def predict_modules(gtzan_flac_dir: Path) -> set[str]:
 
 
 def test_predict_in_a_new_process_imports_no_heavy_library(predict_modules: set[str]) -> None:
-    assert {"genrekit.audio.features", "genrekit.library.predict"} <= predict_modules  # it did predict
+    assert {"genrekit.audio.features", "genrekit.prediction.model"} <= predict_modules  # it did predict
     assert _present(predict_modules, NEVER_FOR_PREDICTION) == []
 
 

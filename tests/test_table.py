@@ -1,4 +1,4 @@
-"""Tests for reading and checking feature tables (genrekit.table)."""
+"""Tests for reading and checking feature tables (genrekit.datasets.table)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genrekit.errors import TableError
-from genrekit.schema import FEATURE_NAMES, GENRES, TABLE_COLUMNS
-from genrekit.table import allowed_labels, feature_matrix, file_sha256, read_table, write_table
+from genrekit.core.errors import TableError
+from genrekit.core.schema import FEATURE_NAMES, GENRES, TABLE_COLUMNS
+from genrekit.datasets.table import allowed_labels, feature_matrix, file_sha256, read_table, write_table
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_untaggable_file_is_named(tmp_path: Path) -> None:
 
 
 def test_tag_names_follow_music_libraries_and_are_configurable():
-    from genrekit.errors import GenrekitError
+    from genrekit.core.errors import GenrekitError
     from genrekit.library.tags import tag_namer
 
     library = tag_namer()

@@ -4,7 +4,7 @@ import pytest
 
 from genrekit.audio.features import MIN_SAMPLES
 from genrekit.audio.window import segment_length, segment_name, segments, windows
-from genrekit.errors import AudioError
+from genrekit.core.errors import AudioError
 
 W = 661_500  # 30 s at 22,050 Hz
 

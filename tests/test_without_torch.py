@@ -63,10 +63,10 @@ def test_predict_extract_and_model_summary_work(gtzan_flac_dir: Path, tmp_path: 
 def test_sequence_models_predict_without_torch(gtzan_table: Path, gtzan_flac_dir: Path, tmp_path: Path, name):
     """The CNN+GRU and attention models, trained here with torch, predict in a process without it."""
     pytest.importorskip("torch")
+    from genrekit.core.schema import GENRES
+    from genrekit.datasets.table import feature_matrix, read_table
     from genrekit.models.io import save_model
     from genrekit.models.registry import make_model
-    from genrekit.schema import GENRES
-    from genrekit.table import feature_matrix, read_table
 
     frame = read_table(gtzan_table).iloc[::4]
     model = make_model(name, seed=0, epochs=2).fit(feature_matrix(frame), frame["label"].to_numpy(dtype=str))

@@ -17,9 +17,9 @@ of these versions of it (each then cut into segments like the original when segm
     name)``: the same file name always gets the same noise, whatever the order or process.
     Row ``<stem>.noise20db<ext>``.
 
-The names keep the source clip in front, so :func:`genrekit.table.source_clip` leads every
+The names keep the source clip in front, so :func:`genrekit.datasets.table.source_clip` leads every
 augmented row (and its segments, ``blues.00000.pitch+2.3.wav``) back to its clip, and every
-split of :mod:`genrekit.evaluation.protocols` keeps it on the clip's side.
+split of :mod:`genrekit.selection.protocols` keeps it on the clip's side.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def augmented_name(filename: str, tag: str) -> str:
     Returns
     -------
     str
-        ``<stem>.<tag><ext>``; :func:`genrekit.table.source_clip` leads it back to `filename`.
+        ``<stem>.<tag><ext>``; :func:`genrekit.datasets.table.source_clip` leads it back to `filename`.
     """
     stem, ext = os.path.splitext(filename)
     return f"{stem}.{tag}{ext}"

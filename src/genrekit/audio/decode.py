@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from genrekit.audio.features import MIN_SAMPLES
-from genrekit.errors import AudioError
-from genrekit.schema import GENRES, SAMPLE_RATE
+from genrekit.core.errors import AudioError
+from genrekit.core.schema import GENRES, SAMPLE_RATE
 
 SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd"}

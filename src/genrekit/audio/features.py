@@ -60,8 +60,9 @@ import functools
 import numpy as np
 import scipy.fft
 
-from ..errors import AudioError
-from ..schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
+from genrekit.core.errors import AudioError
+from genrekit.core.schema import FEATURE_NAMES, HOP_LENGTH, N_FFT, SAMPLE_RATE
+
 from . import _hpss
 
 __all__ = [

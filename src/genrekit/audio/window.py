@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from genrekit.audio.features import MIN_SAMPLES
-from genrekit.errors import AudioError
-from genrekit.schema import SAMPLE_RATE
+from genrekit.core.errors import AudioError
+from genrekit.core.schema import SAMPLE_RATE
 
 WINDOW_SECONDS: float = 30.0
 """Length of a prediction window in seconds (the length of a GTZAN clip)."""
@@ -95,7 +95,7 @@ def segment_name(filename: str | os.PathLike[str], index: int) -> str:
     ----------
     filename : str or path-like
         The clip's name in the table; a folder part (used by
-        :func:`genrekit.library.extract.extract` to tell apart files with the same name)
+        :func:`genrekit.extraction.extract.extract` to tell apart files with the same name)
         is kept.
     index : int
         The segment number, from 0.

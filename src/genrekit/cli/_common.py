@@ -37,7 +37,7 @@ def require_torch(command: str) -> None:
     command : str
         The subcommand that needs it, for the message.
     """
-    from genrekit.errors import GenrekitError
+    from genrekit.core.errors import GenrekitError
 
     try:
         import torch  # noqa: F401
@@ -267,7 +267,7 @@ def table_path(args: argparse.Namespace) -> str:
         If no table is named and the GTZAN table can be neither found in the cache nor
         downloaded; the message says how to pass ``--data``.
     """
-    from genrekit.data import GTZAN_TABLE, cached_path, is_cached, table_or_fetch
+    from genrekit.datasets.fetch import GTZAN_TABLE, cached_path, is_cached, table_or_fetch
 
     data = args.data or os.environ.get(TABLE_ENV)
     if data:

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fetch or list; return the exit status."""
-    from genrekit.data import REMOTE_FILES, cache_listing, fetch, is_cached
+    from genrekit.datasets.fetch import REMOTE_FILES, cache_listing, fetch, is_cached
 
     if args.action == "fetch":
         for remote in REMOTE_FILES.values():

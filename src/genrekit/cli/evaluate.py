@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         read_labels,
         write_evaluation,
     )
-    from genrekit.library.predict import load_model
+    from genrekit.prediction.model import load_model
 
     model = load_model(args.model)
     mapping = parse_mapping(args.map)

@@ -130,8 +130,8 @@ def _augmentations(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Extract, report failures as they happen, summarize; return the exit status."""
-    from genrekit.library.extract import extract
-    from genrekit.table import allowed_labels
+    from genrekit.datasets.table import allowed_labels
+    from genrekit.extraction.extract import extract
 
     result = extract(
         args.paths,

@@ -113,8 +113,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the feature table of the stored windows or segments."""
+    from genrekit.datasets.table import allowed_labels, table_format, write_table
     from genrekit.library.query import table
-    from genrekit.table import allowed_labels, table_format, write_table
 
     table_format(args.out)
     with _open(args) as catalogue:

@@ -87,7 +87,7 @@ def run_summary(args: argparse.Namespace) -> int:
     model_dir = args.model_dir or SHIPPED_MODELS["cnn"]
     metadata = load_model_dir(model_dir)[1]
     if metadata["kind"] != "paper-cnn":
-        from genrekit.errors import ModelError
+        from genrekit.core.errors import ModelError
 
         raise ModelError(
             f"{model_dir}: a {metadata.get('recipe', {}).get('name', '?')} model, not the paper's "
@@ -125,8 +125,8 @@ def _shape(shape: list) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a saved model's metadata (everything but the per-epoch history in table form)."""
-    from genrekit.library.predict import PRETRAINED_DIR
     from genrekit.models.io import load_model_dir
+    from genrekit.prediction.model import PRETRAINED_DIR
 
     args.model_dir = args.model_dir or str(PRETRAINED_DIR)
     _, metadata = load_model_dir(args.model_dir)
@@ -195,11 +195,11 @@ def _metric(value: object) -> object:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Compute and print permutation importance for a saved model's recipe."""
-    from genrekit.errors import GenrekitError
-    from genrekit.library.predict import PRETRAINED_DIR
-    from genrekit.models.importance import permutation_importance, saved_recipe
+    from genrekit.core.errors import GenrekitError
+    from genrekit.datasets.table import feature_matrix, read_table, source_groups
     from genrekit.models.io import load_model_dir
-    from genrekit.table import feature_matrix, read_table, source_groups
+    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.training.importance import permutation_importance, saved_recipe
 
     if args.folds < 2 or args.repeats < 1:
         raise GenrekitError("--folds must be at least 2 and --repeats at least 1")
@@ -240,9 +240,9 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_calibration(args: argparse.Namespace) -> int:
     """Print (and optionally plot) the calibration evidence saved with a model."""
-    from genrekit.errors import ModelError
-    from genrekit.library.predict import PRETRAINED_DIR
+    from genrekit.core.errors import ModelError
     from genrekit.models.io import load_model_dir
+    from genrekit.prediction.model import PRETRAINED_DIR
 
     args.model_dir = args.model_dir or str(PRETRAINED_DIR)
     _, metadata = load_model_dir(args.model_dir)
@@ -251,7 +251,7 @@ def run_calibration(args: argparse.Namespace) -> int:
     if "ece_after" not in calibration:
         raise ModelError(f"{args.model_dir}: holds no held-out calibration evidence (train it with --cv K)")
     if args.plot:
-        from genrekit.atomic import atomic_write_bytes
+        from genrekit.core.atomic import atomic_write_bytes
         from genrekit.evaluation.report import figure_calibration
 
         atomic_write_bytes(args.plot, figure_calibration(calibration, confidence))

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw and write the figure atomically; return the exit status."""
-    from genrekit.atomic import atomic_write_bytes
+    from genrekit.core.atomic import atomic_write_bytes
     from genrekit.evaluation.figures import spectrogram_png
 
     atomic_write_bytes(args.out, spectrogram_png(args.file, args.title))

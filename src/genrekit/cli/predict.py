@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict, print and optionally tag; return the exit status."""
     from genrekit.audio.decode import audio_files
-    from genrekit.library.predict import load_model
     from genrekit.library.tags import tag_namer
+    from genrekit.prediction.model import load_model
 
     args.tag_name = tag_namer(args.tag_names)  # checked before any work
     model = load_model(args.model)

@@ -18,8 +18,8 @@ from genrekit.cli._common import (
     require_torch,
     table_path,
 )
-from genrekit.data import FILTERED_SPLIT_DIR
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
+from genrekit.datasets.fetch import FILTERED_SPLIT_DIR
 
 _EPILOG = """\
 examples:
@@ -105,9 +105,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the reproduction and print the figures; return the exit status."""
+    from genrekit.core.parallel import cpu_count
     from genrekit.evaluation.reproduce import PROTOCOL_NAMES, Settings, reproduce
     from genrekit.models.registry import parse_names
-    from genrekit.parallel import cpu_count
 
     require_torch("reproduce")
     data = table_path(args)

@@ -125,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     """Scan, report failures as they happen, summarize; return the exit status."""
     from genrekit.audio.window import segment_length
     from genrekit.library.catalogue import Catalogue
-    from genrekit.library.predict import load_model
     from genrekit.library.scan import run_local, scan
+    from genrekit.prediction.model import load_model
 
     if args.segment_seconds is not None:
         try:

@@ -34,7 +34,7 @@ exit status: 0 stopped (Ctrl-C or SIGTERM, after finishing the requests in progr
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit serve``."""
-    from genrekit.parallel import cpu_count
+    from genrekit.core.parallel import cpu_count
 
     parser = subparsers.add_parser(
         "serve",
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _catalogue_problem(db: Path) -> str | None:
     """Return why `db` cannot be served as a catalogue (it names the file), or None when it can."""
-    from genrekit.errors import GenrekitError
+    from genrekit.core.errors import GenrekitError
     from genrekit.library.catalogue import Catalogue
 
     try:

@@ -23,9 +23,9 @@ from genrekit.cli._common import (
     require_torch,
     table_path,
 )
-from genrekit.errors import TableError
+from genrekit.core.errors import TableError
+from genrekit.core.schema import LABEL_COLUMN
 from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, recipe
-from genrekit.schema import LABEL_COLUMN
 
 SHIPPED_COMMAND: str = (
     "genrekit train --data features_30_sec.csv --model ensemble --no-tune --cv 10 \\\n"
@@ -131,8 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
-    from genrekit.library.predict import MIN_SECONDS
-    from genrekit.table import file_sha256, read_table, rows_window_seconds
+    from genrekit.datasets.table import file_sha256, read_table, rows_window_seconds
+    from genrekit.prediction.model import MIN_SECONDS
 
     if recipe(args.model).requires == "torch":
         require_torch("train")
@@ -168,9 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Split `frame`, fit the model, save the model folder and return the run summary."""
+    from genrekit.datasets.table import feature_matrix
     from genrekit.models.io import save_model
     from genrekit.models.registry import chosen_params, describe, make_model
-    from genrekit.table import feature_matrix
 
     if args.cv:
         return _fit_recipe_and_save(frame, args, data_meta)
@@ -227,8 +227,8 @@ def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict
 
 def _fit_by_source(model, train: pd.DataFrame) -> None:
     """Fit a feature-table `model` on `train`; its inner cross-validations keep each source clip together."""
-    from genrekit.evaluation.protocols import rows_from_sources
-    from genrekit.table import feature_matrix, source_groups
+    from genrekit.datasets.table import feature_matrix, source_groups
+    from genrekit.selection.protocols import rows_from_sources
 
     X, y = feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str)
     with rows_from_sources(X, source_groups(train["filename"], y)):
@@ -241,17 +241,17 @@ def _validation_split(
     """Hold out a stratified, seeded `fraction` of the table's source clips for validation.
 
     The rows of one source clip (its segments, its augmented copies; see
-    :func:`genrekit.table.source_clip`) all go to the same side. On a table of whole clips
+    :func:`genrekit.datasets.table.source_clip`) all go to the same side. On a table of whole clips
     this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
     """
-    from genrekit.evaluation.protocols import (
+    from genrekit.datasets.table import source_groups
+    from genrekit.selection.protocols import (
         Split,
         source_codes,
         source_labels,
         stratified_holdout,
         without_augmented,
     )
-    from genrekit.table import source_groups
 
     y = frame[LABEL_COLUMN].to_numpy(dtype=str)
     groups = source_groups(frame["filename"], y)
@@ -271,9 +271,9 @@ def _validation_split(
 
 def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
     """Calibrate probabilities and novelty on the validation rows."""
+    from genrekit.datasets.table import feature_matrix
     from genrekit.models.calibrate import FeatureNovelty
-    from genrekit.models.recipe import calibration, heldout_logits
-    from genrekit.table import feature_matrix
+    from genrekit.training.recipe import calibration, heldout_logits
 
     X_train, X_val = feature_matrix(train), feature_matrix(val)
     codes = np.searchsorted(model.classes_, val[LABEL_COLUMN].to_numpy(dtype=str))
@@ -283,10 +283,10 @@ def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> di
 
 def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
     """Cross-validate the all-rows recipe, fit it on every row, save and summarise."""
+    from genrekit.core.parallel import cpu_count
+    from genrekit.datasets.table import feature_matrix, source_groups
     from genrekit.models.io import save_model
-    from genrekit.models.recipe import fit_final
-    from genrekit.parallel import cpu_count
-    from genrekit.table import feature_matrix, source_groups
+    from genrekit.training.recipe import fit_final
 
     info(
         f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows",

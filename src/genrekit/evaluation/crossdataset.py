@@ -9,7 +9,7 @@ its report.
 Every item gets an expected answer: one of the model's genres when its label names one (after the
 mapping, ignoring case, spaces, ``-`` and ``_``: ``Hip-Hop`` is ``hiphop``), otherwise
 ``"uncertain"`` (speech, nature sounds, music of a genre the model does not know). The verdict is
-``genrekit predict``'s (:meth:`genrekit.library.predict.GenreModel.verdict`): the most probable
+``genrekit predict``'s (:meth:`genrekit.prediction.model.GenreModel.verdict`): the most probable
 genre when it is confident and the audio is like the training music, else ``"uncertain"``.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.errors import GenrekitError
-from genrekit.library.predict import UNCERTAIN
+from genrekit.core.errors import GenrekitError
+from genrekit.prediction.model import UNCERTAIN
 
 MAX_LISTED: int = 200
 """Per-item rows shown in the HTML/Markdown report (the JSON holds all)."""
@@ -216,8 +216,8 @@ def evaluate_table(
     dict
         See :func:`score`; ``source`` is ``"table"``.
     """
+    from genrekit.datasets.table import feature_matrix, read_table
     from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
-    from genrekit.table import feature_matrix, read_table
 
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     classes = [str(c) for c in model.classes_]
@@ -278,7 +278,7 @@ def score(items: Sequence[Item], classes: Sequence[str], min_confidence: float) 
         first); ``items`` (one row each); ``min_confidence``; ``labels_as_uncertain`` (labels
         that name no genre of the model, with counts).
     """
-    from genrekit.evaluation.metrics import classification_table, confusion_frame
+    from genrekit.selection.metrics import classification_table, confusion_frame
 
     done = [item for item in items if item.probabilities is not None]
     genre_items = [item for item in done if item.expected != UNCERTAIN]
@@ -476,7 +476,7 @@ def write_evaluation(result: dict, out: str | os.PathLike[str], title: str) -> d
     """
     import json
 
-    from genrekit.atomic import atomic_write_text
+    from genrekit.core.atomic import atomic_write_text
     from genrekit.evaluation.report import jsonable, to_html, to_markdown
 
     out = Path(out)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.schema import GENRES, SAMPLE_RATE
+from genrekit.core.schema import GENRES, SAMPLE_RATE
 
 CURVE_KEYS: tuple[str, ...] = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 """Per-epoch values of a CNN run's history that the learning curves show."""
@@ -432,7 +432,7 @@ def genre_clips(audio_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
         If `audio_dir` holds no audio file.
     """
     from genrekit.audio.decode import audio_files
-    from genrekit.errors import GenrekitError
+    from genrekit.core.errors import GenrekitError
 
     root = Path(audio_dir)
     files = sorted(audio_files([root]))

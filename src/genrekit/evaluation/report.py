@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.atomic import atomic_write_bytes, atomic_write_text
+from genrekit.core.atomic import atomic_write_bytes, atomic_write_text
 
 METRIC_TITLES: dict[str, str] = {
     "accuracy": "Accuracy",
@@ -47,7 +47,7 @@ def format_summary(summary: dict) -> str:
     ----------
     summary : dict
         ``mean``, ``std``, ``ci_low``, ``ci_high`` (fractions), as from
-        :func:`genrekit.evaluation.metrics.summarize`.
+        :func:`genrekit.selection.metrics.summarize`.
 
     Returns
     -------

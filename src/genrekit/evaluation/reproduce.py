@@ -3,7 +3,7 @@
 :func:`reproduce` reads and checks the table, plans one run per (split, model),
 trains them (in parallel worker processes when ``jobs > 1``: one torch thread
 each, results identical to a sequential run because every run is seeded),
-aggregates the scores with :mod:`genrekit.evaluation.metrics` and writes the report with
+aggregates the scores with :mod:`genrekit.selection.metrics` and writes the report with
 :mod:`genrekit.evaluation.report`.
 """
 
@@ -23,8 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from genrekit import __version__
-from genrekit.errors import GenrekitError
-from genrekit.evaluation.metrics import (
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import LABEL_COLUMN
+from genrekit.datasets.table import source_groups
+from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
+from genrekit.models.registry import make_model as make_recipe
+from genrekit.selection.metrics import (
     SCALAR_METRICS,
     classification_table,
     confused_pairs,
@@ -36,7 +40,7 @@ from genrekit.evaluation.metrics import (
     score_run,
     summarize,
 )
-from genrekit.evaluation.protocols import (
+from genrekit.selection.protocols import (
     FILTERED,
     OPTIMISTIC,
     PAPER,
@@ -51,10 +55,6 @@ from genrekit.evaluation.protocols import (
     paper_splits,
     without_augmented,
 )
-from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
-from genrekit.models.registry import make_model as make_recipe
-from genrekit.schema import LABEL_COLUMN
-from genrekit.table import source_groups
 
 MODELS: tuple[str, ...] = PAPER_MODELS
 """The models of the paper's Table 1: the proposed CNN, then the baselines (always run)."""
@@ -565,12 +565,12 @@ def explain(
     -------
     dict
         ``{"cnn": ..., "shipped": ...}``, each as
-        :func:`genrekit.models.importance.permutation_importance` returns it,
+        :func:`genrekit.training.importance.permutation_importance` returns it,
         plus the recipe ``name``.
     """
-    from genrekit.library.predict import PRETRAINED_DIR
-    from genrekit.models.importance import permutation_importance, saved_recipe
     from genrekit.models.io import load_model_dir
+    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.training.importance import permutation_importance, saved_recipe
 
     result = {}
     for key, directory in (("cnn", "cnn"), ("shipped", PRETRAINED_DIR)):
@@ -601,9 +601,9 @@ def load_data(data: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.
     ------
     TableError
         If the table is missing, invalid, or has unlabelled rows (see
-        :func:`genrekit.table.read_table`).
+        :func:`genrekit.datasets.table.read_table`).
     """
-    from genrekit.table import feature_matrix, file_sha256, read_table
+    from genrekit.datasets.table import feature_matrix, file_sha256, read_table
 
     path = Path(data)
     frame = read_table(path)

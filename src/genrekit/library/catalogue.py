@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.errors import GenrekitError
-from genrekit.schema import FEATURE_NAMES
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import FEATURE_NAMES
 
 SCHEMA_VERSION: int = 1
 """Version of the catalogue's tables; a catalogue of another version is refused, never altered."""

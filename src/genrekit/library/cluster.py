@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 from genrekit.library.catalogue import Analysis
 from genrekit.library.scan import Lost, Runner, TimedOut, Todo, analyse_batch, killed_repeatedly
 

@@ -34,9 +34,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold
 
-from genrekit.errors import GenrekitError
-from genrekit.evaluation.metrics import summarize, wilson_interval
+from genrekit.core.errors import GenrekitError
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
+from genrekit.selection.metrics import summarize, wilson_interval
 
 DEFAULT_MODELS: tuple[str, ...] = ("logreg", "gbm")
 """Registry recipes :func:`compare_options` measures by default: a linear model, which needs few
@@ -616,7 +616,7 @@ class LearnedModel:
         return scaled_probabilities(log_proba, self.temperature)
 
     def calibration(self) -> dict:
-        """Return the ``calibration`` metadata :class:`genrekit.library.predict.GenreModel` reads."""
+        """Return the ``calibration`` metadata :class:`genrekit.prediction.model.GenreModel` reads."""
         return {
             "temperature": self.temperature,
             "novelty": self.novelty.to_dict(),

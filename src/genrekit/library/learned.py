@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.atomic import atomic_write_text
-from genrekit.errors import GenrekitError
+from genrekit.core.atomic import atomic_write_text
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.evaluation.report import jsonable
 from genrekit.library.catalogue import WINDOW, Catalogue
 from genrekit.library.learn import (
@@ -61,7 +62,6 @@ from genrekit.library.taxonomy import (
     taxonomy_from_dict,
 )
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
-from genrekit.schema import FEATURE_NAMES
 
 FORMAT = "genrekit-learned"
 VERSION = 1
@@ -216,7 +216,7 @@ def load_learned(db: str | os.PathLike[str]) -> Learned:
     LearnedStateError
         If there is none, or its state file does not match its model.
     """
-    from genrekit.library.predict import load_model
+    from genrekit.prediction.model import load_model
 
     folder = learned_dir(db)
     path = folder / STATE_FILE
@@ -246,7 +246,7 @@ def extra_rows(path: str | os.PathLike[str], taxonomy: Taxonomy, classes: Iterab
     GenrekitError
         If the table breaks a rule, or none of its labels is a class of the library.
     """
-    from genrekit.table import read_table
+    from genrekit.datasets.table import read_table
 
     frame = read_table(path, labels="any")
     mapped = np.asarray([taxonomy.class_of(label) or "" for label in frame.label], dtype=object)

@@ -24,9 +24,9 @@ import pandas as pd
 
 from genrekit.audio.decode import genre_from_path
 from genrekit.audio.window import segment_name
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE
 from genrekit.library.catalogue import SEGMENT, WINDOW, Catalogue
-from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE
 
 
 def stats(catalogue: Catalogue) -> dict:
@@ -193,7 +193,7 @@ def table(
     name (``blues.00000.wav``, whose features equal its ``extract`` row);
     window or segment ``i`` of a longer file is named like a segment,
     ``song.<i>.mp3``. Files that share a name are named by their path below the
-    common folder, as by :func:`genrekit.library.extract.extract`. The label is
+    common folder, as by :func:`genrekit.extraction.extract.extract`. The label is
     the genre folder holding the file (see :func:`genrekit.audio.decode.genre_from_path`).
 
     Parameters
@@ -210,7 +210,7 @@ def table(
     pandas.DataFrame
         Columns ``TABLE_COLUMNS``, files ordered by path.
     """
-    from genrekit.library.extract import rows_frame, unique_names
+    from genrekit.extraction.extract import rows_frame, unique_names
 
     stored = list(catalogue.stored(SEGMENT if segments else WINDOW))
     names = unique_names([Path(f.path) for f in stored])

@@ -32,7 +32,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS
-from genrekit.errors import AudioError, GenrekitError
+from genrekit.core.errors import AudioError, GenrekitError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem

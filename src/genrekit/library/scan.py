@@ -15,7 +15,7 @@ size of the library):
   there is marked ``gone``.
 
 Analysing a file (:func:`analyse_file`, on a worker) decodes it once and
-computes the features of its 30-s windows (:func:`genrekit.library.predict.file_windows`)
+computes the features of its 30-s windows (:func:`genrekit.prediction.model.file_windows`)
 and, when asked, of its segments. The client, the only writer of the
 catalogue, classifies the windows with the current model and stores each file
 in its own transaction. Files whose stored prediction comes from another
@@ -47,11 +47,11 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS
-from genrekit.errors import AudioError, GenrekitError
+from genrekit.core.errors import AudioError, GenrekitError
+from genrekit.core.parallel import _init_worker, cpu_count
 from genrekit.library import remote
 from genrekit.library.catalogue import PAGE, Analysis, Catalogue, Entry, Prediction, model_id
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
-from genrekit.parallel import _init_worker, cpu_count
 
 DEFAULT_TIMEOUT: float = 600.0
 """Seconds one file may take on a worker (``scan --timeout``) before it is stopped and reported failed."""
@@ -163,8 +163,8 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
 
 def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
     """Analyse a local file (see :func:`analyse_file`)."""
-    from genrekit.library.extract import extract_file
-    from genrekit.library.predict import file_windows
+    from genrekit.extraction.extract import extract_file
+    from genrekit.prediction.model import file_windows
 
     try:
         stat = os.stat(path)
@@ -177,7 +177,7 @@ def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
         message = str(exc) if isinstance(exc, GenrekitError) else f"{path}: unexpected {exc!r}"
         return Analysis(path, stat.st_size, stat.st_mtime_ns, error=message)
     if segments is not None:
-        from genrekit.schema import FEATURE_NAMES
+        from genrekit.core.schema import FEATURE_NAMES
 
         ends = segments["length"].cumsum().to_numpy()
         segment_bounds = list(zip(ends - segments["length"].to_numpy(), ends, strict=True))
@@ -785,7 +785,7 @@ def reclassify(catalogue: Catalogue, model, min_confidence: float = DEFAULT_MIN_
     int
         How many files were re-classified.
     """
-    from genrekit.library.predict import FileWindows
+    from genrekit.prediction.model import FileWindows
 
     current, total, cut = model_id(model.metadata), 0, min_confidence
     last = 0
@@ -803,7 +803,7 @@ def _predictions(
     model, current: str, analyses: Sequence[Analysis], min_confidence: float
 ) -> dict[str, Prediction]:
     """Classify the windows of each successful analysis; path -> prediction."""
-    from genrekit.library.predict import FileWindows
+    from genrekit.prediction.model import FileWindows
 
     return {
         item.path: _predict(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 
 TAG_NAMES: dict[str, str] = {
     "blues": "Blues",

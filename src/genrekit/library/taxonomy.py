@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 
 DEFAULT_MIN_FILES: int = 5
 """Fewest tagged files a class needs to be learned (fewer: reported and left out)."""

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from genrekit.core.schema import FEATURE_NAMES, GENRES
 from genrekit.models.neural import NeuralClassifier, pad_steps_tensor
 from genrekit.models.portable import (
     CONV1_FILTERS,
@@ -45,7 +46,6 @@ from genrekit.models.portable import (
     softmax,
     weight_shapes,
 )
-from genrekit.schema import FEATURE_NAMES, GENRES
 
 __all__ = [
     "CONV1_FILTERS",

@@ -11,7 +11,7 @@ and ``RandomForestClassifier``; LightGBM's ``LGBMClassifier`` (numerical splits)
 logistic regression on top, no passthrough); the paper's
 :class:`~genrekit.models.cnn.CNNClassifier` and the networks of
 :mod:`genrekit.models.sequence`. Anything else raises
-:class:`~genrekit.errors.ModelError` naming the estimator.
+:class:`~genrekit.core.errors.ModelError` naming the estimator.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from genrekit.errors import ModelError
+from genrekit.core.errors import ModelError
 
 
 class _Exporter:

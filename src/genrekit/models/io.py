@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 
 from genrekit import __version__
-from genrekit.errors import ModelError
+from genrekit.core.errors import ModelError
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.models.portable import PortableClassifier, array_names
-from genrekit.schema import FEATURE_NAMES
 
 FORMAT_VERSION: int = 1
 """Version of the layout of a saved paper CNN."""

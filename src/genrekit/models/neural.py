@@ -25,8 +25,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.models.portable import MIN_STEPS, softmax
-from genrekit.schema import FEATURE_NAMES
 
 
 def _feature_frame(X: Any) -> Any:

@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 
-from genrekit.schema import FEATURE_NAMES, GENRES
+from genrekit.core.schema import FEATURE_NAMES, GENRES
 
 PROBA_FLOOR: float = 1e-9
 """Smallest probability kept before taking logs (so that logits stay finite)."""

@@ -9,8 +9,8 @@ is *tuned*: a :class:`~sklearn.model_selection.GridSearchCV` with a stratified
 picks the hyperparameters, then refits on all of them. Inside an outer
 protocol (``cv10``, ``filtered``, ...) that search therefore sees the outer
 training rows only: nested tuning. The inner folds (and stacking's) are
-:class:`~genrekit.evaluation.protocols.SourceKFold`: fitted inside
-:func:`~genrekit.evaluation.protocols.rows_from_sources`, they keep the rows of one
+:class:`~genrekit.selection.protocols.SourceKFold`: fitted inside
+:func:`~genrekit.selection.protocols.rows_from_sources`, they keep the rows of one
 source clip (segments, augmented copies) in one fold.
 
 ==============  =====================================================================================
@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 
 INNER_FOLDS: int = 3
 """Folds of the inner cross-validation that tunes a recipe's hyperparameters."""
@@ -272,7 +272,7 @@ def _ensemble(
     from sklearn.ensemble import StackingClassifier, VotingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from genrekit.evaluation.protocols import SourceKFold
+    from genrekit.selection.protocols import SourceKFold
 
     bad = [m for m in members if m in ("ensemble", "stacking") or recipe(m).uses_validation]
     if bad or not members:
@@ -330,7 +330,7 @@ def make_model(
         return estimator
     from sklearn.model_selection import GridSearchCV
 
-    from genrekit.evaluation.protocols import SourceKFold
+    from genrekit.selection.protocols import SourceKFold
 
     return GridSearchCV(
         estimator,

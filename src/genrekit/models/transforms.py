@@ -13,8 +13,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from genrekit.core.schema import FEATURE_NAMES
 from genrekit.models.portable import signed_log1p
-from genrekit.schema import FEATURE_NAMES
 
 
 def variance_columns(n_features: int, names: Any = None) -> np.ndarray:

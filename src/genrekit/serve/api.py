@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 from genrekit.serve import work
 from genrekit.serve.limits import Upload, admitted, received_upload, require_token
 from genrekit.serve.pool import WorkerDiedError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 from genrekit.library import query
 from genrekit.library.catalogue import Catalogue
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE

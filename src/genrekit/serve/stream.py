@@ -33,7 +33,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from genrekit.audio.window import WINDOW_SECONDS
-from genrekit.errors import GenrekitError
+from genrekit.core.errors import GenrekitError
 from genrekit.serve import work
 from genrekit.serve.limits import token_matches
 from genrekit.serve.pool import WorkerDiedError

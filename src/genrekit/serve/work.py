@@ -2,7 +2,7 @@
 
 Each worker process loads the model once (:func:`init_worker`) and then runs
 :func:`predict_task`, :func:`features_task` or :func:`live_task` on a temporary file
-that the event loop wrote. Errors are raised as :class:`~genrekit.errors.GenrekitError`
+that the event loop wrote. Errors are raised as :class:`~genrekit.core.errors.GenrekitError`
 subclasses whose message names the upload (never the temporary path), so the
 service can turn them into 4xx answers.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from genrekit.errors import GenrekitError
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.core.errors import GenrekitError
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 
 _MODEL = None
 """The model of this worker process (set by :func:`init_worker`)."""

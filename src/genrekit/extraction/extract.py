@@ -1,7 +1,7 @@
 """Many audio files to one GTZAN feature table.
 
 Each file gives one row (or one row per segment with `segment_seconds`) with
-the 60 :data:`~genrekit.schema.TABLE_COLUMNS`:
+the 60 :data:`~genrekit.core.schema.TABLE_COLUMNS`:
 
 ``filename``
     The file's own name, e.g. ``blues.00000.flac``. genrekit keeps the real
@@ -27,7 +27,7 @@ Each finished file's rows are committed at once, in their own transaction, to
 :class:`genrekit.library.catalogue.ExtractCheckpoint`), so a checkpoint costs
 the same whatever the size of the table, and a run killed at any moment
 (``kill -9`` included) loses at most the files in flight. The table itself is
-the final export: written atomically (:func:`genrekit.table.write_table`) at
+the final export: written atomically (:func:`genrekit.datasets.table.write_table`) at
 the end, also when the run is interrupted by an exception or Ctrl-C.
 ``resume=True`` takes the rows of every source recorded in the progress file
 (with the same settings) and extracts the other files; the source's absolute
@@ -56,11 +56,11 @@ import pandas as pd
 from genrekit.audio.augment import augmented_name, parse_augmentations, variants
 from genrekit.audio.decode import audio_files, genre_from_path, load_audio
 from genrekit.audio.window import segment_length, segment_name, segments
-from genrekit.errors import AudioError, GenrekitError, TableError
+from genrekit.core.errors import AudioError, GenrekitError, TableError
+from genrekit.core.parallel import map_tasks
+from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
+from genrekit.datasets.table import table_format, write_table
 from genrekit.library.catalogue import ExtractCheckpoint
-from genrekit.parallel import map_tasks
-from genrekit.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
-from genrekit.table import table_format, write_table
 
 ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
 """Feature engines: name -> function of :mod:`genrekit.audio.features` that computes the 57 features."""

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from genrekit.evaluation.metrics import file_accuracy, summarize
-from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
+from genrekit.core.parallel import map_tasks
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.models.registry import ENSEMBLE_MEMBERS, chosen_params, describe, make_model
-from genrekit.parallel import map_tasks
+from genrekit.selection.metrics import file_accuracy, summarize
+from genrekit.selection.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 
 CONFIDENCE_STEPS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Thresholds at which the recipe's out-of-fold confidence is tabulated."""
@@ -121,10 +121,10 @@ def fit_final(
         Processes that fit the fold models and the final model side by side
         (1: one after the other in this process); the results do not depend on it.
     groups : sequence of str, optional
-        Source clip of each row (:func:`genrekit.table.source_groups`): the folds, and every
+        Source clip of each row (:func:`genrekit.datasets.table.source_groups`): the folds, and every
         inner cross-validation, keep a clip's rows (segments, augmented copies) together.
     filenames : sequence of str, optional
-        The table's ``filename`` column: its augmented rows (:func:`genrekit.table.is_augmented`)
+        The table's ``filename`` column: its augmented rows (:func:`genrekit.datasets.table.is_augmented`)
         only train; the out-of-fold scores, calibration and confidence table leave them out.
 
     Returns
@@ -248,7 +248,7 @@ def calibration(logits: np.ndarray, codes: np.ndarray, X_train: np.ndarray, dist
     Returns
     -------
     dict
-        ``temperature`` and ``novelty`` (see :class:`genrekit.library.predict.GenreModel`).
+        ``temperature`` and ``novelty`` (see :class:`genrekit.prediction.model.GenreModel`).
     """
     temperature = fit_temperature(logits, codes)
     before, after = scaled_probabilities(logits, 1.0), scaled_probabilities(logits, temperature)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genrekit.errors import DataError
+from genrekit.core.errors import DataError
 
 CACHE_ENV = "GENREKIT_DATA_DIR"
 """Environment variable naming the cache folder (default: the platform's user cache folder)."""
@@ -33,7 +33,7 @@ CACHE_ENV = "GENREKIT_DATA_DIR"
 MIRRORS_ENV = "GENREKIT_DATA_MIRRORS"
 """Environment variable with URLs (separated by spaces) that replace the built-in mirrors."""
 
-FILTERED_SPLIT_DIR: Path = Path(__file__).parent / "evaluation" / "split_filtered"
+FILTERED_SPLIT_DIR: Path = Path(__file__).parent / "split_filtered"
 """The fault-filtered artist-conscious GTZAN split (Kereliuk, Sturm & Larsen 2015), ids only.
 
 ``train.txt``, ``valid.txt``, ``test.txt`` (443 / 197 / 290 ids); ``SOURCE.md`` gives the source
@@ -118,7 +118,7 @@ def cached_path(remote: RemoteFile = GTZAN_TABLE, directory: str | os.PathLike[s
 
 def is_cached(remote: RemoteFile = GTZAN_TABLE, directory: str | os.PathLike[str] | None = None) -> bool:
     """Whether the cache holds `remote` with the right SHA-256."""
-    from genrekit.table import file_sha256
+    from genrekit.datasets.table import file_sha256
 
     path = cached_path(remote, directory)
     return path.is_file() and file_sha256(path) == remote.sha256
@@ -246,7 +246,7 @@ def cache_listing(directory: str | os.PathLike[str] | None = None) -> list[dict]
         ``name``, ``path``, ``status`` (``"verified"``, ``"modified"`` or ``"missing"``),
         ``size`` (bytes on disk or None), ``sha256`` (expected) and ``description``.
     """
-    from genrekit.table import file_sha256
+    from genrekit.datasets.table import file_sha256
 
     rows = []
     for remote in REMOTE_FILES.values():

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.errors import AudioError, GenrekitError, ModelError
+from genrekit.core.errors import AudioError, GenrekitError, ModelError
+from genrekit.core.parallel import map_tasks, one_blas_thread
+from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
-from genrekit.parallel import map_tasks, one_blas_thread
-from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
 
 PRETRAINED_DIR: Path = Path(__file__).parent.parent / "models" / "pretrained"
 """The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
@@ -173,7 +173,7 @@ class GenreModel:
     columns), an array of shape (n, 57), or audio file paths.
 
     Probabilities are temperature-scaled and files are checked for novelty when
-    the model's metadata holds a ``calibration`` section (see :mod:`genrekit.models.recipe`).
+    the model's metadata holds a ``calibration`` section (see :mod:`genrekit.training.recipe`).
 
     Parameters
     ----------
@@ -299,7 +299,7 @@ class GenreModel:
         """Predict the genre of one audio file, with per-window detail.
 
         Like the command line, it computes with one BLAS thread (see
-        :func:`genrekit.parallel.one_blas_thread`): faster on these small matrix products.
+        :func:`genrekit.core.parallel.one_blas_thread`): faster on these small matrix products.
 
         Raises
         ------

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from genrekit.evaluation.metrics import summarize
-from genrekit.evaluation.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
-from genrekit.schema import FEATURE_NAMES
+from genrekit.core.schema import FEATURE_NAMES
+from genrekit.selection.metrics import summarize
+from genrekit.selection.protocols import Groups, cv_fit_splits, cv_name, rows_from_sources
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "chroma": ("chroma_stft",),
@@ -96,7 +96,7 @@ def permutation_importance(
         Source clip of each row: folds and inner cross-validations keep a clip's rows together.
     filenames : sequence of str, optional
         The table's ``filename`` column: augmented rows only train, never score
-        (:func:`genrekit.evaluation.protocols.without_augmented`).
+        (:func:`genrekit.selection.protocols.without_augmented`).
 
     Returns
     -------
@@ -153,7 +153,7 @@ def saved_recipe(metadata: dict) -> tuple[str, Callable[[int], object]]:
     ModelError
         If the metadata names no recipe.
     """
-    from genrekit.errors import ModelError
+    from genrekit.core.errors import ModelError
     from genrekit.models.registry import ENSEMBLE_MEMBERS, make_model
 
     if metadata["kind"] == "paper-cnn":

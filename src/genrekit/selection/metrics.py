@@ -106,7 +106,7 @@ def file_accuracy(
     """Accuracy per source file: each file's prediction is the argmax of the mean of its rows' probabilities.
 
     For a table of segments (or of augmented copies), the rows of one source clip
-    (:func:`genrekit.table.source_clip`) are averaged as ``genrekit predict`` averages a
+    (:func:`genrekit.datasets.table.source_clip`) are averaged as ``genrekit predict`` averages a
     file's windows; the file is right when that prediction is its label.
 
     Parameters

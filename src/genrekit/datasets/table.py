@@ -3,7 +3,7 @@
 Reading rules (:func:`read_table`)
 ----------------------------------
 * The format follows the extension: ``.csv`` or ``.parquet``.
-* All 60 :data:`~genrekit.schema.TABLE_COLUMNS` must be present. Their order may
+* All 60 :data:`~genrekit.core.schema.TABLE_COLUMNS` must be present. Their order may
   differ: the result is reordered to ``TABLE_COLUMNS``. Extra columns (an index
   column written by a spreadsheet, notes, ...) are **ignored** and dropped, so a
   misspelt column shows up as the missing column it should have been.
@@ -13,7 +13,7 @@ Reading rules (:func:`read_table`)
 * Labels, chosen by the `labels` argument:
 
   ``"gtzan"``
-      Every label must be one of the ten :data:`~genrekit.schema.GENRES`.
+      Every label must be one of the ten :data:`~genrekit.core.schema.GENRES`.
   ``None`` or ``"any"``
       The labels in the table, whatever they are, as long as there are at least
       two of them, except that a label which is a near miss of a GTZAN genre
@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrekit.atomic import atomic_write, atomic_write_bytes
-from genrekit.errors import TableError
-from genrekit.schema import FEATURE_NAMES, GENRES, ID_COLUMNS, LABEL_COLUMN, TABLE_COLUMNS
+from genrekit.core.atomic import atomic_write, atomic_write_bytes
+from genrekit.core.errors import TableError
+from genrekit.core.schema import FEATURE_NAMES, GENRES, ID_COLUMNS, LABEL_COLUMN, TABLE_COLUMNS
 
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 """File extensions a feature table may have; the extension picks the format."""
@@ -124,7 +124,7 @@ def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
     Parameters
     ----------
     frame : pandas.DataFrame
-        A table holding (at least) the :data:`~genrekit.schema.FEATURE_NAMES` columns.
+        A table holding (at least) the :data:`~genrekit.core.schema.FEATURE_NAMES` columns.
 
     Returns
     -------
@@ -425,7 +425,7 @@ def is_augmented(filename: str) -> bool:
 
     Augmented rows only ever train: the evaluation protocols and ``train``'s validation
     split leave them out of every validation and test part
-    (:func:`genrekit.evaluation.protocols.without_augmented`).
+    (:func:`genrekit.selection.protocols.without_augmented`).
 
     Parameters
     ----------

@@ -26,7 +26,7 @@ on the training rows only); they do not use the validation rows.
 
 Source clips
     Every protocol splits *source clips*, not rows: the rows derived from one clip
-    (its 3-second segments, its augmented copies; see :func:`genrekit.table.source_clip`)
+    (its 3-second segments, its augmented copies; see :func:`genrekit.datasets.table.source_clip`)
     always land on the same side of every split, and the inner cross-validation of a
     tuned model (:class:`SourceKFold`) keeps them together too. The draws are made over
     the clips, in the order they first appear in the table, stratified by their labels;
@@ -57,8 +57,8 @@ from sklearn.model_selection import (
 )
 from sklearn.utils.multiclass import type_of_target
 
-from genrekit.errors import GenrekitError, TableError
-from genrekit.table import is_augmented, source_clip
+from genrekit.core.errors import GenrekitError, TableError
+from genrekit.datasets.table import is_augmented, source_clip
 
 PAPER = "paper"
 FILTERED = "filtered"
@@ -197,7 +197,7 @@ def check_stratifiable(
 
 
 Groups = Sequence[str] | np.ndarray | None
-"""The source clip of each row (:func:`genrekit.table.source_groups`); None: every row is its own."""
+"""The source clip of each row (:func:`genrekit.datasets.table.source_groups`); None: every row is its own."""
 
 
 def source_codes(groups: Groups, n_rows: int) -> np.ndarray:
@@ -611,7 +611,7 @@ def filtered_splits(
 
 
 def without_augmented(splits: Sequence[Split], filenames: Sequence[str]) -> list[Split]:
-    """Drop augmented rows (:func:`genrekit.table.is_augmented`) from the validation and test parts.
+    """Drop augmented rows (:func:`genrekit.datasets.table.is_augmented`) from the validation and test parts.
 
     Augmented rows (pitch-shifted, time-stretched, noise-mixed copies of a clip) are for training
     only: their clip's side of a split keeps them for training, but no score (test) and no early

@@ -1,0 +1,1 @@
+"""genrekit.selection."""
