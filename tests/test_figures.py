@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from genrekit.cli import main
+from genrekit.evaluation.document import Figure, to_html
 from genrekit.evaluation.figures import (
     curve_stats,
     figure_data,
@@ -20,7 +21,6 @@ from genrekit.evaluation.figures import (
     roc_points,
     spectrogram_png,
 )
-from genrekit.evaluation.report import Figure, to_html
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

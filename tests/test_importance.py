@@ -55,7 +55,8 @@ def test_model_explain_cli(gtzan_table, tmp_path, capsys):
 
 
 def test_report_section_renders_importance():
-    from genrekit.evaluation.report import Table, importance_blocks, to_markdown
+    from genrekit.evaluation.document import Table, to_markdown
+    from genrekit.evaluation.report import importance_blocks
 
     X, y = _planted(n=120)
     result = permutation_importance(lambda seed: make_model("logreg", seed, tune=False), X, y, n_folds=2)

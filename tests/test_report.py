@@ -5,19 +5,9 @@ import math
 
 import numpy as np
 
-from genrekit.evaluation.report import (
-    Figure,
-    Heading,
-    Paragraph,
-    Table,
-    figure_confusion,
-    figure_curves,
-    format_percent,
-    format_summary,
-    jsonable,
-    to_html,
-    to_markdown,
-)
+from genrekit.core.jsonable import jsonable
+from genrekit.evaluation.document import Figure, Heading, Paragraph, Table, to_html, to_markdown
+from genrekit.evaluation.report import figure_confusion, figure_curves, format_percent, format_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -22,7 +22,8 @@ from genrekit.datasets.table import (
     source_clip,
     source_groups,
 )
-from genrekit.evaluation.report import per_file_blocks, to_markdown
+from genrekit.evaluation.document import to_markdown
+from genrekit.evaluation.report import per_file_blocks
 from genrekit.evaluation.reproduce import Settings, Task, plan, run_task
 from genrekit.models.registry import make_model
 from genrekit.selection import protocols

@@ -11,7 +11,7 @@ the 57 GTZAN features), :mod:`~genrekit.extraction.extract` (many files to a fea
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from genrekit.core.version import __version__
 
 __all__ = ["GenreModel", "__version__", "load_model"]
 

@@ -19,9 +19,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from genrekit import __version__
 from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error, torch_missing
 from genrekit.core.errors import GenrekitError
+from genrekit.core.version import __version__
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
 _COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "scan", "library", "model", "serve")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 
@@ -160,7 +159,7 @@ class _Writer:
         confident = prediction.is_confident(self.args.min_confidence)
         genre = prediction.genre if confident else "uncertain"
         if self.csv is not None:
-            record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
+            record = _record(prediction, self.args, tag_note)
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
             self.csv.writerow(
@@ -176,62 +175,13 @@ class _Writer:
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
             print(line.rstrip())
         else:
-            record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
+            record = _record(prediction, self.args, tag_note)
             self.records.append(record)
 
     def close(self) -> None:
         """Finish the output (prints the JSON document)."""
         if self.args.format == "json":
             print_json({"classes": list(self.classes), "files": self.records})
-
-
-def prediction_record(prediction, min_confidence: float, top_k: int, tag_note: str = "") -> dict:
-    """One file's prediction as a JSON-ready dict, windows included.
-
-    The record of ``genrekit predict --format json`` (one item of its ``files``), also
-    returned by ``genrekit serve``.
-
-    Parameters
-    ----------
-    prediction : FilePrediction
-        The file's prediction.
-    min_confidence : float
-        Top probability below which the genre is ``"uncertain"``.
-    top_k : int
-        Genres listed in ``top_k``.
-    tag_note : str
-        What ``--write-tags`` did, if anything.
-
-    Returns
-    -------
-    dict
-        Plain JSON types only.
-    """
-    confident = prediction.is_confident(min_confidence)
-    genre = prediction.genre if confident else "uncertain"
-    return {
-        "file": str(prediction.path),
-        "genre": genre,
-        "best_guess": prediction.genre,
-        "probability": prediction.confidence,
-        "confident": confident,
-        "familiar": prediction.familiar,
-        "novelty": None if math.isnan(prediction.novelty) else prediction.novelty,
-        "duration": prediction.duration,
-        "top_k": [{"genre": g, "probability": p} for g, p in prediction.top(top_k)],
-        "probabilities": dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
-        "windows": [
-            {
-                "start": float(start),
-                "end": float(end),
-                "probabilities": dict(zip(prediction.classes, proba.tolist(), strict=True)),
-            }
-            for (start, end), proba in zip(
-                prediction.window_bounds, prediction.window_probabilities, strict=True
-            )
-        ],
-        **({"tags": tag_note} if tag_note else {}),
-    }
 
 
 CSV_FIELDS: tuple[str, ...] = (
@@ -246,6 +196,12 @@ CSV_FIELDS: tuple[str, ...] = (
     "tags",
 )
 """The CSV's columns before the per-genre probabilities: the JSON's per-file fields (not windows)."""
+
+
+def _record(prediction, args: argparse.Namespace, tag_note: str) -> dict:
+    """Return the file's record (``FilePrediction.to_record``) with what tagging did, if anything."""
+    record = prediction.to_record(args.min_confidence, args.top_k)
+    return {**record, "tags": tag_note} if tag_note else record
 
 
 def _name_width(files: list[Path]) -> int:

@@ -198,7 +198,7 @@ def evaluate_files(
         if isinstance(result, Exception):
             items.append(Item(str(path), label, expected, None, False, "error", str(result)))
             continue
-        verdict = result.genre if result.is_confident(threshold) else UNCERTAIN
+        verdict = result.verdict(threshold)
         items.append(Item(str(path), label, expected, result.probabilities, result.familiar, verdict))
     return score(items, classes, threshold) | {"source": "audio", "skipped_unlabelled": skipped}
 
@@ -367,7 +367,7 @@ def _percent(value: float | None) -> str:
 
 def evaluation_blocks(result: dict, title: str) -> list:
     """Build the evaluation report as blocks for :mod:`genrekit.evaluation.report`'s renderers."""
-    from genrekit.evaluation.report import Heading, Paragraph, Table
+    from genrekit.evaluation.document import Heading, Paragraph, Table
 
     counts, at = result["counts"], result["at_threshold"]
     blocks: list = [
@@ -436,7 +436,7 @@ def evaluation_blocks(result: dict, title: str) -> list:
 
 
 def _items_table(rows: list[dict], empty: str):
-    from genrekit.evaluation.report import Table
+    from genrekit.evaluation.document import Table
 
     body = [
         [
@@ -477,7 +477,8 @@ def write_evaluation(result: dict, out: str | os.PathLike[str], title: str) -> d
     import json
 
     from genrekit.core.atomic import atomic_write_text
-    from genrekit.evaluation.report import jsonable, to_html, to_markdown
+    from genrekit.core.jsonable import jsonable
+    from genrekit.evaluation.document import to_html, to_markdown
 
     out = Path(out)
     blocks = evaluation_blocks(result, title)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from genrekit.core.schema import GENRES, SAMPLE_RATE
+from genrekit.evaluation.document import Table
 
 CURVE_KEYS: tuple[str, ...] = ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
 """Per-epoch values of a CNN run's history that the learning curves show."""
@@ -190,14 +191,14 @@ def figure_data(results: list[dict], y: np.ndarray, classes: np.ndarray, model: 
 
 
 def _plt():
-    from genrekit.evaluation.report import _pyplot
+    from genrekit.evaluation.document import pyplot
 
-    return _pyplot()
+    return pyplot()
 
 
 def _png(fig, palette: bool = False) -> bytes:
     """Render `fig` as PNG; `palette`: as 256 colours (a third of the size for noisy images)."""
-    from genrekit.evaluation.report import _png as render
+    from genrekit.evaluation.document import png as render
 
     data = render(fig)
     if not palette:
@@ -464,7 +465,7 @@ def paper_figure_blocks(metrics: dict) -> list:
     list
         Report blocks (see :mod:`genrekit.evaluation.report`); empty without ``figure_data``.
     """
-    from genrekit.evaluation.report import Figure, Heading, Paragraph, _report_table
+    from genrekit.evaluation.document import Figure, Heading, Paragraph
 
     data = metrics.get("figure_data")
     if not data:
@@ -510,7 +511,7 @@ def paper_figure_blocks(metrics: dict) -> list:
         n_runs = data["protocols"][protocol]["n_runs"]
         blocks += [
             Paragraph(f"Protocol {protocol}: CNN, the pooled test predictions of its {n_runs} runs."),
-            _report_table(entry["pooled"]),
+            report_table(entry["pooled"]),
         ]
     blocks += [
         Heading("ROC curves", 3),
@@ -535,7 +536,7 @@ def paper_figure_blocks(metrics: dict) -> list:
 
 def spectrogram_blocks(clips: list[dict]) -> list:
     """Report blocks with one spectrogram figure per ``{"genre", "path"}`` clip (Figs. 9-12)."""
-    from genrekit.evaluation.report import Figure, Heading
+    from genrekit.evaluation.document import Figure, Heading
 
     if not clips:
         return []
@@ -551,3 +552,22 @@ def spectrogram_blocks(clips: list[dict]) -> list:
             )
         )
     return blocks
+
+
+def report_table(pooled: dict) -> Table:
+    """Per-genre precision / recall / F1 / support, plus ROC-AUC."""
+    rows = []
+    for name, row in pooled["classification_report"].items():
+        auc = pooled["roc_auc"].get(name, pooled["roc_auc"]["macro"] if name == "macro avg" else None)
+        rows.append(
+            [
+                name,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+                "" if auc is None else f"{auc:.3f}",
+            ]
+        )
+    classes = ["avg" if name.endswith("avg") else "" for name in pooled["classification_report"]]
+    return Table(["Genre", "Precision", "Recall", "F1", "Support", "ROC-AUC (OvR)"], rows, classes)

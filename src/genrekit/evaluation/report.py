@@ -9,18 +9,17 @@ twice, as Markdown and as HTML.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from genrekit.core.atomic import atomic_write_bytes, atomic_write_text
+from genrekit.core.jsonable import jsonable
+from genrekit.evaluation.document import Figure, Heading, Paragraph, Table, png, pyplot, to_html, to_markdown
+from genrekit.evaluation.figures import report_table
 
 METRIC_TITLES: dict[str, str] = {
     "accuracy": "Accuracy",
@@ -61,67 +60,12 @@ def format_summary(summary: dict) -> str:
     return f"{text} [{format_percent(summary['ci_low'])}, {format_percent(summary['ci_high'])}]"
 
 
-@dataclass
-class Table:
-    """A table block: a header row, body rows of strings, and CSS classes per row."""
-
-    header: list[str]
-    rows: list[list[str]]
-    row_classes: list[str] = field(default_factory=list)
-    caption: str = ""
-
-
-@dataclass
-class Figure:
-    """A figure block: PNG bytes saved as ``figures/<name>.png``."""
-
-    name: str
-    png: bytes
-    caption: str
-
-
-@dataclass
-class Heading:
-    """A section heading (level 2 or 3)."""
-
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Paragraph:
-    """A paragraph of plain text; ``warning`` ones are highlighted."""
-
-    text: str
-    warning: bool = False
-
-
 # ----------------------------------------------------------------------------------------------- figures
-
-
-def _png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
-    return plt
 
 
 def figure_headline(metrics: dict) -> bytes:
     """Bar chart of mean test accuracy with 95% t-intervals per protocol and model, paper values marked."""
-    plt = _pyplot()
+    plt = pyplot()
     protocols = [item["name"] for item in metrics["protocols"]]
     models = list(MODEL_TITLES)
     colors = ["#4c72b0", "#55a868", "#8172b2", "#c44e52"]
@@ -168,7 +112,7 @@ def figure_headline(metrics: dict) -> bytes:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=5, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     ax.set_title("Test accuracy: mean and 95% t-interval over repeats/folds")
-    return _png(fig)
+    return png(fig)
 
 
 def figure_calibration(calibration: dict, confidence: list[dict]) -> bytes:
@@ -182,7 +126,7 @@ def figure_calibration(calibration: dict, confidence: list[dict]) -> bytes:
     confidence : list of dict
         The out-of-fold confidence table (``threshold``, ``coverage``, ``accuracy``).
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4))
     for key, label in (("before", "logits as they are"), ("after", f"T = {calibration['temperature']:.2f}")):
         bins = [b for b in calibration[f"reliability_{key}"] if b["count"]]
@@ -205,12 +149,12 @@ def figure_calibration(calibration: dict, confidence: list[dict]) -> bytes:
     right.set_ylabel("accuracy of those (%)")
     right.set_title("Accuracy vs coverage (labels: threshold)")
     right.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def figure_curves(curves: dict) -> bytes:
     """Train vs validation accuracy and loss of one CNN run, best (restored) epoch marked."""
-    plt = _pyplot()
+    plt = pyplot()
     history = curves["history"]
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
@@ -223,12 +167,12 @@ def figure_curves(curves: dict) -> bytes:
         ax.set_title(title + (" (%)" if key == "accuracy" else ""))
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
-    return _png(fig)
+    return png(fig)
 
 
 def figure_confusion(pooled: dict) -> bytes:
     """Confusion-matrix heatmap with genre names: counts, colour = share of the true genre's row."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = pooled["labels"]
     counts = np.asarray(pooled["confusion"])
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -252,12 +196,12 @@ def figure_confusion(pooled: dict) -> bytes:
     ax.set_ylabel("true genre")
     ax.spines[:].set_visible(False)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true genre")
-    return _png(fig)
+    return png(fig)
 
 
 def figure_per_genre(pooled: dict) -> bytes:
     """Per-genre F1 and one-vs-rest ROC-AUC bars."""
-    plt = _pyplot()
+    plt = pyplot()
     labels = pooled["labels"]
     f1 = [pooled["classification_report"][name]["f1"] for name in labels]
     auc = [pooled["roc_auc"][name] for name in labels]
@@ -269,7 +213,7 @@ def figure_per_genre(pooled: dict) -> bytes:
     ax.set_ylim(0, 1.05)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(frameon=False, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    return _png(fig)
+    return png(fig)
 
 
 # ------------------------------------------------------------------------------------------------ blocks
@@ -533,25 +477,6 @@ def findings(metrics: dict) -> list[str]:
     return sentences
 
 
-def _report_table(pooled: dict) -> Table:
-    """Per-genre precision / recall / F1 / support, plus ROC-AUC."""
-    rows = []
-    for name, row in pooled["classification_report"].items():
-        auc = pooled["roc_auc"].get(name, pooled["roc_auc"]["macro"] if name == "macro avg" else None)
-        rows.append(
-            [
-                name,
-                f"{row['precision']:.3f}",
-                f"{row['recall']:.3f}",
-                f"{row['f1']:.3f}",
-                str(row["support"]),
-                "" if auc is None else f"{auc:.3f}",
-            ]
-        )
-    classes = ["avg" if name.endswith("avg") else "" for name in pooled["classification_report"]]
-    return Table(["Genre", "Precision", "Recall", "F1", "Support", "ROC-AUC (OvR)"], rows, classes)
-
-
 def _pairs_table(detail: dict) -> Table:
     rows = [
         [f"{a} ↔ {b}", str(pair["a_as_b"]), str(pair["b_as_a"]), str(pair["total"])]
@@ -717,7 +642,7 @@ def build_blocks(metrics: dict) -> list:
             f"Protocol {detail['protocol']}, the same pooled out-of-fold predictions; ROC-AUC is "
             "one-vs-rest from the predicted probabilities."
         ),
-        _report_table(detail),
+        report_table(detail),
         Figure("per_genre", figure_per_genre(detail), "Per-genre F1 and ROC-AUC (same predictions)."),
         Heading("Most confused genre pairs vs the paper's error analysis", 3),
         _pairs_table(detail),
@@ -745,108 +670,6 @@ def build_blocks(metrics: dict) -> list:
 
 
 # --------------------------------------------------------------------------------------------- renderers
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(blocks: list) -> str:
-    """Render `blocks` as Markdown; figures link to ``figures/<name>.png``."""
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Paragraph):
-            lines += [("> **Warning:** " if block.warning else "") + block.text, ""]
-        elif isinstance(block, Figure):
-            lines += [f"![{block.caption}](figures/{block.name}.png)", "", f"*{block.caption}*", ""]
-        elif isinstance(block, Table):
-            lines.append("| " + " | ".join(map(_md_cell, block.header)) + " |")
-            lines.append("|" + "|".join("---" for _ in block.header) + "|")
-            for row, css in zip(block.rows, block.row_classes or [""] * len(block.rows), strict=True):
-                cells = [
-                    f"**{_md_cell(cell)}**" if css == "optimistic" and cell else _md_cell(cell)
-                    for cell in row
-                ]
-                lines.append("| " + " | ".join(cells) + " |")
-            lines += (["", f"*{block.caption}*"] if block.caption else []) + [""]
-    return "\n".join(lines)
-
-
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;max-width:1080px;margin:2rem auto;
-padding:0 1.5rem;color:#1f2328;line-height:1.5;background:#fff}
-h1{font-size:1.6rem;border-bottom:2px solid #e5e7eb;padding-bottom:.4rem}
-h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #e5e7eb;padding-bottom:.25rem}
-h3{font-size:1.05rem;margin-top:1.6rem}
-table{border-collapse:collapse;margin:.8rem 0;font-size:.86rem;width:100%}
-th,td{padding:.35rem .6rem;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top}
-th{background:#f6f8fa;font-weight:600}
-tbody tr:nth-child(even){background:#fbfbfc}
-tr.paper td{color:#57606a;font-style:italic}
-tr.optimistic td{background:#fff4e5;color:#8a4b00;font-weight:600}
-tr.avg td{font-weight:600;border-top:1px solid #d0d7de}
-tr.wrong td{color:#b42318}
-caption{caption-side:bottom;text-align:left;color:#57606a;font-size:.8rem;padding-top:.3rem}
-figure{margin:1rem 0;text-align:center}
-figure img{max-width:100%;height:auto}
-figcaption{color:#57606a;font-size:.85rem}
-p.warning{background:#fff4e5;border-left:4px solid #f59e0b;padding:.5rem .8rem}
-"""
-
-
-def to_html(blocks: list) -> str:
-    """Render `blocks` as one self-contained HTML page (CSS inline, figures as base64 PNG)."""
-    title = next((block.text for block in blocks if isinstance(block, Heading)), "genrekit report")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-    ]
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            parts.append(f"<p{' class=warning' if block.warning else ''}>{html.escape(block.text)}</p>")
-        elif isinstance(block, Figure):
-            data = base64.b64encode(block.png).decode("ascii")
-            parts.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
-                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
-            )
-        elif isinstance(block, Table):
-            parts.append("<table>")
-            if block.caption:
-                parts.append(f"<caption>{html.escape(block.caption)}</caption>")
-            parts.append(
-                "<thead><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
-                + "</tr></thead><tbody>"
-            )
-            for row, css in zip(block.rows, block.row_classes or [""] * len(block.rows), strict=True):
-                attr = f' class="{css}"' if css else ""
-                parts.append(
-                    f"<tr{attr}>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                )
-            parts.append("</tbody></table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def jsonable(obj):
-    """Return `obj` with NumPy values and tuples made plain and NaN made None, for strict JSON."""
-    if isinstance(obj, dict):
-        return {str(key): jsonable(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(value) for value in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
 
 
 def write_report(metrics: dict, out: str | os.PathLike[str]) -> dict[str, Path]:

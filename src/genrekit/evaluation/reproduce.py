@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit import __version__
 from genrekit.core.errors import GenrekitError
 from genrekit.core.schema import LABEL_COLUMN
+from genrekit.core.version import __version__
 from genrekit.datasets.table import source_groups
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
@@ -649,8 +649,9 @@ def reproduce(
     dict
         The metrics written to ``metrics.json``.
     """
+    from genrekit.core.jsonable import jsonable
     from genrekit.evaluation.figures import figure_data, genre_clips
-    from genrekit.evaluation.report import jsonable, write_report
+    from genrekit.evaluation.report import write_report
 
     settings = settings or Settings()
     clips = [] if audio is None else genre_clips(audio)  # checked before the long runs

@@ -35,8 +35,8 @@ import numpy as np
 
 from genrekit.core.atomic import atomic_write_text
 from genrekit.core.errors import GenrekitError
+from genrekit.core.jsonable import jsonable
 from genrekit.core.schema import FEATURE_NAMES
-from genrekit.evaluation.report import jsonable
 from genrekit.library.catalogue import WINDOW, Catalogue
 from genrekit.library.learn import (
     DEFAULT_FOLDS,

@@ -826,7 +826,7 @@ def _prediction(file_prediction, current: str, min_confidence: float) -> Predict
     best = file_prediction.genre
     return Prediction(
         model_id=current,
-        genre=best if file_prediction.is_confident(min_confidence) else "uncertain",
+        genre=file_prediction.verdict(min_confidence),
         best_guess=best,
         confidence=file_prediction.confidence,
         novelty=file_prediction.novelty,

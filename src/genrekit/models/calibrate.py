@@ -54,7 +54,7 @@ def fit_temperature(logits: np.ndarray, codes: np.ndarray) -> float:
 
 def scaled_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Return ``softmax(logits / temperature)`` row by row."""
-    from genrekit.models.portable import softmax
+    from genrekit.models.portable_nets import softmax
 
     return softmax(np.asarray(logits, dtype=np.float64) / temperature)
 

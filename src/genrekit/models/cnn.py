@@ -34,7 +34,7 @@ import numpy as np
 
 from genrekit.core.schema import FEATURE_NAMES, GENRES
 from genrekit.models.neural import NeuralClassifier, pad_steps_tensor
-from genrekit.models.portable import (
+from genrekit.models.portable_nets import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     DENSE_UNITS,

@@ -50,9 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from genrekit import __version__
 from genrekit.core.errors import ModelError
 from genrekit.core.schema import FEATURE_NAMES
+from genrekit.core.version import __version__
 from genrekit.models.portable import PortableClassifier, array_names
 
 FORMAT_VERSION: int = 1
@@ -398,7 +398,7 @@ def _read_arrays(blob: bytes, path: Path) -> dict[str, np.ndarray]:
 
 def _cnn(document: dict, weights: dict, labels: list[str], path: Path, where: Path) -> SavedCNN:
     """Check a format-1 CNN's scaler and weights against its architecture and build it."""
-    from genrekit.models.portable import weight_shapes
+    from genrekit.models.portable_nets import weight_shapes
 
     mean, scale = _scaler(document, where)
     expected = weight_shapes(len(FEATURE_NAMES), len(labels))

@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from genrekit.core.schema import FEATURE_NAMES
-from genrekit.models.portable import MIN_STEPS, softmax
+from genrekit.models.portable_nets import MIN_STEPS, softmax
 
 
 def _feature_frame(X: Any) -> Any:

@@ -1,4 +1,7 @@
-"""NumPy forward passes of the CNN+GRU and attention networks (:mod:`genrekit.models.sequence`).
+"""NumPy forward passes of the paper's CNN and of the CNN+GRU and attention networks.
+
+The paper's CNN is :class:`genrekit.models.cnn.PaperCNN`; the other two are in
+:mod:`genrekit.models.sequence`.
 
 Each function reproduces a torch module in eval mode (dropout off) from its
 ``state_dict`` as NumPy arrays, in float64, importing NumPy only; it is what a
@@ -30,7 +33,150 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from genrekit.models.portable import conv_pool_stages, softmax
+from genrekit.core.schema import FEATURE_NAMES, GENRES
+
+CONV1_FILTERS: int = 32
+"""Filters of the first convolution."""
+
+CONV2_FILTERS: int = 64
+"""Filters of the second convolution."""
+
+KERNEL_SIZE: int = 3
+"""Kernel width of both convolutions (``padding="valid"``)."""
+
+POOL_SIZE: int = 2
+"""Max-pooling width and stride (odd lengths are floored, as in Keras)."""
+
+DENSE_UNITS: int = 128
+"""Units of the hidden dense layer."""
+
+DROPOUT: float = 0.5
+"""Dropout rate after the hidden dense layer (training only)."""
+
+
+def _conv_length(length: int) -> int:
+    """Length after a valid convolution of width :data:`KERNEL_SIZE`."""
+    return length - KERNEL_SIZE + 1
+
+
+def _pool_length(length: int) -> int:
+    """Length after floor max pooling of width :data:`POOL_SIZE`."""
+    return length // POOL_SIZE
+
+
+MIN_STEPS: int = 10
+"""Shortest input the two conv/pool stages accept; shorter inputs are zero-padded to it (:func:`pad_steps`).
+
+The 57 GTZAN features are never padded; padding only lets the networks fit a table
+of fewer columns (e.g. a feature subset), as scikit-learn expects of a classifier.
+"""
+
+
+def pad_steps(x: np.ndarray) -> np.ndarray:
+    """Zero-pad scaled inputs (n, l) at the end to :data:`MIN_STEPS` steps when l is shorter."""
+    missing = MIN_STEPS - x.shape[1]
+    return np.pad(x, ((0, 0), (0, missing))) if missing > 0 else x
+
+
+def flat_length(n_features: int = len(FEATURE_NAMES)) -> int:
+    """Return the width of the flatten layer for `n_features` input steps.
+
+    Parameters
+    ----------
+    n_features : int, default=57
+        Input sequence length (padded to :data:`MIN_STEPS` when shorter).
+
+    Returns
+    -------
+    int
+        ``CONV2_FILTERS`` times the length left after both conv/pool stages.
+    """
+    length = max(n_features, MIN_STEPS)
+    return CONV2_FILTERS * _pool_length(_conv_length(_pool_length(_conv_length(length))))
+
+
+def weight_shapes(n_features: int = len(FEATURE_NAMES), n_classes: int = len(GENRES)) -> dict[str, tuple]:
+    """Return the name and shape of every weight of :class:`PaperCNN`, in torch's layout.
+
+    Computed by arithmetic, without torch, so saved models can be checked on load.
+
+    Parameters
+    ----------
+    n_features : int, default=57
+        Input sequence length.
+    n_classes : int, default=10
+        Output units.
+
+    Returns
+    -------
+    dict of str to tuple of int
+        ``{"conv1.weight": (32, 1, 3), "conv1.bias": (32,), ...}``.
+    """
+    return {
+        "conv1.weight": (CONV1_FILTERS, 1, KERNEL_SIZE),
+        "conv1.bias": (CONV1_FILTERS,),
+        "conv2.weight": (CONV2_FILTERS, CONV1_FILTERS, KERNEL_SIZE),
+        "conv2.bias": (CONV2_FILTERS,),
+        "dense1.weight": (DENSE_UNITS, flat_length(n_features)),
+        "dense1.bias": (DENSE_UNITS,),
+        "dense2.weight": (n_classes, DENSE_UNITS),
+        "dense2.bias": (n_classes,),
+    }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Rectified linear unit."""
+    return np.maximum(x, 0.0)
+
+
+def _conv1d_valid(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Apply a valid 1-D cross-correlation like ``torch.nn.Conv1d``: (n, c, l) -> (n, o, l - k + 1)."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, weight.shape[2], axis=2)  # (n, c, l', k)
+    return np.einsum("nclk,ock->nol", windows, weight, optimize=True) + bias[None, :, None]
+
+
+def _max_pool(x: np.ndarray, size: int = POOL_SIZE) -> np.ndarray:
+    """Floor max pooling over the last axis: (n, c, l) -> (n, c, l // size)."""
+    n, c, length = x.shape
+    out = length // size
+    return x[:, :, : out * size].reshape(n, c, out, size).max(axis=3)
+
+
+def conv_pool_stages(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Run the paper's conv + ReLU + max-pool stages ``conv1``, ``conv2``: (n, l) -> (n, channels, l')."""
+    h = _max_pool(relu(_conv1d_valid(pad_steps(x)[:, None, :], w["conv1.weight"], w["conv1.bias"])))
+    return _max_pool(relu(_conv1d_valid(h, w["conv2.weight"], w["conv2.bias"])))
+
+
+def numpy_forward(weights: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Run the paper's CNN (:class:`genrekit.models.cnn.PaperCNN`) in eval mode in NumPy.
+
+    Parameters
+    ----------
+    weights : mapping of str to numpy.ndarray
+        The module's ``state_dict`` as arrays (names from
+        :func:`genrekit.models.cnn.weight_shapes`).
+    x : numpy.ndarray, shape (n_samples, n_features)
+        Scaled input features.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_classes)
+        Logits, float64.
+    """
+    w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
+    h = conv_pool_stages(w, x)
+    h = h.reshape(h.shape[0], -1)  # channel-major, as torch's Flatten
+    h = relu(h @ w["dense1.weight"].T + w["dense1.bias"])
+    return h @ w["dense2.weight"].T + w["dense2.bias"]
+
 
 LAYER_NORM_EPS: float = 1e-5
 """``torch.nn.LayerNorm``'s default epsilon, used by every layer norm of the attention network."""

@@ -51,13 +51,14 @@ from typing import Any
 import numpy as np
 
 from genrekit.models.neural import NeuralClassifier, pad_steps_tensor
-from genrekit.models.portable import (
+from genrekit.models.portable_nets import (
     CONV1_FILTERS,
     CONV2_FILTERS,
     KERNEL_SIZE,
     POOL_SIZE,
+    attention_forward,
+    cnn_gru_forward,
 )
-from genrekit.models.portable_nets import attention_forward, cnn_gru_forward
 
 GRU_UNITS: int = 64
 """Hidden units of the CNN+GRU's GRU."""

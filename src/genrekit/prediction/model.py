@@ -115,6 +115,52 @@ class FilePrediction:
         """
         return self.familiar and self.confidence >= min_confidence
 
+    def verdict(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
+        """Return what genrekit says of the file: its genre, or ``"uncertain"`` unless `is_confident`.
+
+        Every command and the HTTP API show this one verdict.
+        """
+        return self.genre if self.is_confident(min_confidence) else UNCERTAIN
+
+    def to_record(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, top_k: int = 2) -> dict:
+        """Return the prediction as a JSON-ready dict, windows included.
+
+        The record of ``genrekit predict --format json`` (one item of its ``files``), also
+        returned by ``genrekit serve``.
+
+        Parameters
+        ----------
+        min_confidence : float
+            Top probability below which the genre is ``"uncertain"``.
+        top_k : int
+            Genres listed in ``top_k``.
+
+        Returns
+        -------
+        dict
+            Plain JSON types only.
+        """
+        return {
+            "file": str(self.path),
+            "genre": self.verdict(min_confidence),
+            "best_guess": self.genre,
+            "probability": self.confidence,
+            "confident": self.is_confident(min_confidence),
+            "familiar": self.familiar,
+            "novelty": None if math.isnan(self.novelty) else self.novelty,
+            "duration": self.duration,
+            "top_k": [{"genre": g, "probability": p} for g, p in self.top(top_k)],
+            "probabilities": dict(zip(self.classes, self.probabilities.tolist(), strict=True)),
+            "windows": [
+                {
+                    "start": float(start),
+                    "end": float(end),
+                    "probabilities": dict(zip(self.classes, proba.tolist(), strict=True)),
+                }
+                for (start, end), proba in zip(self.window_bounds, self.window_probabilities, strict=True)
+            ],
+        }
+
 
 def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from genrekit import __version__
+from genrekit.core.version import __version__
 from genrekit.serve import api, stream
 from genrekit.serve.accesslog import AccessLog
 from genrekit.serve.config import ServeConfig

@@ -97,8 +97,6 @@ def predict_task(path: str, name: str, max_seconds: float, min_confidence: float
     TooLongError, AudioError
         With messages naming `name`.
     """
-    from genrekit.cli.predict import prediction_record
-
     path_ = Path(path)
     try:
         _check_header_duration(path_, name, max_seconds)
@@ -106,7 +104,7 @@ def predict_task(path: str, name: str, max_seconds: float, min_confidence: float
         _check_duration(prediction.duration, name, max_seconds)
     except GenrekitError as exc:
         raise _named(exc, path_, name) from None
-    return {**prediction_record(prediction, min_confidence, top_k), "file": name}
+    return {**prediction.to_record(min_confidence, top_k), "file": name}
 
 
 def features_task(path: str, name: str, max_seconds: float, segment_seconds: float | None) -> dict:
