@@ -148,7 +148,9 @@ def test_new_model_reclassifies_from_stored_features_without_decoding(library, t
     with Catalogue(db) as catalogue:
         scan(library, catalogue, model, run_local(1))
     other_dir = tmp_path / "other_model"
-    shutil.copytree(Path(genrekit.prediction.model.PRETRAINED_DIR), other_dir)
+    from genrekit.models.io import SHIPPED_MODELS
+
+    shutil.copytree(SHIPPED_MODELS["shipped"], other_dir)
     meta = json.loads((other_dir / "model.json").read_text())
     meta["calibration"]["temperature"] = 1.0  # another model: sharper probabilities
     (other_dir / "model.json").write_text(json.dumps(meta))

@@ -20,7 +20,7 @@ from genrekit.cli import main
 from genrekit.core.errors import ModelError
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.library.tags import TAG_NAMES, read_genre
-from genrekit.prediction.model import PRETRAINED_DIR
+from genrekit.models.io import SHIPPED_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_shipped_model_metadata_states_its_recipe(model, capsys) -> None:
 
 def test_model_round_trip_and_bad_model_dirs(tmp_path: Path, gtzan_flac_dir: Path, model, capsys) -> None:
     copy = tmp_path / "model"
-    shutil.copytree(PRETRAINED_DIR, copy)
+    shutil.copytree(SHIPPED_MODELS["shipped"], copy)
     again = genrekit.load_model(copy)
     path = gtzan_flac_dir / "jazz" / "jazz.00000.flac"
     np.testing.assert_array_equal(

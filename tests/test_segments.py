@@ -11,7 +11,6 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, tra
 
 from genrekit.audio.augment import augmented_name
 from genrekit.audio.window import segment_name
-from genrekit.cli.train import _validation_split
 from genrekit.core.errors import GenrekitError, TableError
 from genrekit.core.schema import FEATURE_NAMES
 from genrekit.datasets.table import (
@@ -40,6 +39,7 @@ from genrekit.selection.protocols import (
     without_augmented,
 )
 from genrekit.training import recipe as recipe_module
+from genrekit.training.train import validation_split
 
 SEGMENTS = 3
 SMALL_MEMBERS = ("logreg", "knn-tuned", "extratrees")
@@ -120,7 +120,7 @@ def test_every_protocol_keeps_a_clip_together(segment_table, split_dir):
 
 
 def test_trains_validation_split_keeps_a_clip_together(segment_table):
-    train, val = _validation_split(segment_table, 0.2, 0, "segments.csv")
+    train, val = validation_split(segment_table, 0.2, 0, "segments.csv")
     assert len(train) + len(val) == len(segment_table)
     _assert_apart(segment_table, train.index, val.index)
 
@@ -235,7 +235,7 @@ def test_whole_clip_splits_are_unchanged(whole):
         split = paper_splits(y, [seed], groups)[0]
         for got, want in zip((split.train, split.val, split.test), _reference_paper(y, seed), strict=True):
             np.testing.assert_array_equal(got, want)
-    train, val = _validation_split(whole, 0.1, 0, "features_30_sec.csv")
+    train, val = validation_split(whole, 0.1, 0, "features_30_sec.csv")
     ref_train, ref_val = train_test_split(whole, test_size=0.1, stratify=whole["label"], random_state=0)
     assert train.index.tolist() == ref_train.index.tolist() and val.index.tolist() == ref_val.index.tolist()
 
@@ -289,7 +289,7 @@ def test_augmented_rows_only_train(augmented_table, split_dir):
         assert not augmented[split.val].any() and not augmented[split.test].any()
         assert augmented[split.train].any()
         _assert_apart(augmented_table, split.train, split.test)
-    train, val = _validation_split(augmented_table, 0.2, 0, "augmented.csv")
+    train, val = validation_split(augmented_table, 0.2, 0, "augmented.csv")
     assert not any(is_augmented(name) for name in val["filename"])
     assert any(is_augmented(name) for name in train["filename"])
     _assert_apart(augmented_table, train.index, val.index)

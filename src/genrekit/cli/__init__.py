@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error, torch_missing
-from genrekit.core.errors import GenrekitError
+from genrekit.core.errors import GenrekitError, SettingsError
 from genrekit.core.version import __version__
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args))
+    except SettingsError as exc:
+        error(f"--{exc.setting.replace('_', '-')} {exc.problem}")
+        return EXIT_USAGE
     except GenrekitError as exc:
         error(str(exc))
         return EXIT_USAGE

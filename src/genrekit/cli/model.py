@@ -125,10 +125,9 @@ def _shape(shape: list) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a saved model's metadata (everything but the per-epoch history in table form)."""
-    from genrekit.models.io import load_model_dir
-    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
-    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    args.model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
     _, metadata = load_model_dir(args.model_dir)
     if args.format == "json":
         print_json(metadata)
@@ -197,13 +196,12 @@ def run_explain(args: argparse.Namespace) -> int:
     """Compute and print permutation importance for a saved model's recipe."""
     from genrekit.core.errors import GenrekitError
     from genrekit.datasets.table import feature_matrix, read_table, source_groups
-    from genrekit.models.io import load_model_dir
-    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.models.io import SHIPPED_MODELS, load_model_dir
     from genrekit.training.importance import permutation_importance, saved_recipe
 
     if args.folds < 2 or args.repeats < 1:
         raise GenrekitError("--folds must be at least 2 and --repeats at least 1")
-    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    args.model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
     _, metadata = load_model_dir(args.model_dir)
     name, build = saved_recipe(metadata)
     frame = read_table(table_path(args), labels=",".join(metadata["labels"]))
@@ -241,10 +239,9 @@ def run_explain(args: argparse.Namespace) -> int:
 def run_calibration(args: argparse.Namespace) -> int:
     """Print (and optionally plot) the calibration evidence saved with a model."""
     from genrekit.core.errors import ModelError
-    from genrekit.models.io import load_model_dir
-    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
-    args.model_dir = args.model_dir or str(PRETRAINED_DIR)
+    args.model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
     _, metadata = load_model_dir(args.model_dir)
     calibration = metadata.get("calibration", {})
     confidence = metadata.get("cross_validation", {}).get("confidence", [])

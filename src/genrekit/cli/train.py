@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from genrekit.cli._common import (
     EXIT_OK,
-    EXIT_USAGE,
     add_data_option,
     add_format_option,
     add_jobs_option,
     add_quiet_option,
-    error,
     info,
     print_json,
     progress,
     require_torch,
     table_path,
 )
-from genrekit.core.errors import TableError
-from genrekit.core.schema import LABEL_COLUMN
 from genrekit.models.registry import ENSEMBLE_MEMBERS, RECIPES, parse_names, recipe
 
 SHIPPED_COMMAND: str = (
@@ -34,7 +27,7 @@ SHIPPED_COMMAND: str = (
 """How the shipped model is rebuilt."""
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,210 +124,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save and summarise; return the exit status."""
-    from genrekit.datasets.table import file_sha256, read_table, rows_window_seconds
-    from genrekit.prediction.model import MIN_SECONDS
+    from genrekit.training.train import TrainSettings, train
 
     if recipe(args.model).requires == "torch":
         require_torch("train")
-    data = table_path(args)
-    args.members = tuple(parse_names(args.members)) if args.members else ENSEMBLE_MEMBERS
-    for name in ("epochs", "patience", "batch_size"):
-        if getattr(args, name) < 1:
-            error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-            return EXIT_USAGE
-    if args.cv is not None and (args.cv < 2 or args.validation_fraction):
-        error("--cv needs K >= 2 and no --validation-fraction (every row trains the final model)")
-        return EXIT_USAGE
-    if args.validation_fraction is None:
-        args.validation_fraction = 0.0 if args.cv else 0.1
-    if not 0 <= args.validation_fraction < 1:
-        error(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
-        return EXIT_USAGE
-    frame = read_table(data, labels=args.labels)
-    if frame["label"].nunique() < 2:
-        raise TableError(f"{data}: only one label ({frame['label'].iloc[0]!r}); training needs at least two")
-    if args.window_seconds is None:
-        args.window_seconds = rows_window_seconds(frame)
-    elif not MIN_SECONDS <= args.window_seconds < float("inf"):
-        error(f"--window-seconds must be at least {MIN_SECONDS:g}, got {args.window_seconds}")
-        return EXIT_USAGE
-    summary = _fit_and_save(frame, args, data_meta={"name": Path(data).name, "sha256": file_sha256(data)})
+    settings = TrainSettings(
+        model=args.model,
+        members=tuple(parse_names(args.members)) if args.members else None,
+        tune=args.tune,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        cv=args.cv,
+        window_seconds=args.window_seconds,
+        labels=args.labels,
+        jobs=args.jobs,
+    )
+    summary = train(
+        table_path(args),
+        args.output,
+        settings,
+        log=partial(info, quiet=args.quiet),
+        progress=partial(progress, quiet=args.quiet),
+    )
     if args.format == "json":
         print_json(summary)
     else:
         _print_summary(summary)
     return EXIT_OK
-
-
-def _fit_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
-    """Split `frame`, fit the model, save the model folder and return the run summary."""
-    from genrekit.datasets.table import feature_matrix
-    from genrekit.models.io import save_model
-    from genrekit.models.registry import chosen_params, describe, make_model
-
-    if args.cv:
-        return _fit_recipe_and_save(frame, args, data_meta)
-    model = make_model(
-        args.model, args.seed, epochs=args.epochs, patience=args.patience, members=args.members
-    )
-    cnn = recipe(args.model).uses_validation
-    if cnn:
-        model.set_params(batch_size=args.batch_size, verbose=partial(progress, quiet=args.quiet))
-    if args.validation_fraction > 0:
-        train, val = _validation_split(frame, args.validation_fraction, args.seed, data_meta["name"])
-        if cnn:
-            info(f"training on {len(train)} rows, early stopping on {len(val)} validation rows", args.quiet)
-            model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
-            best = model.history_[model.best_epoch_ - 1]
-            validation = {"rows": len(val), "accuracy": best["val_accuracy"], "loss": best["val_loss"]}
-        else:
-            info(
-                f"training {args.model} on {len(train)} rows, calibrating on {len(val)} validation rows",
-                args.quiet,
-            )
-            _fit_by_source(model, train)
-            accuracy = float(
-                np.mean(model.predict(feature_matrix(val)) == val[LABEL_COLUMN].to_numpy(dtype=str))
-            )
-            validation = {"rows": len(val), "accuracy": accuracy, "loss": None}
-        extra = {"calibration": _validation_calibration(model, train, val)}
-    else:
-        train = frame
-        info(f"training {args.model} on all {len(train)} rows (no validation)", args.quiet)
-        if cnn:
-            model.fit(train, train[LABEL_COLUMN])
-        else:
-            _fit_by_source(model, train)
-        validation = {"rows": 0, "accuracy": None, "loss": None}
-        extra = {}
-    if args.model != "cnn":  # every recipe but the paper's CNN (format 1, its own fields) names itself
-        extra["recipe"] = {
-            **describe(args.model, args.members),
-            "tuned": args.tune,
-            "chosen": chosen_params(model),
-        }
-    validation["fraction"] = args.validation_fraction
-    metadata = {
-        "data": {**data_meta, "rows": len(frame), "train_rows": len(train)},
-        "window_seconds": args.window_seconds,
-        "validation": validation,
-        "metrics": {"validation_accuracy": validation["accuracy"]},
-        **extra,
-    }
-    save_model(model, args.output, metadata)
-    return _summary(model, args, metadata)
-
-
-def _fit_by_source(model, train: pd.DataFrame) -> None:
-    """Fit a feature-table `model` on `train`; its inner cross-validations keep each source clip together."""
-    from genrekit.datasets.table import feature_matrix, source_groups
-    from genrekit.selection.protocols import rows_from_sources
-
-    X, y = feature_matrix(train), train[LABEL_COLUMN].to_numpy(dtype=str)
-    with rows_from_sources(X, source_groups(train["filename"], y)):
-        model.fit(X, y)
-
-
-def _validation_split(
-    frame: pd.DataFrame, fraction: float, seed: int, name: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hold out a stratified, seeded `fraction` of the table's source clips for validation.
-
-    The rows of one source clip (its segments, its augmented copies; see
-    :func:`genrekit.datasets.table.source_clip`) all go to the same side. On a table of whole clips
-    this is ``train_test_split(frame, test_size=fraction, stratify=labels, random_state=seed)``.
-    """
-    from genrekit.datasets.table import source_groups
-    from genrekit.selection.protocols import (
-        Split,
-        source_codes,
-        source_labels,
-        stratified_holdout,
-        without_augmented,
-    )
-
-    y = frame[LABEL_COLUMN].to_numpy(dtype=str)
-    groups = source_groups(frame["filename"], y)
-    codes = source_codes(groups, len(frame))
-    source_labels(y, codes, groups)
-    hint = "Use a bigger table, or --validation-fraction 0 to train on every row without early stopping."
-    try:
-        train, val = stratified_holdout(
-            y, codes, np.arange(len(frame)), fraction, seed, f"{name}, validation split", hint
-        )
-    except ValueError as exc:
-        raise TableError(f"cannot make a stratified validation split of {name}: {exc}") from exc
-    empty = np.empty(0, dtype=np.int64)
-    (split,) = without_augmented([Split("validation", 0, seed, train, val, empty)], frame["filename"])
-    return frame.iloc[split.train], frame.iloc[split.val]
-
-
-def _validation_calibration(model, train: pd.DataFrame, val: pd.DataFrame) -> dict:
-    """Calibrate probabilities and novelty on the validation rows."""
-    from genrekit.datasets.table import feature_matrix
-    from genrekit.models.calibrate import FeatureNovelty
-    from genrekit.training.recipe import calibration, heldout_logits
-
-    X_train, X_val = feature_matrix(train), feature_matrix(val)
-    codes = np.searchsorted(model.classes_, val[LABEL_COLUMN].to_numpy(dtype=str))
-    distances = FeatureNovelty.fit(X_train).distance(X_val)
-    return calibration(heldout_logits(model, X_val), codes, X_train, distances)
-
-
-def _fit_recipe_and_save(frame: pd.DataFrame, args: argparse.Namespace, data_meta: dict) -> dict:
-    """Cross-validate the all-rows recipe, fit it on every row, save and summarise."""
-    from genrekit.core.parallel import cpu_count
-    from genrekit.datasets.table import feature_matrix, source_groups
-    from genrekit.models.io import save_model
-    from genrekit.training.recipe import fit_final
-
-    info(
-        f"cross-validating {args.model} ({args.cv} folds), then training it on all {len(frame)} rows",
-        args.quiet,
-    )
-    model, recipe = fit_final(
-        feature_matrix(frame),
-        frame[LABEL_COLUMN].to_numpy(dtype=str),
-        groups=source_groups(frame["filename"], frame[LABEL_COLUMN]),
-        filenames=frame["filename"],
-        n_folds=args.cv,
-        seed=args.seed,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        on_fold=lambda fold, acc: info(f"fold {fold + 1}/{args.cv}: accuracy {acc:.3f}", args.quiet),
-        model=args.model,
-        members=args.members,
-        tune=args.tune,
-        jobs=args.jobs or cpu_count(),
-    )
-    cv = recipe["cross_validation"]
-    metadata = {
-        "data": {**data_meta, "rows": len(frame), "train_rows": len(frame)},
-        "window_seconds": args.window_seconds,
-        "validation": {"rows": 0, "accuracy": None, "loss": None, "fraction": 0.0},
-        "metrics": {"cv_accuracy": cv["accuracy"], "protocol": cv["protocol"]},
-        **recipe,
-    }
-    save_model(model, args.output, metadata)
-    return _summary(model, args, metadata)
-
-
-def _summary(model, args: argparse.Namespace, metadata: dict) -> dict:
-    """Return the run summary printed by ``genrekit train``."""
-    validation = metadata["validation"]
-    return {
-        "model_dir": str(args.output),
-        "model": args.model,
-        "data": metadata["data"],
-        "window_seconds": metadata["window_seconds"],
-        "labels": [str(label) for label in model.classes_],
-        "epochs_run": getattr(model, "n_epochs_run_", None),
-        "best_epoch": getattr(model, "best_epoch_", None),
-        "final_train_accuracy": model.history_[-1]["train_accuracy"] if hasattr(model, "history_") else None,
-        "validation": validation,
-        "cross_validation": metadata.get("cross_validation"),
-        "chosen": metadata.get("recipe", {}).get("chosen"),
-    }
 
 
 def _print_summary(summary: dict) -> None:

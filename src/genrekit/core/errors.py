@@ -19,5 +19,22 @@ class ModelError(GenrekitError, ValueError):
     """A saved model is missing, corrupt or incompatible with this genrekit."""
 
 
+class SettingsError(GenrekitError, ValueError):
+    """A setting is out of its range; :attr:`setting` names it (the command line shows its option).
+
+    Parameters
+    ----------
+    setting : str
+        The parameter's Python name (``window_seconds``; ``--window-seconds`` on the command line).
+    problem : str
+        What is wrong with its value.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
 class DataError(GenrekitError):
     """Data genrekit downloads cannot be fetched or verified."""

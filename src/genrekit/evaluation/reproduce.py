@@ -568,13 +568,12 @@ def explain(
         :func:`genrekit.training.importance.permutation_importance` returns it,
         plus the recipe ``name``.
     """
-    from genrekit.models.io import load_model_dir
-    from genrekit.prediction.model import PRETRAINED_DIR
+    from genrekit.models.io import SHIPPED_MODELS, load_model_dir
     from genrekit.training.importance import permutation_importance, saved_recipe
 
     result = {}
-    for key, directory in (("cnn", "cnn"), ("shipped", PRETRAINED_DIR)):
-        _, metadata = load_model_dir(directory)
+    for key in ("cnn", "shipped"):
+        _, metadata = load_model_dir(SHIPPED_MODELS[key])
         if metadata["kind"] == "paper-cnn":
             training = {key: value for key, value in metadata["training"].items() if key != "best_epoch"}
             metadata = {**metadata, "training": {**training, "epochs": settings.epochs}}

@@ -83,7 +83,10 @@ METADATA_FILE: str = "model.json"
 
 _MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE})
 
-SHIPPED_MODELS: dict[str, Path] = {"cnn": Path(__file__).parent / "pretrained_cnn"}
+SHIPPED_MODELS: dict[str, Path] = {
+    "shipped": Path(__file__).parent / "pretrained",
+    "cnn": Path(__file__).parent / "pretrained_cnn",
+}
 """Models that ship with genrekit besides the default one, by name (``load_model_dir("cnn")``)."""
 
 
@@ -269,7 +272,8 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
     ----------
     directory : path-like
         The model folder, or the name of a shipped model (:data:`SHIPPED_MODELS`:
-        ``"cnn"``, the paper's CNN) when no folder of that name exists.
+        ``"shipped"``, the default model, or ``"cnn"``, the paper's CNN) when no folder
+        of that name exists.
 
     Returns
     -------

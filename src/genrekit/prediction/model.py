@@ -25,9 +25,6 @@ from genrekit.core.parallel import map_tasks, one_blas_thread
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
 
-PRETRAINED_DIR: Path = Path(__file__).parent.parent / "models" / "pretrained"
-"""The model that ships with genrekit (trained by ``genrekit train`` on the GTZAN table)."""
-
 MIN_SECONDS: float = 3.0
 """Shortest audio whose genre is predicted (the length of a segment of the public 3-second table)."""
 
@@ -487,14 +484,52 @@ def _feature_matrix(X):
     return X
 
 
+def predict(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    model: GenreModel | str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
+    """Predict the genre of audio files and folders, as ``genrekit predict`` does.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Audio files and folders (folders are walked for audio files).
+    model : GenreModel or path-like, optional
+        A loaded model, a model folder, or a shipped model's name (see :func:`load_model`);
+        the shipped model when omitted.
+    jobs : int, optional
+        Worker processes; all cores when None, this process when 1.
+
+    Yields
+    ------
+    path : Path
+        Each audio file, in order.
+    result : FilePrediction or GenrekitError
+        Its prediction (``result.verdict()`` is what genrekit says), or why it failed.
+
+    Examples
+    --------
+    >>> import genrekit
+    >>> for path, result in genrekit.predict(["song.mp3"]):  # doctest: +SKIP
+    ...     print(path, result.verdict())
+    """
+    from genrekit.audio.decode import audio_files
+
+    if not isinstance(model, GenreModel):
+        model = load_model(model)
+    yield from model.predict_files(audio_files(paths), jobs)
+
+
 def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     """Load a model saved by ``genrekit train``, or the one that ships with genrekit.
 
     Parameters
     ----------
     path : path-like, optional
-        A model folder (``model.safetensors`` + ``model.json``). The shipped
-        model when omitted.
+        A model folder (``model.safetensors`` + ``model.json``), or the name of a
+        shipped model: ``"shipped"`` (the default ensemble) or ``"cnn"`` (the paper's
+        CNN). The shipped model when omitted.
 
     Returns
     -------
@@ -513,7 +548,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     >>> model.predict(["song.mp3"])  # doctest: +SKIP
     array(['rock'], dtype='<U9')
     """
-    from genrekit.models.io import load_model_dir
+    from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
-    classifier, metadata = load_model_dir(PRETRAINED_DIR if path is None else path)
+    classifier, metadata = load_model_dir(SHIPPED_MODELS["shipped"] if path is None else path)
     return GenreModel(classifier, metadata)
