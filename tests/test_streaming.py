@@ -150,7 +150,7 @@ def test_python_api_predicts_with_one_blas_thread(gtzan_flac_dir: Path, monkeypa
     from threadpoolctl import threadpool_info
 
     import genrekit
-    from genrekit.audio import features
+    from genrekit.audio import analysis
 
     seen = []
 
@@ -158,6 +158,6 @@ def test_python_api_predicts_with_one_blas_thread(gtzan_flac_dir: Path, monkeypa
         seen.extend(pool["num_threads"] for pool in threadpool_info())
         return clip_features(y, sr)
 
-    monkeypatch.setattr(features, "clip_features", spy)
+    monkeypatch.setattr(analysis, "clip_features", spy)
     genrekit.load_model().predict_file(gtzan_flac_dir / "pop" / "pop.00000.flac")
     assert seen and set(seen) == {1}

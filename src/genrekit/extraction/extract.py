@@ -53,10 +53,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genrekit.audio.analysis import TooShortError, segment_spans, span_features
 from genrekit.audio.augment import augmented_name, parse_augmentations, variants
 from genrekit.audio.decode import audio_files, genre_from_path, load_audio
-from genrekit.audio.window import segment_length, segment_name, segments
-from genrekit.core.errors import AudioError, GenrekitError, TableError
+from genrekit.audio.window import segment_length, segment_name
+from genrekit.core.errors import GenrekitError, TableError
 from genrekit.core.parallel import map_tasks
 from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.datasets.table import table_format, write_table
@@ -166,10 +167,6 @@ def extract_file(
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-class TooShortError(AudioError):
-    """A signal shorter than one segment (:func:`extract_file` skips such an augmented version)."""
-
-
 def _signal_rows(
     y: np.ndarray,
     name: str,
@@ -180,26 +177,14 @@ def _signal_rows(
     label: str,
 ) -> pd.DataFrame:
     """Rows of one signal (a file, or its `tag` version) named `name`: whole, or cut into segments."""
-    where = f"{tag}: " if tag else ""
+    where = f"{path}: {tag}: " if tag else f"{path}: "
     if segment_seconds is None:
         spans, names = [(0, len(y))], [name]
     else:
-        length = segment_length(segment_seconds, sr=SAMPLE_RATE)
-        spans = segments(len(y), length)
-        if not spans:
-            raise TooShortError(
-                f"{path}: {where}too short for one {segment_seconds:g} s segment: "
-                f"{len(y)} samples, need {length}"
-            )
+        spans = segment_spans(len(y), segment_seconds, where)
         names = [segment_name(name, i) for i in range(len(spans))]
-    rows = []
-    for i, (start, end) in enumerate(spans):
-        try:
-            rows.append(features_fn(y[start:end], sr=SAMPLE_RATE))
-        except AudioError as exc:
-            segment = "" if segment_seconds is None else f"segment {i}: "
-            raise AudioError(f"{path}: {where}{segment}{exc}") from exc
-    return rows_frame(names, [end - start for start, end in spans], np.asarray(rows), label)
+    values = span_features(y, spans, where, features_fn, name_segments=segment_seconds is not None)
+    return rows_frame(names, [end - start for start, end in spans], values, label)
 
 
 def extract(

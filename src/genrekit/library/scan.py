@@ -163,45 +163,29 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
 
 def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
     """Analyse a local file (see :func:`analyse_file`)."""
-    from genrekit.extraction.extract import extract_file
-    from genrekit.prediction.model import file_windows
+    from genrekit.audio.analysis import MIN_SECONDS, analyse_file
 
     try:
         stat = os.stat(path)
     except OSError as exc:
         return Analysis(path, -1, -1, error=f"{path}: cannot read: {exc.strerror or exc}")
     try:
-        windows = file_windows(path)
-        segments = None if segment_seconds is None else extract_file(path, segment_seconds=segment_seconds)
+        analysis = analyse_file(path, segment_seconds=segment_seconds, min_seconds=MIN_SECONDS)
     except Exception as exc:  # one bad file, whatever its fault, must not stop the scan
         message = str(exc) if isinstance(exc, GenrekitError) else f"{path}: unexpected {exc!r}"
         return Analysis(path, stat.st_size, stat.st_mtime_ns, error=message)
-    if segments is not None:
-        from genrekit.core.schema import FEATURE_NAMES
-
-        ends = segments["length"].cumsum().to_numpy()
-        segment_bounds = list(zip(ends - segments["length"].to_numpy(), ends, strict=True))
-        segment_features = segments.loc[:, list(FEATURE_NAMES)].to_numpy(float)
-    else:
-        segment_bounds = segment_features = None
+    segments = analysis.segments
     return Analysis(
         path,
         stat.st_size,
         stat.st_mtime_ns,
-        windows.n_samples,
-        windows.bounds,
-        windows.features,
+        analysis.n_samples,
+        analysis.windows.bounds,
+        analysis.windows.features,
         segment_seconds,
-        None if segment_bounds is None else _as_bounds(segment_bounds),
-        segment_features,
+        None if segments is None else segments.bounds,
+        None if segments is None else segments.features,
     )
-
-
-def _as_bounds(pairs: Sequence[tuple[int, int]]):
-    """``(start, end)`` pairs as an int64 array of shape (n, 2)."""
-    import numpy as np
-
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:

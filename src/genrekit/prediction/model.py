@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.errors import AudioError, GenrekitError, ModelError
+from genrekit.audio.analysis import MIN_SECONDS
+from genrekit.core.errors import GenrekitError, ModelError
 from genrekit.core.parallel import map_tasks, one_blas_thread
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
-
-MIN_SECONDS: float = 3.0
-"""Shortest audio whose genre is predicted (the length of a segment of the public 3-second table)."""
 
 UNCERTAIN: str = "uncertain"
 """The verdict for audio that is not confidently one of the model's genres."""
@@ -162,10 +160,8 @@ class FilePrediction:
 def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
-    The file is decoded block by block and each window's features are computed as soon as its
-    samples are in, so memory does not grow with the file's length (libsndfile formats; see
-    :func:`genrekit.audio.decode.open_audio`). The features equal those of the windows of
-    :func:`genrekit.audio.decode.load_audio`'s whole signal.
+    The file goes through the one analysis path, :func:`genrekit.audio.analysis.analyse_file`
+    (decoded block by block, memory bounded whatever the file's length).
 
     Parameters
     ----------
@@ -187,25 +183,10 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
         If the file cannot be decoded or is shorter than :data:`MIN_SECONDS`; the
         message names the file.
     """
-    from genrekit.audio.decode import open_audio
-    from genrekit.audio.features import clip_features
-    from genrekit.audio.window import stream_windows, windows
+    from genrekit.audio.analysis import analyse_file
 
-    with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
-        try:
-            spans = windows(
-                n_samples,
-                window=round(window_seconds * SAMPLE_RATE),
-                min_samples=round(MIN_SECONDS * SAMPLE_RATE),
-                sr=SAMPLE_RATE,
-            )
-            features = np.stack(
-                [clip_features(samples, sr=SAMPLE_RATE) for _, _, samples in stream_windows(blocks, spans)]
-            )
-        except AudioError as exc:
-            message = str(exc)
-            raise AudioError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from exc
-    return FileWindows(n_samples, np.asarray(spans, dtype=np.int64).reshape(-1, 2), features)
+    analysis = analyse_file(path, window_seconds, min_seconds=MIN_SECONDS)
+    return FileWindows(analysis.n_samples, analysis.windows.bounds, analysis.windows.features)
 
 
 class GenreModel:
