@@ -19,9 +19,10 @@ from threadpoolctl import threadpool_limits
 
 import genrekit
 from genrekit.cli import main
+from genrekit.core.errors import CatalogueError
 from genrekit.extraction.extract import extract
 from genrekit.library import scan as scan_mod
-from genrekit.library.catalogue import Analysis, Catalogue, CatalogueError, model_id
+from genrekit.library.catalogue import Analysis, Catalogue, model_id
 from genrekit.library.query import file_key, projection, similar, stats, table, tracks
 from genrekit.library.scan import run_local, scan, scratch_folder
 from genrekit.prediction.model import file_windows

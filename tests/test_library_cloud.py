@@ -19,6 +19,8 @@ from genrekit.library import scan as scan_mod
 from genrekit.library.catalogue import Catalogue
 from genrekit.library.scan import run_local, scan
 
+pytestmark = pytest.mark.s3
+
 pytest.importorskip("s3fs")
 BUCKET = "genrekit-test"
 

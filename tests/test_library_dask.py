@@ -24,6 +24,8 @@ from genrekit.library.catalogue import Catalogue
 from genrekit.library.cluster import run_dask
 from genrekit.library.scan import TimedOut, Todo, run_local, scan
 
+pytestmark = pytest.mark.cluster
+
 distributed = pytest.importorskip("distributed")
 
 HOOKS = Path(__file__).with_name("dask_worker_hooks.py")

@@ -26,9 +26,12 @@ from genrekit.serve.process import ServerProcess, child_env  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "serve"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install chromium; .ci/run does)"
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install chromium; .ci/run does)"
+    ),
+]
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

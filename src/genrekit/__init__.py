@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "train": "genrekit.training.train",
     "TrainSettings": "genrekit.training.train",
     "Catalogue": "genrekit.library.catalogue",
-    "CatalogueError": "genrekit.library.catalogue",
+    "CatalogueError": "genrekit.core.errors",
     "scan": "genrekit.library.scan",
     "reproduce": "genrekit.evaluation.reproduce",
     "evaluate_files": "genrekit.evaluation.crossdataset",
@@ -87,6 +87,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__
     from genrekit.audio.features import clip_features
     from genrekit.core.errors import (
         AudioError,
+        CatalogueError,
         DataError,
         GenrekitError,
         ModelError,
@@ -97,7 +98,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time __getattr__
     from genrekit.evaluation.crossdataset import evaluate_files, evaluate_table
     from genrekit.evaluation.reproduce import reproduce
     from genrekit.extraction.extract import extract
-    from genrekit.library.catalogue import Catalogue, CatalogueError
+    from genrekit.library.catalogue import Catalogue
     from genrekit.library.scan import scan
     from genrekit.models.registry import make_model
     from genrekit.prediction.model import FilePrediction, GenreModel, load_model, predict

@@ -35,7 +35,7 @@ def _confidence(text: str) -> float:
 
 def register_actions(actions: argparse._SubParsersAction, action: MapFn) -> None:
     """Add ``learn``, ``audit`` and ``suggest`` to ``genrekit library`` (`action` adds one with ``--db``)."""
-    from genrekit.library.learn import DEFAULT_AUDIT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MODELS
+    from genrekit.library.learn_defaults import DEFAULT_AUDIT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MODELS
     from genrekit.library.taxonomy import DEFAULT_MIN_FILES
 
     learn = action(actions, "learn", "learn the library's genres from its own genre tags", run_learn)

@@ -38,3 +38,7 @@ class SettingsError(GenrekitError, ValueError):
 
 class DataError(GenrekitError):
     """Data genrekit downloads cannot be fetched or verified."""
+
+
+class CatalogueError(GenrekitError):
+    """A catalogue or checkpoint file cannot be opened, is of another version, or was made otherwise."""

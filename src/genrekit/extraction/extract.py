@@ -24,7 +24,7 @@ Output and resume
 -----------------
 Each finished file's rows are committed at once, in their own transaction, to
 ``OUT.progress.db`` beside the output (an SQLite file, see
-:class:`genrekit.library.catalogue.ExtractCheckpoint`), so a checkpoint costs
+:class:`genrekit.extraction.checkpoint.ExtractCheckpoint`), so a checkpoint costs
 the same whatever the size of the table, and a run killed at any moment
 (``kill -9`` included) loses at most the files in flight. The table itself is
 the final export: written atomically (:func:`genrekit.datasets.table.write_table`) at
@@ -61,7 +61,7 @@ from genrekit.core.errors import GenrekitError, TableError
 from genrekit.core.parallel import map_tasks
 from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
 from genrekit.datasets.table import table_format, write_table
-from genrekit.library.catalogue import ExtractCheckpoint
+from genrekit.extraction.checkpoint import ExtractCheckpoint
 
 ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
 """Feature engines: name -> function of :mod:`genrekit.audio.features` that computes the 57 features."""

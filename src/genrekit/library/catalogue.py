@@ -24,31 +24,21 @@ loses at most the files not yet committed and never leaves a half-written
 one; a power cut may in addition lose the last transactions, never the
 consistency of the file. One process writes (the scanning client); readers
 (``genrekit library ...``, a web page) may read at the same time.
-
-``extract --resume`` keeps its progress in the same kind of file
-(:class:`ExtractCheckpoint`): one transaction per finished source file, so a
-checkpoint costs the same whatever the size of the table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.errors import GenrekitError
-from genrekit.core.schema import FEATURE_NAMES
-
-SCHEMA_VERSION: int = 1
-"""Version of the catalogue's tables; a catalogue of another version is refused, never altered."""
+from genrekit.core.store import blob_features, connect, features_blob, transaction
 
 WINDOW, SEGMENT = 0, 1
 """``windows.kind``: a 30-s prediction window, or a table segment (``--segments``)."""
@@ -57,7 +47,6 @@ PAGE: int = 1000
 """Rows read per query when walking a large table (keeps memory flat)."""
 
 _FORMAT = "genrekit-catalogue"
-_CHECKPOINT_FORMAT = "genrekit-extract-progress"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,21 +81,6 @@ CREATE TABLE predictions (
 );
 CREATE INDEX predictions_model ON predictions(model_id);
 """
-
-_CHECKPOINT_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE sources (
-    source TEXT PRIMARY KEY,
-    filenames TEXT NOT NULL,
-    lengths TEXT NOT NULL,
-    label TEXT NOT NULL,
-    features BLOB NOT NULL
-);
-"""
-
-
-class CatalogueError(GenrekitError):
-    """A catalogue or checkpoint file cannot be opened, is of another version, or was made otherwise."""
 
 
 @dataclass(frozen=True)
@@ -207,78 +181,6 @@ def model_id(metadata: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _connect(
-    path: Path, schema: str, kind: str, fmt: str, create: bool, readonly: bool = False
-) -> sqlite3.Connection:
-    """Open (or create) an SQLite file of `kind` in WAL mode, checking its format and version.
-
-    A `readonly` connection (SQLite's ``mode=ro``) never writes nor creates anything.
-    """
-    if (readonly or not create) and not path.is_file():
-        raise CatalogueError(f"{path}: no such {kind}")
-    try:
-        if readonly:
-            uri = f"{path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60)
-        else:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        meta = _read_meta(conn)
-        if meta is None and create and not readonly:
-            with _transaction(conn):
-                if _read_meta(conn) is None:
-                    for statement in filter(str.strip, schema.split(";")):
-                        conn.execute(statement)
-                    conn.executemany(
-                        "INSERT INTO meta VALUES (?, ?)", [("format", fmt), ("version", str(SCHEMA_VERSION))]
-                    )
-            meta = _read_meta(conn)
-    except (sqlite3.Error, OSError) as exc:
-        raise CatalogueError(f"{path}: cannot open as a genrekit {kind}: {exc}") from exc
-    if meta is None or meta.get("format") != fmt:
-        conn.close()
-        raise CatalogueError(f"{path}: not a genrekit {kind}")
-    if meta.get("version") != str(SCHEMA_VERSION):
-        conn.close()
-        raise CatalogueError(
-            f"{path}: {kind} of version {meta.get('version')}; this genrekit reads version {SCHEMA_VERSION}"
-        )
-    return conn
-
-
-def _read_meta(conn: sqlite3.Connection) -> dict[str, str] | None:
-    """Return the ``meta`` table as a dict, or None when the file has none."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
-        return None
-    return dict(conn.execute("SELECT key, value FROM meta"))
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """Run the block in one write transaction: all of it is committed, or none of it."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _blob(values: np.ndarray) -> bytes:
-    """Features as little-endian float64 bytes."""
-    return np.ascontiguousarray(values, dtype="<f8").tobytes()
-
-
-def _features(blob: bytes) -> np.ndarray:
-    """Read the features of :func:`_blob` back, as a float64 array of shape (n, 57)."""
-    return np.frombuffer(blob, dtype="<f8").reshape(-1, len(FEATURE_NAMES))
-
-
 def _nan_to_null(value: float) -> float | None:
     """SQLite stores NaN as NULL; say so explicitly."""
     return None if math.isnan(value) else float(value)
@@ -330,7 +232,7 @@ class Catalogue:
 
     def __init__(self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path, _SCHEMA, "catalogue", _FORMAT, create, readonly)
+        self._conn = connect(self.path, _SCHEMA, "catalogue", _FORMAT, create, readonly)
 
     def close(self) -> None:
         """Close the database."""
@@ -355,7 +257,7 @@ class Catalogue:
             The current model's prediction (None for a failed file).
         """
         failed = analysis.error is not None
-        with _transaction(self._conn):
+        with transaction(self._conn):
             (file_id,) = self._conn.execute(
                 "INSERT INTO files (path, size, mtime_ns, status, n_samples, segment_seconds, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
@@ -385,7 +287,7 @@ class Catalogue:
         self._conn.executemany(
             "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (file_id, kind, i, int(start), int(end), _blob(row))
+                (file_id, kind, i, int(start), int(end), features_blob(row))
                 for i, ((start, end), row) in enumerate(zip(bounds, features, strict=True))
             ],
         )
@@ -407,18 +309,18 @@ class Catalogue:
 
     def put_predictions(self, items: Iterable[tuple[int, Prediction]]) -> None:
         """Store new predictions of stored files (by row id), in one transaction."""
-        with _transaction(self._conn):
+        with transaction(self._conn):
             for file_id, prediction in items:
                 self._insert_prediction(file_id, prediction)
 
     def mark_gone(self, ids: Sequence[int]) -> None:
         """Mark files as gone (deleted from the library), in one transaction; their data stays."""
-        with _transaction(self._conn):
+        with transaction(self._conn):
             self._conn.executemany("UPDATE files SET status = 'gone' WHERE id = ?", [(i,) for i in ids])
 
     def restat(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size and modification time of a file whose audio did not change (its tags did)."""
-        with _transaction(self._conn):
+        with transaction(self._conn):
             self._conn.execute(
                 "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
             )
@@ -488,7 +390,7 @@ class Catalogue:
                 path,
                 n_samples,
                 np.array([(start, end) for start, end, _ in found[file_id]], dtype=np.int64),
-                np.concatenate([_features(blob) for _, _, blob in found[file_id]]),
+                np.concatenate([blob_features(blob) for _, _, blob in found[file_id]]),
             )
             for file_id, path, n_samples in rows
             if file_id in found
@@ -557,57 +459,3 @@ class Catalogue:
             last = rows[-1][0]
 
 
-class ExtractCheckpoint:
-    """The progress of ``genrekit extract``: the rows of each finished source file, one transaction each.
-
-    Parameters
-    ----------
-    path : path-like
-        The checkpoint file (``OUT.progress.db``).
-    settings : dict
-        The extraction's settings (JSON-able); a resumed run must use the same.
-    resume : bool
-        Keep what the file holds; otherwise start it afresh.
-
-    Raises
-    ------
-    CatalogueError
-        If the file cannot be opened or is not a genrekit extract checkpoint.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], settings: dict, resume: bool) -> None:
-        self.path = Path(path)
-        if not resume:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._conn = _connect(self.path, _CHECKPOINT_SCHEMA, "extract checkpoint", _CHECKPOINT_FORMAT, True)
-        text = json.dumps(settings, sort_keys=True)
-        with _transaction(self._conn):
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('settings', ?)", (text,))
-            (stored,) = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
-        self.settings: dict = json.loads(stored)
-
-    def close(self) -> None:
-        """Close the file."""
-        self._conn.close()
-
-    def add(self, source: str, filenames: Sequence[str], lengths: Sequence[int], label: str, values) -> None:
-        """Record the rows of one finished source file (replacing any earlier record of it)."""
-        with _transaction(self._conn):
-            self._conn.execute(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
-                (
-                    source,
-                    json.dumps(list(filenames)),
-                    json.dumps(list(map(int, lengths))),
-                    label,
-                    _blob(values),
-                ),
-            )
-
-    def sources(self) -> Iterator[tuple[str, list[str], list[int], str, np.ndarray]]:
-        """Yield ``(source, filenames, lengths, label, features)`` of every recorded source file."""
-        for source, names, lengths, label, blob in self._conn.execute(
-            "SELECT source, filenames, lengths, label, features FROM sources ORDER BY source"
-        ).fetchall():
-            yield source, json.loads(names), json.loads(lengths), label, _features(blob)

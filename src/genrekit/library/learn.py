@@ -35,12 +35,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold
 
 from genrekit.core.errors import GenrekitError
+from genrekit.library.learn_defaults import DEFAULT_AUDIT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MODELS
 from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
 from genrekit.selection.metrics import summarize, wilson_interval
-
-DEFAULT_MODELS: tuple[str, ...] = ("logreg", "gbm")
-"""Registry recipes :func:`compare_options` measures by default: a linear model, which needs few
-files, and gradient-boosted trees, which gain most from many (see the README's curve)."""
 
 
 def default_models() -> tuple[tuple[str, ...], dict[str, str]]:
@@ -58,12 +55,6 @@ def default_models() -> tuple[tuple[str, ...], dict[str, str]]:
 
 DEFAULT_MODEL: str = "logreg"
 """Recipe of :class:`LibraryClassifier` when none is named."""
-
-DEFAULT_FOLDS: int = 5
-"""Folds of the grouped cross-validation (fewer when a class has fewer files)."""
-
-DEFAULT_AUDIT_CONFIDENCE: float = 0.6
-"""Out-of-fold probability of another genre from which a tag is listed by :func:`audit`."""
 
 
 class LearnError(GenrekitError):
