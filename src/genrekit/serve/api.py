@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from genrekit.audio.decode import TooLongError
 from genrekit.errors import GenrekitError
 from genrekit.serve import work
 from genrekit.serve.limits import Upload, admitted, received_upload, require_token
@@ -128,7 +129,7 @@ async def _work(service, fn, *args) -> dict:
     """Run `fn` on the pool; turn the errors a client caused into 413/422 answers."""
     try:
         return await service.pool.run(fn, *args)
-    except work.TooLongError as exc:
+    except TooLongError as exc:
         raise HTTPException(413, str(exc)) from None
     except GenrekitError as exc:
         raise HTTPException(422, str(exc)) from None
