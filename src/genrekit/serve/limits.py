@@ -1,8 +1,10 @@
-"""What a request must pass before any work: the token, a free slot, and an upload within limits.
+"""What a request must pass before any work: the token, an upload within limits, and a free slot.
 
 Uploads stream to a temporary file in the service's own folder, named by the server
 (only its extension comes from the client, and only when it is a known audio
-extension); the file is deleted when the request ends, however it ends.
+extension); the file is deleted when the request ends, however it ends. An upload that stalls
+or arrives too slowly is cut off (408); a slot is taken only once the upload is in, so clients
+still sending hold none (see ``docs/guide/serve-limits.md``).
 """
 
 from __future__ import annotations
