@@ -1,3 +1,4 @@
+import io
 import shutil
 import struct
 from pathlib import Path
@@ -247,6 +248,19 @@ def test_a_file_declared_at_1_hz_is_refused_at_once(tmp_path):
     path = tmp_path / "one_hz.wav"  # 10 kB, 5,000 s at 1 Hz: 110 million samples at 22,050 Hz
     sf.write(path, np.zeros(5000, np.int16), 1, subtype="PCM_16")
     with pytest.raises(AudioError, match=r"one_hz\.wav: sample rate 1 Hz is below 4000 Hz"):
+        load_audio(path)
+
+
+def test_a_header_declaring_2_to_the_36_frames_is_an_audio_error(tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(5 * 22050, np.int16), 22050, format="FLAC")
+    data = bytearray(buffer.getvalue())
+    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, then 36 bits of frames
+    data[18:26] = (fields | (1 << 36) - 1).to_bytes(8, "big")
+    path = tmp_path / "liar.flac"
+    path.write_bytes(data)
+    assert sf.info(path).frames == 2**36 - 1
+    with pytest.raises(AudioError, match=r"liar\.flac: "):  # not MemoryError (256 GiB): this file's error
         load_audio(path)
 
 

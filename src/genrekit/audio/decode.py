@@ -108,13 +108,17 @@ def load_audio(
         If the audio is longer than `max_seconds`.
     AudioError
         If the file is missing, empty, not audio, truncated (its header promises
-        more audio than it holds), has no channels, a sample rate below
+        more audio than it holds, or more than memory holds), has no channels, a sample rate below
         :data:`MIN_SAMPLE_RATE`, holds NaN or Inf samples, is shorter than
         `min_samples`, or needs ffmpeg and ffmpeg is not installed.
         The message starts with the file name.
     """
     with open_audio(path, sr, block_frames, max_seconds) as (n_samples, blocks):
-        y = np.empty(n_samples, dtype=np.float32)
+        try:
+            y = np.empty(n_samples, dtype=np.float32)
+        except MemoryError:  # a header may declare any length: refuse it as this file's error
+            declared = f"{n_samples / sr:,.0f} s of audio"
+            raise AudioError(f"{path}: its header declares {declared}, more than memory holds") from None
         filled = 0
         for block in blocks:
             y[filled : filled + len(block)] = block
