@@ -239,8 +239,12 @@ def test_broken_forms_are_422(server):
 
 
 def read_reply(sock: socket.socket) -> str:
+    """Everything the server sends until it closes the connection (at most 30 s)."""
     sock.settimeout(30)
-    return sock.recv(65536).decode(errors="replace")
+    reply = b""
+    while chunk := sock.recv(65536):
+        reply += chunk
+    return reply.decode(errors="replace")
 
 
 def test_a_stalled_upload_gets_408(server, tmp_uploads):

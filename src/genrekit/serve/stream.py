@@ -101,9 +101,9 @@ class LiveBuffer:
         Received-sample count at which the next update is due.
     due_since : float or None
         When the pending update became due (``time.perf_counter()``), None if none is.
-    answered_at : float
-        When the last update or error was sent (``time.perf_counter()``); the client's silence
-        is counted from then, or from its last message.
+    last_activity : float
+        When audio last came in or an update (or error) last went out (``time.perf_counter()``):
+        the client's silence is counted from then.
     """
 
     settings: Settings
@@ -111,7 +111,7 @@ class LiveBuffer:
     received: int = 0
     due: int = 0
     due_since: float | None = None
-    answered_at: float = field(default_factory=time.perf_counter)
+    last_activity: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         self.due = round(FIRST_UPDATE_SECONDS * self.settings.sample_rate)
@@ -234,7 +234,7 @@ async def _serve_stream(websocket: WebSocket, service) -> None:
             if message is None:
                 return
             buffer.add(message["bytes"])
-            buffer.answered_at = time.perf_counter()
+            buffer.last_activity = time.perf_counter()
             if buffer.due_since is not None and (updating is None or updating.done()):
                 updating = asyncio.create_task(_updates(websocket, service, buffer))
     finally:
@@ -257,7 +257,7 @@ async def _next_audio(
     """
     while True:
         busy = updating is not None and not updating.done()
-        wait = idle if busy else idle - (time.perf_counter() - buffer.answered_at)
+        wait = idle if busy else idle - (time.perf_counter() - buffer.last_activity)
         try:
             message = await _receive(websocket, wait)
             break
@@ -305,4 +305,4 @@ async def _updates(websocket: WebSocket, service, buffer: LiveBuffer) -> None:
             await websocket.send_json(message)
         except GONE:
             return
-        buffer.answered_at = time.perf_counter()
+        buffer.last_activity = time.perf_counter()
