@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -69,3 +70,34 @@ def wait_until(condition, timeout: float = 10.0, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants now (Linux: read from /proc)."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        with contextlib.suppress(OSError):
+            pending += [int(p) for p in children.read_text().split()]
+    return tree
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The sum of the peak resident memory (VmHWM) of `pids`, in MiB: a bound on their joint peak."""
+    total_kb = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

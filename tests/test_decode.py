@@ -1,3 +1,4 @@
+import io
 import shutil
 import struct
 from pathlib import Path
@@ -8,7 +9,14 @@ import soundfile as sf
 import soxr
 
 from genrekit.audio import decode
-from genrekit.audio.decode import audio_files, ffmpeg_command, genre_from_path, load_audio
+from genrekit.audio.decode import (
+    TooLongError,
+    audio_files,
+    ffmpeg_command,
+    genre_from_path,
+    load_audio,
+    open_audio,
+)
 from genrekit.audio.features import MIN_SAMPLES
 from genrekit.core.errors import AudioError
 
@@ -207,3 +215,84 @@ def test_broken_mp3_is_named_without_decoder_noise(tmp_path, blues_samples, capf
     sf.write(good, blues_samples[: 5 * 22050], 22050, format="MP3")
     assert len(load_audio(good)) >= 5 * 22050 - 2048
     assert capfd.readouterr().err == ""  # libsndfile's mpg123 notes do not reach the terminal
+
+
+def long_aac(folder: Path, copies: int = 120) -> Path:
+    """A raw AAC (ADTS) stream of about `copies` x 10 s: one short encoding repeated, each ADTS frame
+    standing alone (encoding 20 minutes would take longer than the tests)."""
+    import subprocess
+
+    short = folder / "short.aac"
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", "10"]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *tone, "-c:a", "aac", "-b:a", "8k", str(short)], check=True
+    )
+    path = folder / "long.aac"
+    path.write_bytes(short.read_bytes() * copies)
+    return path
+
+
+def traced_peak(fn) -> int:
+    """Run `fn` and return the peak of Python-allocated memory meanwhile (bytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_file_declared_at_1_hz_is_refused_at_once(tmp_path):
+    path = tmp_path / "one_hz.wav"  # 10 kB, 5,000 s at 1 Hz: 110 million samples at 22,050 Hz
+    sf.write(path, np.zeros(5000, np.int16), 1, subtype="PCM_16")
+    with pytest.raises(AudioError, match=r"one_hz\.wav: sample rate 1 Hz is below 4000 Hz"):
+        load_audio(path)
+
+
+def test_a_header_declaring_2_to_the_36_frames_is_an_audio_error(tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(5 * 22050, np.int16), 22050, format="FLAC")
+    data = bytearray(buffer.getvalue())
+    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, then 36 bits of frames
+    data[18:26] = (fields | (1 << 36) - 1).to_bytes(8, "big")
+    path = tmp_path / "liar.flac"
+    path.write_bytes(data)
+    assert sf.info(path).frames == 2**36 - 1
+    with pytest.raises(AudioError, match=r"liar\.flac: "):  # not MemoryError (256 GiB): this file's error
+        load_audio(path)
+
+
+def test_upsampling_keeps_blocks_block_sized(tmp_path, blues_samples):
+    path = tmp_path / "low.wav"  # 30 s at 4 kHz: one 65,536-frame read would resample to 361,267 samples
+    sf.write(path, soxr.resample(blues_samples, 22050, 4000), 4000, subtype="FLOAT")
+    with open_audio(path) as (n_samples, blocks):
+        sizes, y = zip(*((len(b), b.copy()) for b in blocks), strict=True)
+    assert sum(sizes) == n_samples and max(sizes) <= 1.1 * decode.BLOCK_FRAMES, max(sizes)
+    np.testing.assert_allclose(np.concatenate(y), load_audio(path, block_frames=1 << 20), atol=1e-6)
+
+
+def test_max_seconds_refuses_a_long_file_from_its_header(tmp_path, blues_samples):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.tile(blues_samples, 2), 22050)
+    with pytest.raises(TooLongError, match=r"long\.wav: 60\.0 s of audio, longer than the limit of 40 s"):
+        load_audio(path, max_seconds=40)
+    assert len(load_audio(path, max_seconds=60.1)) == 2 * len(blues_samples)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
+@pytest.mark.parametrize("probe", [True, False], ids=["ffprobe", "no-ffprobe"])
+def test_a_long_ffmpeg_file_is_decoded_no_further_than_the_limit(tmp_path, monkeypatch, probe):
+    path = long_aac(tmp_path)  # 20 min: 106 MB decoded
+    if probe:
+        assert decode.probe_seconds(path) == pytest.approx(1200, rel=0.1)
+    else:  # only decoding tells the length (no ffprobe, or a header that lies)
+        monkeypatch.setattr(decode, "probe_seconds", lambda path: None)
+
+    def refused() -> None:
+        with pytest.raises(TooLongError, match=r"long\.aac: .*longer than the limit of 20 s"):
+            load_audio(path, max_seconds=20)
+
+    # at most the 21 s ffmpeg decodes (x2: the buffer's growth) and one 1-MB read, not 106 MB
+    assert traced_peak(refused) < 2 * 21 * 22050 * 4 + 2**20

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from genrekit.audio.decode import load_audio
 from genrekit.audio.features import clip_features
 from genrekit.cli import main
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.serve.config import is_local
 from genrekit.serve.process import ServerProcess, child_env
 
 MAX_MB = 3
@@ -172,6 +174,10 @@ def test_truncated_and_empty_are_422(server, wav_bytes, tmp_uploads):
     _assert_error(answer, status, 422, "cut.wav")
     status, _, answer = call(server.url + "/v1/features?filename=void.flac", "POST", b"")
     _assert_error(answer, status, 422, "void.flac", "empty")
+    body, headers = form("open.wav", wav_bytes)
+    body = body[: body.rindex(b"\r\n--")]  # the file, then no closing boundary
+    status, _, answer = call(server.url + "/v1/predict", "POST", body, headers)
+    _assert_error(answer, status, 422, "closing boundary")
     body, headers = form("x", b"", field="other")
     body = body.replace(b'; filename="x"', b"")  # a form field, no file
     status, _, answer = call(server.url + "/v1/predict", "POST", body, headers)
@@ -180,7 +186,8 @@ def test_truncated_and_empty_are_422(server, wav_bytes, tmp_uploads):
 
 
 def test_bad_parameters_are_422(server, clip):
-    for query in ("top_k=0", "top_k=many", "min_confidence=2", "segment_seconds=-1"):
+    queries = ("top_k=0", "top_k=many", "min_confidence=2", "segment_seconds=-1", "segment_seconds=1e-5")
+    for query in (*queries, "segment_seconds=4e-5", "segment_seconds=1e-300", "segment_seconds=nan"):
         endpoint = "/v1/features" if "segment" in query else "/v1/predict"
         status, _, answer = post_file(f"{server.url}{endpoint}?{query}", clip)
         _assert_error(answer, status, 422, query.split("=")[0])
@@ -249,19 +256,32 @@ def test_token_required_on_api_calls(guarded, clip):
     assert status == 200 and answer["file"] == clip.name
 
 
-def test_full_queue_is_503_with_retry_after(guarded, clip, wav_bytes):
+def test_uploads_still_arriving_hold_no_slot(guarded, clip, wav_bytes):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     url = guarded.url + "/v1/predict?filename=hold.wav"
-    sock = partial_upload(url, len(wav_bytes), wav_bytes[:1000], auth)
-    try:
-        assert wait_until(lambda: call(guarded.url + "/readyz")[2]["requests_in_progress"] == 1)
+    socks = [partial_upload(url, len(wav_bytes), wav_bytes[:1000], auth) for _ in range(3)]
+    try:  # three uploads under way, one slot: it is still free for a request whose upload is in
+        status, _, answer = post_file(guarded.url + "/v1/predict", clip, auth)
+        assert status == 200 and answer["file"] == clip.name
+        assert call(guarded.url + "/readyz")[2]["requests_in_progress"] == 0
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_full_queue_is_503_with_retry_after(guarded, clip, wav_bytes):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    y = np.tile(soundfile.read(io.BytesIO(wav_bytes), dtype="int16")[0], 20)  # 10 min: seconds of work
+    buffer = io.BytesIO()
+    soundfile.write(buffer, y, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    url = guarded.url + "/v1/predict?filename=long.wav"
+    with ThreadPoolExecutor(1) as background:
+        first = background.submit(call, url, "POST", buffer.getvalue(), auth)
+        assert wait_until(lambda: call(guarded.url + "/readyz")[2]["requests_in_progress"] == 1, timeout=30)
         status, headers, answer = post_file(guarded.url + "/v1/predict", clip, auth)
         _assert_error(answer, status, 503, "busy")
         assert int(headers["retry-after"]) >= 1
-        sock.sendall(wav_bytes[1000:])
-        assert sock.recv(65536).decode().startswith("HTTP/1.1 200")
-    finally:
-        sock.close()
+        assert first.result()[0] == 200
     assert post_file(guarded.url + "/v1/predict", clip, auth)[0] == 200
 
 
@@ -292,10 +312,18 @@ def test_help_has_examples(capsys):
     assert "curl -F file=@song.mp3" in out and "--max-upload-mb" in out and "GENREKIT_TOKEN" in out
 
 
-def test_public_address_needs_a_token(monkeypatch, capsys):
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1.invalid"])
+def test_public_address_needs_a_token(monkeypatch, capsys, host):
     monkeypatch.delenv("GENREKIT_TOKEN", raising=False)
-    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert main(["serve", "--host", host, "--port", "0"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_local_means_every_address_is_loopback():
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert is_local(host), host
+    for host in ("0.0.0.0", "::", "127.0.0.1.invalid", "127.example.invalid", "192.0.2.1"):
+        assert not is_local(host), host  # a name is resolved, never judged by its spelling
 
 
 def test_bad_model_or_busy_port_is_a_usage_error(tmp_path, capsys):

@@ -47,7 +47,7 @@ LIVE_CLIP = ("classical", "classical.00000.flac")
 
 @pytest.fixture(scope="module")
 def server():
-    with ServerProcess(["--workers", "1"], env=child_env()) as srv:
+    with ServerProcess(["--workers", "1", "--stream-idle-timeout", "2"], env=child_env()) as srv:
         yield srv
 
 
@@ -193,16 +193,22 @@ def test_live_mode_with_the_fake_microphone(page, server):
     assert wait_until(lambda: any(r["method"] == "WS" and r["status"] == 101 for r in server.access_log()))
 
 
-def test_live_mode_playing_a_file(page, gtzan_flac_dir, tmp_path):
+def test_live_mode_playing_a_file(page, server, gtzan_flac_dir, tmp_path):
     clip = tmp_path / "rock.wav"
     y = load_audio(gtzan_flac_dir / "rock" / "rock.00000.flac")[: 5 * SAMPLE_RATE]
     buffer = io.BytesIO()
     soundfile.write(buffer, y, SAMPLE_RATE, format="WAV", subtype="PCM_16")
     clip.write_bytes(buffer.getvalue())
+    streams = sum(r["method"] == "WS" for r in server.access_log())
     page.set_input_files("#live-file", str(clip))
     page.wait_for_function("Number(document.getElementById('live').dataset.updates || 0) >= 1", timeout=60e3)
     assert "Live: rock.wav" in page.inner_text("#live h3")
     assert re.search(r"latency \d+ ms", page.inner_text("#live"))
+    page.wait_for_function("document.querySelector('#live h3').textContent.includes('(ended)')", timeout=60e3)
+    # the file has ended, the page sends nothing: the server closes the idle stream, the verdict stays
+    assert wait_until(lambda: sum(r["method"] == "WS" for r in server.access_log()) > streams, timeout=30)
+    verdict = page.inner_text("#live .status")
+    assert "Error" not in verdict and "closed" not in verdict, verdict
 
 
 def test_token_is_asked_for_and_used(browser, gtzan_flac_dir):

@@ -81,6 +81,10 @@ def test_stream_s16_at_another_rate_is_resampled(server, gtzan_flac_dir):
         (json.dumps({"sample_rate": 5}), None, "sample_rate"),
         (json.dumps({"sample_rate": 22050}), b"\x01\x02\x03", "not whole"),
         (json.dumps({"sample_rate": 22050}), "text instead of audio", "binary"),
+        (b'{"sample_rate": 22050}', None, "must be text"),
+        ('{"sample_rate": 1e999}', None, "first message"),
+        ('{"sample_rate": 22050, "top_k": 1e999}', None, "first message"),
+        ('{"sample_rate": 22050, "update_seconds": NaN}', None, "update_seconds"),
     ],
 )
 def test_protocol_errors_close_the_stream(server, first, then, words):

@@ -89,6 +89,7 @@ def analyse_file(
     window_seconds: float = 30.0,
     segment_seconds: float | None = None,
     min_seconds: float = MIN_SECONDS,
+    max_seconds: float | None = None,
 ) -> FileAnalysis:
     """Decode `path` once into the features of its windows and, optionally, of its segments.
 
@@ -104,6 +105,8 @@ def analyse_file(
         3-second table's).
     min_seconds : float
         Shortest file analysed.
+    max_seconds : float, optional
+        Longest file analysed: a longer one is refused before it is decoded.
 
     Returns
     -------
@@ -112,13 +115,15 @@ def analyse_file(
 
     Raises
     ------
+    TooLongError
+        If the file is longer than `max_seconds`.
     AudioError
         If the file cannot be decoded, is shorter than `min_seconds`, or a span's
         features cannot be computed; the message starts with the file name.
     """
     from genrekit.audio.decode import open_audio
 
-    with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
+    with open_audio(path, sr=SAMPLE_RATE, max_seconds=max_seconds) as (n_samples, blocks):
         try:
             window_bounds = windows(
                 n_samples,

@@ -12,6 +12,13 @@ then resampled with soxr at quality ``"HQ"`` (librosa's default ``res_type``,
 long file never needs more memory than its decoded mono result plus one block, or
 only one block for a caller that consumes the blocks as they come. The ffmpeg
 path lets ffmpeg mix and resample (its own resampler, not soxr).
+
+Memory is bounded by what will be analysed: with ``max_seconds``, a file whose header (or
+``ffprobe``) says it is longer is refused before any decoding, and ffmpeg is told to stop
+at the limit (``-t``), so a header that lies cannot make it decode more; upsampling reads
+input blocks small enough that each resampled block stays about `block_frames` long; a file
+below :data:`MIN_SAMPLE_RATE` (e.g. a WAV declared at 1 Hz, which would become 22,050 samples
+per byte) is refused.
 """
 
 from __future__ import annotations
@@ -50,8 +57,19 @@ CHATTY_EXTENSIONS: frozenset[str] = frozenset({".mp3", ".mp2", ".mpga"})
 BLOCK_FRAMES: int = 1 << 16
 """Frames read (and resampled) at a time."""
 
+MIN_SAMPLE_RATE: int = 4000
+"""Lowest sample rate accepted, in Hz: below it a file holds nothing of the spectrum the features
+describe (up to 11 kHz), and each stored sample would become many resampled ones."""
+
+PROBE_TIMEOUT: float = 30.0
+"""Seconds ``ffprobe`` may take to read a container's duration."""
+
 _UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)
 """Data-chunk sizes that streaming WAV writers use for "length unknown"."""
+
+
+class TooLongError(AudioError):
+    """The audio is longer than the caller accepts (``max_seconds``)."""
 
 
 def load_audio(
@@ -59,6 +77,7 @@ def load_audio(
     sr: int = SAMPLE_RATE,
     min_samples: int = MIN_SAMPLES,
     block_frames: int = BLOCK_FRAMES,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """Decode an audio file to a mono float32 signal at `sr`.
 
@@ -74,6 +93,9 @@ def load_audio(
         the features need, :data:`genrekit.audio.features.MIN_SAMPLES`).
     block_frames : int > 0
         Frames decoded and resampled at a time (libsndfile path).
+    max_seconds : float, optional
+        Longest audio accepted; a longer file is refused before it is decoded (or, when only
+        decoding tells, as soon as decoding passes the limit).
 
     Returns
     -------
@@ -82,14 +104,21 @@ def load_audio(
 
     Raises
     ------
+    TooLongError
+        If the audio is longer than `max_seconds`.
     AudioError
         If the file is missing, empty, not audio, truncated (its header promises
-        more audio than it holds), has no channels, holds NaN or Inf samples, is
-        shorter than `min_samples`, or needs ffmpeg and ffmpeg is not installed.
+        more audio than it holds, or more than memory holds), has no channels, a sample rate below
+        :data:`MIN_SAMPLE_RATE`, holds NaN or Inf samples, is shorter than
+        `min_samples`, or needs ffmpeg and ffmpeg is not installed.
         The message starts with the file name.
     """
-    with open_audio(path, sr, block_frames) as (n_samples, blocks):
-        y = np.empty(n_samples, dtype=np.float32)
+    with open_audio(path, sr, block_frames, max_seconds) as (n_samples, blocks):
+        try:
+            y = np.empty(n_samples, dtype=np.float32)
+        except MemoryError:  # a header may declare any length: refuse it as this file's error
+            declared = f"{n_samples / sr:,.0f} s of audio"
+            raise AudioError(f"{path}: its header declares {declared}, more than memory holds") from None
         filled = 0
         for block in blocks:
             y[filled : filled + len(block)] = block
@@ -104,7 +133,10 @@ def load_audio(
 
 @contextlib.contextmanager
 def open_audio(
-    path: str | os.PathLike[str], sr: int = SAMPLE_RATE, block_frames: int = BLOCK_FRAMES
+    path: str | os.PathLike[str],
+    sr: int = SAMPLE_RATE,
+    block_frames: int = BLOCK_FRAMES,
+    max_seconds: float | None = None,
 ) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
     """Open an audio file for decoding block by block: its length at `sr`, then its samples.
 
@@ -134,9 +166,11 @@ def open_audio(
 
     Raises
     ------
+    TooLongError
+        If the audio is longer than `max_seconds`.
     AudioError
-        If the file is missing, empty, not audio, has no channels or needs ffmpeg and ffmpeg is
-        not installed.
+        If the file is missing, empty, not audio, has no channels, a sample rate below
+        :data:`MIN_SAMPLE_RATE`, or needs ffmpeg and ffmpeg is not installed.
     """
     path = Path(path)
     if sr <= 0:
@@ -146,13 +180,21 @@ def open_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
     if path.suffix.lower() in FFMPEG_EXTENSIONS:
-        y = _load_ffmpeg(path, sr)
+        y = _load_ffmpeg(path, sr, max_seconds)
         yield len(y), iter([y])
         return
     quiet = path.suffix.lower() in CHATTY_EXTENSIONS
     with _open_soundfile(path, quiet) as handle:
+        if max_seconds is not None:
+            check_duration(path, handle.frames / handle.samplerate, max_seconds)
         n_samples = math.ceil(handle.frames * sr / handle.samplerate)
         yield n_samples, _soundfile_blocks(handle, path, sr, n_samples, block_frames, quiet)
+
+
+def check_duration(path: str | os.PathLike[str], seconds: float, max_seconds: float) -> None:
+    """Raise :class:`TooLongError` naming `path` when `seconds` exceeds `max_seconds`."""
+    if seconds > max_seconds:
+        raise TooLongError(f"{path}: {seconds:.1f} s of audio, longer than the limit of {max_seconds:g} s")
 
 
 @contextlib.contextmanager
@@ -193,8 +235,10 @@ def _open_soundfile(path: Path, quiet: bool) -> Iterator:
     with handle:
         if handle.channels < 1:
             raise AudioError(f"{path}: no audio channels")
-        if handle.samplerate <= 0:
-            raise AudioError(f"{path}: invalid sample rate {handle.samplerate}")
+        if handle.samplerate < MIN_SAMPLE_RATE:
+            raise AudioError(
+                f"{path}: sample rate {handle.samplerate} Hz is below {MIN_SAMPLE_RATE} Hz: not music audio"
+            )
         yield handle
 
 
@@ -204,17 +248,19 @@ def _soundfile_blocks(
     """Decode, mix and resample an open file block by block: `n_out` samples in all.
 
     The resampled stream is cut at `n_out` samples, or zero-padded to it, as
-    :func:`librosa.resample` does. With `quiet`, the decoder's own stderr notes are dropped
-    while it reads (not while the caller works on a block).
+    :func:`librosa.resample` does. When upsampling, fewer frames are read at a time, so that
+    a resampled block is about `block_frames` long too. With `quiet`, the decoder's own stderr
+    notes are dropped while it reads (not while the caller works on a block).
     """
     import soundfile as sf
     import soxr
 
     n_frames, sr_orig = handle.frames, handle.samplerate
     stream = None if sr_orig == sr else soxr.ResampleStream(sr_orig, sr, 1, dtype="float32", quality="HQ")
+    read_frames = max(1, min(block_frames, block_frames * sr_orig // sr))
     filled = read = 0
     try:
-        for block in _mono_blocks(handle, block_frames, quiet):
+        for block in _mono_blocks(handle, read_frames, quiet):
             _check_finite(block, read, sr_orig, path)
             read += len(block)
             if read > n_frames:
@@ -345,15 +391,55 @@ def ffmpeg_command(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, ffmpeg: 
     ]  # fmt: skip
 
 
-def _load_ffmpeg(path: Path, sr: int) -> np.ndarray:
-    """Decode through an ffmpeg subprocess (containers libsndfile cannot read)."""
+def probe_seconds(path: str | os.PathLike[str], ffprobe: str = "ffprobe") -> float | None:
+    """Return the duration a container declares, read by ``ffprobe`` without decoding the audio.
+
+    Parameters
+    ----------
+    path : path-like
+        The audio file.
+    ffprobe : str
+        The ffprobe program.
+
+    Returns
+    -------
+    float or None
+        Seconds, as ffprobe reports them (for some formats, such as raw AAC, an estimate from
+        the bit rate); None when ffprobe is not installed, fails, takes longer than
+        :data:`PROBE_TIMEOUT` or reports no duration.
+    """
+    program = shutil.which(ffprobe)
+    if program is None:
+        return None
+    entries = ["-show_entries", "format=duration", "-of", "default=nw=1:nk=1"]
+    command = [program, "-v", "error", *entries, os.fspath(path)]
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT, check=False
+        )
+        seconds = float(done.stdout.decode(errors="replace").strip() or "nan")
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
+    return seconds if done.returncode == 0 and math.isfinite(seconds) else None
+
+
+def _load_ffmpeg(path: Path, sr: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode through an ffmpeg subprocess (containers libsndfile cannot read).
+
+    With `max_seconds`, the duration ffprobe reads from the container is checked first, and
+    ffmpeg stops decoding just past the limit (``-t``), so memory never exceeds that much audio.
+    """
     program = shutil.which("ffmpeg")
     if program is None:
         raise AudioError(f"{path}: cannot decode {path.suffix.lower()} without ffmpeg; install ffmpeg")
+    command = ffmpeg_command(path, sr, program)
+    if max_seconds is not None:
+        declared = probe_seconds(path)
+        if declared is not None:
+            check_duration(path, declared, max_seconds)
+        command[-1:-1] = ["-t", f"{max_seconds + 1:.6f}"]
     buffer = bytearray()
-    with subprocess.Popen(
-        ffmpeg_command(path, sr, program), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as proc:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         while chunk := proc.stdout.read(1 << 20):
             buffer += chunk
         stderr = proc.stderr.read().decode(errors="replace").strip()
@@ -361,6 +447,8 @@ def _load_ffmpeg(path: Path, sr: int) -> np.ndarray:
         reason = stderr.splitlines()[-1] if stderr else f"ffmpeg exited with status {proc.returncode}"
         raise AudioError(f"{path}: cannot decode: {reason}")
     usable = len(buffer) - len(buffer) % 4
+    if max_seconds is not None and usable // 4 > max_seconds * sr:
+        raise TooLongError(f"{path}: longer than the limit of {max_seconds:g} s (decoding stopped there)")
     y = np.frombuffer(memoryview(buffer)[:usable], dtype="<f4").astype(np.float32, copy=False)
     if not np.all(np.isfinite(y)):
         bad = int(np.flatnonzero(~np.isfinite(y))[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -22,8 +23,9 @@ examples:
   genrekit serve --db library.db                 the page also shows the library of `genrekit scan`
 
 The page is at /, the API under /v1 (predict, features, model, stream; library with --db), its docs at /docs,
-/healthz and /readyz for probes. Binding to an address other than localhost needs a token
-(--token or $GENREKIT_TOKEN) that every /v1 call must send as 'Authorization: Bearer TOKEN'.
+/healthz and /readyz for probes. Binding to a host that is not loopback-only (every address it
+resolves to in 127.0.0.0/8 or ::1) needs a token (--token or $GENREKIT_TOKEN) that every /v1 call
+must send as 'Authorization: Bearer TOKEN'.
 Each request line is logged on stderr as JSON. Needs the serve extra:
 pip install 'genrekit[serve]'.
 
@@ -79,7 +81,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="most live streams at once (default: 8)",
     )
+    limits = parser.add_argument_group("slow clients (see docs/guide/serve-limits.md)")
+    limits.add_argument(
+        "--upload-timeout", type=positive_number, default=30.0, metavar="S",
+        help="an upload silent this long, or slower than --min-upload-rate after it, gets 408 (default: 30)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--min-upload-rate", type=positive_number, default=10.0, metavar="KB/S",
+        help="slowest average upload accepted, in kB/s (default: 10)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--stream-hello-timeout", type=positive_number, default=10.0, metavar="S",
+        help="seconds a live stream has to send its first message (default: 10)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--stream-idle-timeout", type=positive_number, default=60.0, metavar="S",
+        help="seconds a live stream may send nothing while no update runs (default: 60)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
+
+
+def positive_number(text: str) -> float:
+    """Parse a finite number above 0 (seconds, rates)."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_local(args.host) and token is None:
-        error(f"--host {args.host} is reachable from other machines: give a token (--token or ${TOKEN_ENV})")
+        error(
+            f"--host {args.host} is not loopback-only (it resolves to another address, or not at all), "
+            f"so it may be reachable from other machines: give a token (--token or ${TOKEN_ENV})"
+        )
         return EXIT_USAGE
     if args.max_upload_mb <= 0 or args.max_seconds <= 0:
         error("--max-upload-mb and --max-seconds must be positive")
@@ -113,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         queue=args.queue,
         max_streams=args.max_streams,
+        upload_timeout=args.upload_timeout,
+        min_upload_rate=args.min_upload_rate * 1000,
+        stream_hello_timeout=args.stream_hello_timeout,
+        stream_idle_timeout=args.stream_idle_timeout,
         token=token,
     )
     try:

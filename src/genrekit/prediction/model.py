@@ -157,7 +157,9 @@ class FilePrediction:
         }
 
 
-def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> FileWindows:
+def file_windows(
+    path: str | os.PathLike[str], window_seconds: float = 30.0, max_seconds: float | None = None
+) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
     The file goes through the one analysis path, :func:`genrekit.audio.analysis.analyse_file`
@@ -171,6 +173,9 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
         Window length (a model's ``window_seconds``; 30 by default, the GTZAN clips'),
         ``round(window_seconds * 22050)`` samples; see :func:`genrekit.audio.window.windows`
         for the tail.
+    max_seconds : float, optional
+        Longest audio accepted: a longer file is refused before it is decoded (see
+        :func:`genrekit.audio.decode.open_audio`).
 
     Returns
     -------
@@ -179,13 +184,15 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
 
     Raises
     ------
+    TooLongError
+        If the audio is longer than `max_seconds`.
     AudioError
         If the file cannot be decoded or is shorter than :data:`MIN_SECONDS`; the
         message names the file.
     """
     from genrekit.audio.analysis import analyse_file
 
-    analysis = analyse_file(path, window_seconds, min_seconds=MIN_SECONDS)
+    analysis = analyse_file(path, window_seconds, min_seconds=MIN_SECONDS, max_seconds=max_seconds)
     return FileWindows(analysis.n_samples, analysis.windows.bounds, analysis.windows.features)
 
 
@@ -319,19 +326,29 @@ class GenreModel:
         genres[~confident] = UNCERTAIN
         return genres.astype(str)
 
-    def predict_file(self, path: str | os.PathLike[str]) -> FilePrediction:
+    def predict_file(self, path: str | os.PathLike[str], max_seconds: float | None = None) -> FilePrediction:
         """Predict the genre of one audio file, with per-window detail.
 
         Like the command line, it computes with one BLAS thread (see
         :func:`genrekit.core.parallel.one_blas_thread`): faster on these small matrix products.
 
+        Parameters
+        ----------
+        path : path-like
+            The audio file.
+        max_seconds : float, optional
+            Longest audio accepted; a longer file is refused before it is decoded.
+
         Raises
         ------
+        TooLongError
+            If the audio is longer than `max_seconds`.
         AudioError
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            return self._predict_windows([(Path(path), file_windows(path, self.window_seconds))])[0]
+            windows = file_windows(path, self.window_seconds, max_seconds)
+            return self._predict_windows([(Path(path), windows)])[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None

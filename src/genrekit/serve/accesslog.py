@@ -19,7 +19,8 @@ class AccessLog:
     ``path`` (without the query string, which may hold a token), ``status``, ``bytes``
     (response body, or WebSocket messages sent), ``bytes_in`` (request body, or messages
     received) and ``ms`` (wall time). A request whose client went away before an answer
-    is logged with status 499.
+    is logged with status 499; one that failed with an unhandled exception before any answer
+    is logged with status 500, the answer Starlette's outermost middleware then sends.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -55,6 +56,10 @@ class AccessLog:
 
         try:
             await self.app(scope, counting_receive, counting_send)
+        except Exception:
+            if record["status"] == 499:
+                record["status"] = 500
+            raise
         finally:
             LOGGER.info(
                 json.dumps(

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from genrekit.audio.decode import TooLongError
 from genrekit.core.errors import GenrekitError
 from genrekit.serve import work
-from genrekit.serve.limits import Upload, admitted, received_upload, require_token
+from genrekit.serve.limits import Upload, received_upload, require_token, work_slot
 from genrekit.serve.pool import WorkerDiedError
 
 AUDIO_BODY: dict = {
@@ -33,10 +34,14 @@ AUDIO_BODY: dict = {
 
 ERRORS: dict = {
     401: {"description": "missing or wrong token"},
+    408: {"description": "upload stalled or slower than the server's minimum rate"},
     413: {"description": "upload or audio over the server's limits"},
     422: {"description": "empty, truncated or non-audio upload; bad parameters"},
-    503: {"description": "too many requests in progress; see Retry-After"},
+    503: {"description": "too many requests at work; see Retry-After"},
 }
+
+MIN_SEGMENT_SECONDS = 1.0
+"""Shortest ``segment_seconds``: it bounds the segments, hence the work, per second of audio."""
 
 UploadedFile = Annotated[Upload, Depends(received_upload)]
 """The request's audio, streamed to a temporary file (deleted when the request ends)."""
@@ -80,7 +85,7 @@ def model(request: Request) -> dict:
     return request.app.state.service.model
 
 
-@v1.post("/predict", dependencies=[Depends(admitted)], openapi_extra=AUDIO_BODY)
+@v1.post("/predict", openapi_extra=AUDIO_BODY)
 async def predict(
     request: Request,
     upload: UploadedFile,
@@ -104,12 +109,15 @@ async def predict(
     return {**record, "model": service.model["id"]}
 
 
-@v1.post("/features", dependencies=[Depends(admitted)], openapi_extra=AUDIO_BODY)
+@v1.post("/features", openapi_extra=AUDIO_BODY)
 async def features(
     request: Request,
     upload: UploadedFile,
     segment_seconds: float | None = Query(
-        None, gt=0, le=30, description="also the features of each segment of this length (3: the 3-s table)"
+        None,
+        ge=MIN_SEGMENT_SECONDS,
+        le=30,
+        description="also the features of each segment of this length (3: the 3-s table); 1 to 30",
     ),
 ) -> dict:
     """Compute the 57 GTZAN features of one audio file (and of its segments on request)."""
@@ -125,10 +133,11 @@ async def features(
 
 
 async def _work(service, fn, *args) -> dict:
-    """Run `fn` on the pool; turn the errors a client caused into 413/422 answers."""
+    """Run `fn` on the pool in a request slot; turn the errors a client caused into 413/422 answers."""
     try:
-        return await service.pool.run(fn, *args)
-    except work.TooLongError as exc:
+        with work_slot(service.pool):
+            return await service.pool.run(fn, *args)
+    except TooLongError as exc:
         raise HTTPException(413, str(exc)) from None
     except GenrekitError as exc:
         raise HTTPException(422, str(exc)) from None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
-
-LOCAL_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "::1"})
-"""Addresses reachable only from this machine: binding to anything else needs a token."""
 
 
 @dataclass(frozen=True)
@@ -26,10 +25,19 @@ class ServeConfig:
     max_seconds : float
         Longest audio accepted, in seconds; longer files get 413.
     queue : int
-        Most prediction or feature requests in progress at once (uploading,
-        waiting for a worker or running); one more gets 503 with ``Retry-After``.
+        Most prediction or feature requests at work at once (waiting for a worker or
+        running, once their upload has arrived); one more gets 503 with ``Retry-After``.
     max_streams : int
         Most live-mode WebSocket connections at once.
+    upload_timeout : float
+        Seconds an upload may go without sending data; also the time after which its
+        average rate is checked against `min_upload_rate`. Either failure gets 408.
+    min_upload_rate : float
+        Slowest average upload accepted, in bytes per second.
+    stream_hello_timeout : float
+        Seconds a live-mode client has to send its first message once connected.
+    stream_idle_timeout : float
+        Seconds a live-mode client may stay silent (no audio) while no update is running.
     token : str or None
         Secret every ``/v1`` call must present; None accepts calls without one.
     min_confidence : float
@@ -42,6 +50,10 @@ class ServeConfig:
     max_seconds: float = 1200.0
     queue: int = 64
     max_streams: int = 8
+    upload_timeout: float = 30.0
+    min_upload_rate: float = 10_000.0
+    stream_hello_timeout: float = 10.0
+    stream_idle_timeout: float = 60.0
     token: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
@@ -52,5 +64,25 @@ class ServeConfig:
 
 
 def is_local(host: str) -> bool:
-    """Whether `host` is a loopback address (``127.0.0.0/8``, ``::1`` or ``localhost``)."""
-    return host in LOCAL_HOSTS or host.startswith("127.")
+    """Whether `host` reaches only this machine: every address it resolves to is a loopback address.
+
+    A name is resolved (``localhost`` is local because it resolves to ``127.0.0.1`` and ``::1``);
+    its spelling alone decides nothing: ``127.0.0.1.example.com`` may point anywhere. A name that
+    does not resolve is not local.
+
+    Parameters
+    ----------
+    host : str
+        An address or host name, as given to ``--host``.
+
+    Returns
+    -------
+    bool
+        True when `host` resolves and all its addresses are in ``127.0.0.0/8`` or are ``::1``.
+    """
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0].split("%")[0] for info in found}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)

@@ -1,12 +1,15 @@
-"""What a request must pass before any work: the token, a free slot, and an upload within limits.
+"""What a request must pass before any work: the token, an upload within limits, and a free slot.
 
 Uploads stream to a temporary file in the service's own folder, named by the server
 (only its extension comes from the client, and only when it is a known audio
-extension); the file is deleted when the request ends, however it ends.
+extension); the file is deleted when the request ends, however it ends. An upload that stalls
+or arrives too slowly is cut off (408); a slot is taken only once the upload is in, so clients
+still sending hold none (see ``docs/guide/serve-limits.md``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import os
@@ -20,6 +23,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS, FFMPEG_EXTENSIONS
+
+CLOSE: dict[str, str] = {"Connection": "close"}
+"""Headers of an answer sent before the body was read: the connection cannot be reused."""
 
 TOKEN_ENV = "GENREKIT_TOKEN"
 """Environment variable holding the token when ``--token`` is not given."""
@@ -86,11 +92,20 @@ def token_matches(authorization: str | None, query_token: str | None, expected: 
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def admitted(request: Request) -> AsyncIterator[None]:
-    """Hold one of the service's request slots while the request runs (503 when none is free)."""
+@contextlib.contextmanager
+def work_slot(pool) -> Iterator[None]:
+    """Hold one of the service's request slots while work runs (503 with ``Retry-After`` when none is free).
+
+    A slot is taken only once the upload has arrived, so clients still sending (or trickling)
+    their bodies hold none.
+
+    Parameters
+    ----------
+    pool : WorkerPool
+        The service's pool.
+    """
     from genrekit.serve.pool import QueueFullError
 
-    pool = request.app.state.service.pool
     try:
         pool.admit()
     except QueueFullError as exc:
@@ -136,8 +151,9 @@ async def received_upload(request: Request, filename: str | None = None) -> Asyn
     Raises
     ------
     HTTPException
-        413 over the size limit, 422 for an empty body or a form without a file,
-        400 when the client goes away mid-upload.
+        413 over the size limit, 422 for an empty body, a form without a file or without its
+        closing boundary, 408 when the body stalls or arrives too slowly (see
+        :class:`~genrekit.serve.config.ServeConfig`), 400 when the client goes away mid-upload.
     """
     service = request.app.state.service
     limit = service.config.max_upload_bytes
@@ -148,7 +164,7 @@ async def received_upload(request: Request, filename: str | None = None) -> Asyn
         )
     with _temporary(service.upload_dir) as path:
         try:
-            name, size = await _receive(request, path, limit, filename)
+            name, size = await _receive(request, path, service.config, filename)
         except ClientDisconnect:
             raise HTTPException(400, "client disconnected during the upload") from None
         if size == 0:
@@ -198,29 +214,52 @@ def _looks_like(path: Path, suffix: str) -> bool:
     )
 
 
-async def _receive(request: Request, path: Path, limit: int, filename: str | None) -> tuple[str, int]:
+async def _receive(request: Request, path: Path, config, filename: str | None) -> tuple[str, int]:
     """Write the audio of `request` into `path`; return the client's name for it and its size."""
     content_type = request.headers.get("content-type", "")
     media, options = parse_options_header(content_type)
     with open(path, "wb") as out:
         if media == b"multipart/form-data":
             sink = _FormFile(out, options.get(b"boundary", b""))
-            received = await _copy(request, sink.feed, limit)
+            await _copy(request, sink.feed, config)
             sink.finish()
             return _base_name(sink.name or "upload"), sink.size
-        received = await _copy(request, out.write, limit)
+        received = await _copy(request, out.write, config)
         return _base_name(filename or "upload"), received
 
 
-async def _copy(request: Request, write, limit: int) -> int:
-    """Pass the request body to `write` chunk by chunk; 413 as soon as it exceeds `limit`."""
+async def _copy(request: Request, write, config) -> int:
+    """Pass the request body (Starlette's ``request.stream()``) to `write` chunk by chunk.
+
+    Raises
+    ------
+    HTTPException
+        413 as soon as the body exceeds the upload limit; 408 when no data comes for
+        ``upload_timeout`` seconds, or when, past that time, the body has arrived at less than
+        ``min_upload_rate`` bytes per second on average.
+    """
+    limit, timeout, min_rate = config.max_upload_bytes, config.upload_timeout, config.min_upload_rate
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    chunks = aiter(request.stream())
     received = 0
-    async for chunk in request.stream():
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return received
+        except TimeoutError:
+            raise HTTPException(408, f"upload stalled: no data for {timeout:g} s", CLOSE) from None
         received += len(chunk)
         if received > limit:
             raise HTTPException(413, f"upload is over this server's limit of {limit:,} bytes")
+        elapsed = loop.time() - start
+        if elapsed > timeout and received < min_rate * elapsed:
+            rate = received / elapsed
+            message = f"upload too slow: {rate:,.0f} bytes/s, this server needs at least {min_rate:,.0f}"
+            raise HTTPException(408, message, CLOSE)
         write(chunk)
-    return received
 
 
 def _base_name(name: str) -> str:
@@ -232,7 +271,8 @@ def _base_name(name: str) -> str:
 class _FormFile:
     """A streaming multipart/form-data parser that writes the one file field into `out`.
 
-    Fields without a file name are ignored; a second file is refused (one file per request).
+    Fields without a file name are ignored; a second file is refused (one file per request); a
+    body that ends before the closing boundary is refused (the parser itself does not check that).
     """
 
     def __init__(self, out, boundary: bytes) -> None:
@@ -245,6 +285,7 @@ class _FormFile:
         self._header_value = b""
         self._in_file = False
         self._files = 0
+        self._complete = False
         self._parser = MultipartParser(
             boundary,
             {
@@ -253,6 +294,7 @@ class _FormFile:
                 "on_header_value": self._header_value_data,
                 "on_header_end": self._header_end,
                 "on_part_data": self._part_data,
+                "on_end": self._end,
             },
         )
 
@@ -266,9 +308,16 @@ class _FormFile:
             raise HTTPException(422, f"malformed multipart/form-data body: {exc}") from None
 
     def finish(self) -> None:
-        """Check that the form held a file."""
+        """Check that the form was complete and held a file."""
+        if not self._complete:
+            raise HTTPException(
+                422, "truncated multipart/form-data body: it ends before its closing boundary"
+            )
         if self._files == 0:
             raise HTTPException(422, "the form holds no file: send the audio as a file field named 'file'")
+
+    def _end(self) -> None:
+        self._complete = True
 
     def _part_begin(self) -> None:
         self._in_file = False

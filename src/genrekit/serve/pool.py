@@ -37,8 +37,8 @@ class WorkerPool:
     """Worker processes that hold the model, plus the bound on requests in progress.
 
     Workers are started with ``spawn`` (no fork of a process running an event loop and
-    threads). A request takes a slot (:meth:`admit`) for its whole life: upload, wait,
-    work; when all `capacity` slots are taken the next request is refused at once.
+    threads). A request takes a slot (:meth:`admit`) once its upload has arrived, for the
+    wait and the work; when all `capacity` slots are taken the next request is refused at once.
 
     Parameters
     ----------

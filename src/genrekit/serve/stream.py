@@ -18,6 +18,9 @@ Protocol of ``/v1/stream`` (usable by any client, not only the page):
    meanwhile is included in the next one.
 5. A bad message gets ``{"type": "error", "error": ...}`` and the connection closes
    (code 1003 for bad data, 1008 for a bad token, 1013 when the server has too many streams).
+6. A client that sends no first message within ``stream_hello_timeout`` seconds, or no audio
+   for ``stream_idle_timeout`` seconds while no update is running, gets such an error message
+   and the connection closes with code 1008 (see :class:`~genrekit.serve.config.ServeConfig`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,19 @@ GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 class StreamError(ValueError):
-    """A client broke the protocol; the message says how."""
+    """A client broke the protocol; the message says how.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, sent to the client.
+    code : int
+        The WebSocket close code: 1003 (bad data) or 1008 (the server's time limits).
+    """
+
+    def __init__(self, message: str, code: int = 1003) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -86,6 +101,9 @@ class LiveBuffer:
         Received-sample count at which the next update is due.
     due_since : float or None
         When the pending update became due (``time.perf_counter()``), None if none is.
+    last_activity : float
+        When audio last came in or an update (or error) last went out (``time.perf_counter()``):
+        the client's silence is counted from then.
     """
 
     settings: Settings
@@ -93,6 +111,7 @@ class LiveBuffer:
     received: int = 0
     due: int = 0
     due_since: float | None = None
+    last_activity: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         self.due = round(FIRST_UPDATE_SECONDS * self.settings.sample_rate)
@@ -135,7 +154,7 @@ def parse_settings(text: str, default_min_confidence: float) -> Settings:
         update = float(hello.get("update_seconds", 3.0))
         min_confidence = float(hello.get("min_confidence", default_min_confidence))
         top_k = int(hello.get("top_k", 2))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise StreamError(
             f'the first message must be JSON like {{"sample_rate": 22050, "encoding": "pcm_s16le"}} ({exc})'
         ) from None
@@ -173,7 +192,7 @@ async def live(websocket: WebSocket) -> None:
     except StreamError as exc:
         with contextlib.suppress(*GONE):
             await websocket.send_json({"type": "error", "error": str(exc)})
-            await websocket.close(code=1003, reason=str(exc)[:120])
+            await websocket.close(code=exc.code, reason=str(exc)[:120])
     finally:
         service.streams -= 1
 
@@ -188,7 +207,16 @@ async def _deny(websocket: WebSocket, status: int, message: str, code: int) -> N
 
 async def _serve_stream(websocket: WebSocket, service) -> None:
     """Read the settings, then audio; classify in the background as updates fall due."""
-    settings = parse_settings(await websocket.receive_text(), service.config.min_confidence)
+    config = service.config
+    try:
+        hello = await _receive(websocket, config.stream_hello_timeout)
+    except TimeoutError:
+        raise StreamError(f"no first message within {config.stream_hello_timeout:g} s", 1008) from None
+    if hello is None:
+        return
+    if hello.get("text") is None:
+        raise StreamError('the first message must be text: JSON like {"sample_rate": 22050}')
+    settings = parse_settings(hello["text"], config.min_confidence)
     buffer = LiveBuffer(settings)
     await websocket.send_json(
         {
@@ -202,17 +230,55 @@ async def _serve_stream(websocket: WebSocket, service) -> None:
     updating: asyncio.Task | None = None
     try:
         while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
+            message = await _next_audio(websocket, buffer, updating, config.stream_idle_timeout)
+            if message is None:
                 return
-            if message.get("bytes") is None:
-                raise StreamError("after the first message, send audio as binary messages")
             buffer.add(message["bytes"])
+            buffer.last_activity = time.perf_counter()
             if buffer.due_since is not None and (updating is None or updating.done()):
                 updating = asyncio.create_task(_updates(websocket, service, buffer))
     finally:
         if updating is not None:
             updating.cancel()
+
+
+async def _next_audio(
+    websocket: WebSocket, buffer: LiveBuffer, updating: asyncio.Task | None, idle: float
+) -> dict | None:
+    """Return the client's next binary message, or None when it has gone.
+
+    The client may stay silent while an update runs (it may be waiting for it), and for `idle`
+    seconds after its last message or the last update, whichever came later.
+
+    Raises
+    ------
+    StreamError
+        For a text message (code 1003), or after `idle` seconds of silence (code 1008).
+    """
+    while True:
+        busy = updating is not None and not updating.done()
+        wait = idle if busy else idle - (time.perf_counter() - buffer.last_activity)
+        try:
+            message = await _receive(websocket, wait)
+            break
+        except TimeoutError:
+            if not busy:
+                raise StreamError(f"no audio for {idle:g} s", 1008) from None
+    if message is not None and message.get("bytes") is None:
+        raise StreamError("after the first message, send audio as binary messages")
+    return message
+
+
+async def _receive(websocket: WebSocket, timeout: float) -> dict | None:
+    """Return the client's next message within `timeout` seconds, or None when it has gone.
+
+    Raises
+    ------
+    TimeoutError
+        When nothing came in time.
+    """
+    message = await asyncio.wait_for(websocket.receive(), max(timeout, 0.0))
+    return None if message["type"] == "websocket.disconnect" else message
 
 
 async def _updates(websocket: WebSocket, service, buffer: LiveBuffer) -> None:
@@ -239,3 +305,4 @@ async def _updates(websocket: WebSocket, service, buffer: LiveBuffer) -> None:
             await websocket.send_json(message)
         except GONE:
             return
+        buffer.last_activity = time.perf_counter()

@@ -24,10 +24,6 @@ _MODEL = None
 """The model of this worker process (set by :func:`init_worker`)."""
 
 
-class TooLongError(GenrekitError):
-    """The audio is longer than the service accepts (``--max-seconds``)."""
-
-
 def init_worker(model_dir: str | None) -> None:
     """Set up a worker process: one BLAS thread, Ctrl-C left to the server, the model loaded."""
     from threadpoolctl import threadpool_limits
@@ -50,28 +46,7 @@ def _named(exc: GenrekitError, path: Path, name: str) -> GenrekitError:
     return type(exc)(str(exc).replace(str(path), name))
 
 
-def _check_duration(seconds: float, name: str, max_seconds: float) -> None:
-    """Raise :class:`TooLongError` when `seconds` exceeds `max_seconds`."""
-    if seconds > max_seconds:
-        raise TooLongError(
-            f"{name}: {seconds:.1f} s of audio, longer than this server's limit of {max_seconds:g} s"
-        )
-
-
-def _check_header_duration(path: Path, name: str, max_seconds: float) -> None:
-    """Refuse a file whose header already says it is too long, before decoding it.
-
-    Formats libsndfile cannot read are checked after decoding instead.
-    """
-    try:
-        info = soundfile.info(path)
-    except (RuntimeError, soundfile.LibsndfileError):
-        return
-    if info.samplerate > 0:
-        _check_duration(info.frames / info.samplerate, name, max_seconds)
-
-
-def predict_task(path: str, name: str, max_seconds: float, min_confidence: float, top_k: int) -> dict:
+def predict_task(path: str, name: str, max_seconds: float | None, min_confidence: float, top_k: int) -> dict:
     """Predict the genre of one uploaded file.
 
     Parameters
@@ -80,8 +55,8 @@ def predict_task(path: str, name: str, max_seconds: float, min_confidence: float
         The temporary file.
     name : str
         The client's name for it (used in the answer and in errors).
-    max_seconds : float
-        Longest audio accepted.
+    max_seconds : float or None
+        Longest audio accepted: a longer file is refused before it is decoded.
     min_confidence : float
         Top probability below which the genre is ``"uncertain"``.
     top_k : int
@@ -99,9 +74,7 @@ def predict_task(path: str, name: str, max_seconds: float, min_confidence: float
     """
     path_ = Path(path)
     try:
-        _check_header_duration(path_, name, max_seconds)
-        prediction = _MODEL.predict_file(path_)
-        _check_duration(prediction.duration, name, max_seconds)
+        prediction = _MODEL.predict_file(path_, max_seconds)
     except GenrekitError as exc:
         raise _named(exc, path_, name) from None
     return {**prediction.to_record(min_confidence, top_k), "file": name}
@@ -117,7 +90,7 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
     name : str
         The client's name for it.
     max_seconds : float
-        Longest audio accepted.
+        Longest audio accepted: a longer file is refused before it is decoded.
     segment_seconds : float, optional
         Also compute the features of consecutive segments of this length (3 gives
         the segments of the public 3-second table, see :mod:`genrekit.audio.window`).
@@ -133,30 +106,26 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
     TooLongError, AudioError
         With messages naming `name`.
     """
+    from genrekit.audio.analysis import span_features
     from genrekit.audio.decode import load_audio
-    from genrekit.audio.features import clip_features
     from genrekit.audio.window import segment_length, segments
 
     path_ = Path(path)
     try:
-        _check_header_duration(path_, name, max_seconds)
-        y = load_audio(path_, sr=SAMPLE_RATE)
-        _check_duration(len(y) / SAMPLE_RATE, name, max_seconds)
+        y = load_audio(path_, sr=SAMPLE_RATE, max_seconds=max_seconds)
+        (whole,) = span_features(y, [(0, len(y))], "")
         result = {
             "file": name,
             "duration": len(y) / SAMPLE_RATE,
             "samples": len(y),
-            "features": _named_features(clip_features(y, sr=SAMPLE_RATE)),
+            "features": _named_features(whole),
         }
         if segment_seconds is not None:
             spans = segments(len(y), segment_length(segment_seconds, sr=SAMPLE_RATE))
+            values = span_features(y, spans, "", name_segments=True)
             result["segments"] = [
-                {
-                    "start": start / SAMPLE_RATE,
-                    "end": end / SAMPLE_RATE,
-                    "features": _named_features(clip_features(y[start:end], sr=SAMPLE_RATE)),
-                }
-                for start, end in spans
+                {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "features": _named_features(row)}
+                for (start, end), row in zip(spans, values, strict=True)
             ]
     except GenrekitError as exc:
         raise _named(exc, path_, name) from None
@@ -195,6 +164,6 @@ def live_task(samples: np.ndarray, sample_rate: int, folder: str, min_confidence
     os.close(handle)
     try:
         soundfile.write(path, samples, sample_rate, subtype="FLOAT")
-        return predict_task(path, "live", float("inf"), min_confidence, top_k)
+        return predict_task(path, "live", None, min_confidence, top_k)
     finally:
         os.unlink(path)

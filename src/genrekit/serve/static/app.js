@@ -203,7 +203,7 @@ function liveError(message) {
 function showUpdate(live, update) {
   const card = $("live");
   if (update.type === "error") {
-    liveError(update.error);
+    if (!live.ended) liveError(update.error); // once a played file has ended, the server closes the idle stream
     return;
   }
   if (update.type !== "update") return;
@@ -250,7 +250,7 @@ async function startLive(source, connectSource) {
     } else showUpdate(live, message);
   };
   socket.onclose = (event) => {
-    if (state.live === live && card.dataset.state !== "error" && !live.stopped) {
+    if (state.live === live && card.dataset.state !== "error" && !live.stopped && !live.ended) {
       card.querySelector(".status").textContent =
         `Connection closed${event.reason ? `: ${event.reason}` : ""}.`;
     }
