@@ -82,7 +82,7 @@ def snapshot(data: Path, cnn: Path, out: Path) -> None:
 
 def _without_run_details(metrics: dict) -> dict:
     """Drop what differs between two runs of the same code (times, dates, versions, paths)."""
-    volatile = {"environment", "wall_seconds", "fit_seconds", "seconds", "created", "date", "command", "timing"}
+    volatile = {"environment", "wall_seconds", "fit_seconds", "seconds", "created", "date", "command"}
     if isinstance(metrics, dict):
         return {k: _without_run_details(v) for k, v in metrics.items() if k not in volatile}
     if isinstance(metrics, list):

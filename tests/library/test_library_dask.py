@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_library import as_local, catalogue_rows
-from test_library_cloud import upload
+from library_helpers import as_local, catalogue_rows, upload
 
 from genrekit.library.catalogue import Catalogue
 from genrekit.library.cluster import run_dask
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.cluster
 
 distributed = pytest.importorskip("distributed")
 
-HOOKS = Path(__file__).with_name("dask_worker_hooks.py")
+HOOKS = Path(__file__).parents[1] / "dask_worker_hooks.py"
 SLOW = "0.4"
 
 

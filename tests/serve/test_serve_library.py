@@ -24,7 +24,7 @@ from genrekit.cli import main
 from genrekit.library.tags import write_genre
 from genrekit.serve.process import ServerProcess, child_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "library-token-7e2a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,7 +11,7 @@ import pytest
 from genrekit.cli import build_parser, main
 from genrekit.cli._common import ProgressLine
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from genrekit.audio.decode import load_audio  # noqa: E402
 from genrekit.core.schema import SAMPLE_RATE  # noqa: E402
 from genrekit.serve.process import ServerProcess, child_env  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "serve"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

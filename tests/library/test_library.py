@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from library_helpers import as_local, catalogue_rows
 from threadpoolctl import threadpool_limits
 
 import genrekit
@@ -53,32 +54,6 @@ def model():
 @pytest.fixture
 def library(tmp_path, gtzan_flac_dir) -> Path:
     return make_library(tmp_path / "music", gtzan_flac_dir)
-
-
-def catalogue_rows(db: Path) -> list[list[tuple]]:
-    """Every stored value of a catalogue except row ids, ordered by path: files, windows, predictions."""
-    with sqlite3.connect(db) as conn:
-        return [
-            conn.execute(query).fetchall()
-            for query in (
-                "SELECT path, size, mtime_ns, status, n_samples, segment_seconds, error FROM files "
-                "ORDER BY path",
-                "SELECT f.path, w.kind, w.idx, w.start_sample, w.end_sample, w.features FROM windows w "
-                "JOIN files f ON f.id = w.file_id ORDER BY f.path, w.kind, w.idx",
-                "SELECT f.path, p.model_id, p.genre, p.best_guess, p.confidence, p.novelty, p.familiar, "
-                "p.probabilities FROM predictions p JOIN files f ON f.id = p.file_id ORDER BY f.path",
-            )
-        ]
-
-
-def as_local(rows: list[list[tuple]], url: str | None = None, folder: Path | None = None) -> list:
-    """Catalogue rows without the stamps (mtime_ns), with `url` (when given) written as the local `folder`."""
-
-    def fix(value):
-        return value.replace(url, str(folder.resolve())) if url and isinstance(value, str) else value
-
-    files, windows, predictions = ([tuple(map(fix, row)) for row in table] for table in rows)
-    return [[row[:2] + row[3:] for row in files], windows, predictions]
 
 
 def test_scan_stores_features_predictions_and_errors(library, tmp_path, model):

@@ -9,10 +9,9 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
-from test_library import as_local, catalogue_rows
+from library_helpers import as_local, catalogue_rows, s3, upload
 
 from genrekit.cli import main
 from genrekit.library import scan as scan_mod
@@ -22,25 +21,6 @@ from genrekit.library.scan import run_local, scan
 pytestmark = pytest.mark.s3
 
 pytest.importorskip("s3fs")
-BUCKET = "genrekit-test"
-
-
-def s3():
-    """The S3 filesystem of the test endpoint (configured by the ``s3_server`` fixture)."""
-    import fsspec
-
-    return fsspec.filesystem("s3", skip_instance_cache=True, use_listings_cache=False)
-
-
-def upload(folder: Path, prefix: str) -> str:
-    """Upload every file below `folder` to ``BUCKET/prefix``; return the folder's URL."""
-    fs = s3()
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            fs.put_file(str(path), f"{BUCKET}/{prefix}/{path.relative_to(folder).as_posix()}")
-    return f"s3://{BUCKET}/{prefix}"
 
 
 @pytest.fixture
