@@ -1,11 +1,7 @@
-"""Long files and new processes: streamed windows, bounded memory, lean imports, one BLAS thread."""
+"""Long files: streamed windows, bounded memory, one BLAS thread."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -20,69 +16,6 @@ from genrekit.audio.window import stream_windows, windows
 from genrekit.core.errors import AudioError
 from genrekit.core.schema import SAMPLE_RATE
 from genrekit.prediction.model import MIN_SECONDS, file_windows
-
-NEVER_FOR_PREDICTION = ("torch", "librosa", "numba", "matplotlib", "tqdm", "genrekit.extraction.extract")
-"""Modules a new process predicting one file must not import, whatever the model."""
-
-ONLY_FOR_TABLES = ("sklearn", "scipy.stats", "pandas")
-"""Modules prediction needs only for table output; the paper's CNN class still pulls them in
-(it derives from scikit-learn's BaseEstimator) until the NumPy model loader
-(``genrekit.models.portable``) is there."""
-
-NEVER_FOR_EXTRACTION = (
-    "torch",
-    "librosa",
-    "numba",
-    "matplotlib",
-    "sklearn",
-    "scipy.stats",
-    "multiprocessing",
-)
-"""Modules ``genrekit extract`` to CSV must not import (it builds its table with pandas)."""
-
-
-def _imported_by(args: list[str]) -> set[str]:
-    """The modules a new process running ``genrekit ARGS`` has imported when it ends."""
-    code = (
-        "import json, sys; from genrekit.cli import main; status = main(sys.argv[1:]); "
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr); sys.exit(status)"
-    )
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
-
-
-def _present(modules: set[str], names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if name in modules]
-
-
-@pytest.fixture(scope="module")
-def predict_modules(gtzan_flac_dir: Path) -> set[str]:
-    return _imported_by(["predict", str(gtzan_flac_dir / "jazz" / "jazz.00000.flac"), "-q"])
-
-
-def test_predict_in_a_new_process_imports_no_heavy_library(predict_modules: set[str]) -> None:
-    assert {"genrekit.audio.features", "genrekit.prediction.model"} <= predict_modules  # it did predict
-    assert _present(predict_modules, NEVER_FOR_PREDICTION) == []
-
-
-@pytest.mark.xfail(
-    importlib.util.find_spec("genrekit.models.portable") is None,
-    reason="the paper's CNN class derives from scikit-learn's BaseEstimator and imports pandas",
-    strict=True,
-)
-def test_predict_in_a_new_process_imports_no_table_library(predict_modules: set[str]) -> None:
-    assert _present(predict_modules, ONLY_FOR_TABLES) == []
-
-
-def test_extract_to_csv_in_a_new_process_imports_no_model_library(
-    gtzan_flac_dir: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "one.csv"
-    modules = _imported_by(
-        ["extract", str(gtzan_flac_dir / "rock" / "rock.00000.flac"), "-o", str(out), "-q"]
-    )
-    assert out.is_file()
-    assert _present(modules, NEVER_FOR_EXTRACTION) == []
 
 
 def test_stream_windows_equal_slices_of_the_whole_signal() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -101,22 +99,3 @@ def test_save_load_round_trip_and_checks(data, tmp_path):
         load_model_dir(tmp_path / "m")
     with pytest.raises(ModelError, match="unfitted"):
         save_model(make_model("logreg"), tmp_path / "m2")
-
-
-def test_loading_and_predicting_imports_nothing_heavy(data, tmp_path):
-    pytest.importorskip("lightgbm")
-    X, y, _ = data
-    members = ("logreg", "gbm", "extratrees", "knn-tuned", "mlp-tuned", "svm-tuned")
-    model = _fit("ensemble", X, y, members=members)
-    save_model(model, tmp_path / "m")
-    code = (
-        "import sys, numpy as np\n"
-        "from genrekit.models.io import load_model_dir\n"
-        "from genrekit.models.calibrate import scaled_probabilities\n"
-        f"model, _ = load_model_dir({str(tmp_path / 'm')!r})\n"
-        "p = scaled_probabilities(model.decision_function(np.ones((3, 57))), 2.0)\n"
-        "assert p.shape == (3, 10) and np.allclose(p.sum(axis=1), 1)\n"
-        "heavy = [m for m in ('sklearn', 'scipy.stats', 'pandas', 'lightgbm', 'torch') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
