@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrekit.library.tags import TagError, read_genre, read_genres, write_genre
+from genrekit.library.tags import TagError, read_fields, read_genre, read_genres, write_fields
 
 
 def _samples(path: Path) -> np.ndarray:
@@ -56,37 +56,32 @@ def _title(path: Path) -> str:
     return tags["title"][0]
 
 
-def test_write_genre_sets_only_the_genre(tagged_copies: list[Path]) -> None:
+def test_write_fields_sets_only_those_fields(tagged_copies: list[Path]) -> None:
     for path in tagged_copies:
         before = _samples(path)
-        change = write_genre(path, "jazz")
-        assert change.written and change.old == () and change.new == "jazz", path
-        assert read_genre(path) == ("jazz",), path
+        write_fields(path, {"genre": ["Jazz", "Swing"], "mood": ["Calm"], "genrekit_confidence": ["0.9000"]})
+        assert read_genre(path) == ("Jazz", "Swing"), path  # several values, never "Jazz; Swing"
+        fields = read_fields(path)
+        assert fields["mood"] == ("Calm",) and fields["genrekit_confidence"] == ("0.9000",), path
         assert _title(path) == "a title", path
         np.testing.assert_array_equal(_samples(path), before, err_msg=str(path))
+        assert not list(path.parent.glob(".*.tmp")), path  # no temporary copy left
 
 
 def test_rewrite_replaces_old_value(tagged_copies: list[Path]) -> None:
     path = tagged_copies[0]
-    write_genre(path, "blues")
-    change = write_genre(path, "jazz")
-    assert change.old == ("blues",) and read_genre(path) == ("jazz",)
-    assert not write_genre(path, "jazz").written
-
-
-def test_dry_run_writes_nothing(tagged_copies: list[Path]) -> None:
-    for path in tagged_copies:
-        before = path.read_bytes()
-        change = write_genre(path, "rock", dry_run=True)
-        assert not change.written and change.new == "rock"
-        assert path.read_bytes() == before, path
+    write_fields(path, {"genre": ["Blues"]})
+    write_fields(path, {"genre": ["Jazz"]})
+    assert read_genre(path) == ("Jazz",)
+    write_fields(path, {"genre": []})
+    assert read_genre(path) == ()
 
 
 def test_untaggable_file_is_named(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
     with pytest.raises(TagError, match=r"notes\.txt"):
-        write_genre(text, "rock")
+        write_fields(text, {"genre": ["Rock"]})
 
 
 def test_tag_names_follow_music_libraries_and_are_configurable():
