@@ -40,7 +40,8 @@ from genrekit.library.tags import FIELDS, GENRE, MOOD, TagError, read_fields, re
 from genrekit.library.taxonomy import Taxonomy, load_taxonomy
 
 COUNTED: tuple[str, ...] = ("written", "kept", "same", "uncertain", "not music", "failed")
-"""What a tagging run counts, every file in exactly one (a dry run says ``write`` for ``written``)."""
+"""What a tagging run counts, every file in exactly one (a dry run says ``write`` for ``written``;
+files behind URLs, which cannot be tagged in place, are counted as ``remote``)."""
 
 PLAN_FORMAT = "genrekit-tag-plan"
 PLAN_VERSION = 1
@@ -247,7 +248,7 @@ def new_run() -> str:
 def count(proposals: Iterable[Proposal]) -> dict[str, int]:
     """Return how many proposals have each action (:data:`COUNTED`, ``write`` first when planned)."""
     found = Counter(p.action for p in proposals)
-    keys = (("write",) if found["write"] else ()) + COUNTED
+    keys = (("write",) if found["write"] else ()) + COUNTED + (("remote",) if found["remote"] else ())
     return {key: found[key] for key in keys}
 
 
@@ -258,6 +259,8 @@ def summary(counts: Mapping[str, int], dry_run: bool) -> str:
     line = f"{total} files: " + ", ".join(parts)
     if counts.get("kept"):
         line += " (kept: they have a genre; --overwrite replaces it)"
+    if counts.get("remote"):
+        line += " (remote: files behind URLs cannot be tagged in place)"
     return line + (" (dry run: nothing written)" if dry_run else "")
 
 
@@ -417,8 +420,8 @@ def catalogue_proposals(catalogue: Catalogue, namer, overwrite: bool = False) ->
         klass = prediction.best_guess if prediction.genre == "uncertain" else prediction.genre
         info = {"probability": prediction.confidence, "familiar": prediction.familiar}
         if is_url(path):
-            reason = f"{path}: a file behind a URL cannot be tagged in place; tag a local copy"
-            proposals.append(Proposal(path, "failed", klass=klass, model=prediction.model_id, reason=reason))
+            reason = "behind a URL: cannot be tagged in place; tag a local copy"
+            proposals.append(Proposal(path, "remote", klass=klass, model=prediction.model_id, reason=reason))
             continue
         verdict = "ok"
         if prediction.genre == "uncertain":
