@@ -441,5 +441,5 @@ def catalogue_proposals(catalogue: Catalogue, namer, overwrite: bool = False) ->
             )
         )
     for path, why in failed_files(catalogue):
-        proposals.append(Proposal(path, "failed", reason=f"{path}: not analysed: {why}"))
+        proposals.append(Proposal(path, "not music", reason=f"the scan could not analyse it: {why}"))
     return proposals
