@@ -123,6 +123,41 @@ def _readable(values: Sequence[str]) -> list[str]:
     return split_values(TCON(encoding=3, text=list(values)).genres if values else [])
 
 
+def decide(
+    existing: Sequence[str],
+    klass: str,
+    verdict: str = "ok",
+    overwrite: bool = False,
+    taxonomy: Taxonomy | None = None,
+) -> str:
+    """Decide, by the rule every tag writer follows, what to do with a file that has genres `existing`.
+
+    Parameters
+    ----------
+    existing : sequence of str
+        The genres it has now, as a person reads them (empty: none).
+    klass : str
+        The predicted class.
+    verdict : str
+        ``ok`` (confident), ``uncertain`` or ``not music``.
+    overwrite : bool
+        Whether a genre the file has may be replaced.
+    taxonomy : Taxonomy, optional
+        Maps genre values to classes (the default mapping when None).
+
+    Returns
+    -------
+    str
+        ``same`` (its genre already names the class), ``kept`` (it has another
+        genre and `overwrite` is False), the `verdict` when not ``ok``, else ``write``.
+    """
+    if existing and verdict == "ok" and klass in (taxonomy or load_taxonomy(None)).classes_of(existing):
+        return "same"
+    if existing and not overwrite:
+        return "kept"
+    return "write" if verdict == "ok" else verdict
+
+
 def propose(
     path: str,
     genres: Sequence[str],
@@ -183,13 +218,10 @@ def propose(
     except (TagError, OSError) as exc:
         return replace(base, reason=str(exc))
     base = replace(base, old=old)
-    existing = _readable(old[GENRE])
-    if existing and verdict == "ok" and klass in (taxonomy or load_taxonomy(None)).classes_of(existing):
-        return replace(base, action="same")
-    if existing and not overwrite:
-        return replace(base, action="kept", reason="has a genre; --overwrite replaces it")
-    if verdict != "ok":
-        return replace(base, action=verdict)
+    action = decide(_readable(old[GENRE]), klass, verdict, overwrite, taxonomy)
+    if action != "write":
+        reason = "has a genre; --overwrite replaces it" if action == "kept" else ""
+        return replace(base, action=action, reason=reason)
     wanted: dict[str, tuple[str, ...]] = {
         GENRE: tuple(genres),
         "genrekit_genre": tuple(genres),
