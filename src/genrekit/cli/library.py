@@ -157,6 +157,7 @@ def run_tag(args: argparse.Namespace) -> int:
         return _report_tags(args, planned, dry_run=True)
     run = tagging.new_run()
     with Catalogue(args.db, create=False) as catalogue:
+        tagging.remove_stale_temps(catalogue)
         done = [tagging.execute(proposal, catalogue, run) for proposal in planned]
     return _report_tags(args, done, dry_run=False)
 

@@ -22,6 +22,7 @@ whose fields changed since the plan was made is not written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -36,7 +37,16 @@ from pathlib import Path
 from genrekit.atomic import atomic_write_text
 from genrekit.errors import GenrekitError
 from genrekit.library.catalogue import Catalogue, TagJournal, failed_files
-from genrekit.library.tags import FIELDS, GENRE, MOOD, TagError, read_fields, remove_temp_files, write_fields
+from genrekit.library.tags import (
+    FIELDS,
+    GENRE,
+    MOOD,
+    TEMP_MARK,
+    TagError,
+    read_fields,
+    remove_temp_files,
+    write_fields,
+)
 from genrekit.library.taxonomy import Taxonomy, load_taxonomy
 
 COUNTED: tuple[str, ...] = ("written", "kept", "same", "uncertain", "not music", "failed")
@@ -375,6 +385,28 @@ def parse_since(text: str, now: float | None = None) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def remove_stale_temps(catalogue: Catalogue) -> int:
+    """Delete the temporary copies a killed tag writer left beside the catalogue's files; return how many.
+
+    One listing per folder: the names ``.<file>.genrekit-<id>.tmp`` of files the catalogue knows.
+    """
+    from genrekit.library.remote import is_url
+
+    folders: dict[str, set[str]] = {}
+    for path, _ in catalogue.predictions():
+        if not is_url(path):
+            folders.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
+    removed = 0
+    for folder, names in folders.items():
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                stem = entry.name[1:].split(TEMP_MARK)[0]
+                if entry.name.startswith(".") and entry.name.endswith(".tmp") and stem in names:
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
 def undo(catalogue: Catalogue, since: float | None = None) -> list[Proposal]:
     """Restore the values the journalled changes (at or after `since`) replaced, newest run first.
 
@@ -390,6 +422,7 @@ def undo(catalogue: Catalogue, since: float | None = None) -> list[Proposal]:
         One per file: ``written`` (restored), ``same``, ``kept`` or ``failed``.
     """
     journal = TagJournal(catalogue)
+    remove_stale_temps(catalogue)
     by_path: dict[str, list] = {}
     for entry in journal.entries(since):
         by_path.setdefault(entry.path, []).append(entry)
