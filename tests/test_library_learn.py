@@ -236,3 +236,45 @@ def test_read_many_files_tolerates_a_bad_one(tmp_path: Path) -> None:
     bad.write_text("not audio")
     genres, errors, own = read_library_genres([str(bad)])
     assert not genres and str(bad) in errors and not own
+
+
+def test_a_two_genre_model_is_refused_and_calls_strangers_uncertain(
+    tmp_path: Path, library: dict, learned: dict, capsys
+) -> None:
+    """Issue 19: a 2-genre model wrote `Classical (0.83)` into speech and `Blues (0.99)` into pop."""
+    copy = tmp_path / "two.db"
+    for suffix in ("", "-wal"):
+        source = Path(str(library["db"]) + suffix)
+        if source.exists():
+            Path(str(copy) + suffix).write_bytes(source.read_bytes())
+    mapping = tmp_path / "map.json"
+    ignore = [s for genre in ("metal", "hiphop") for s in SPELLINGS[genre]] + ["Polka"]
+    mapping.write_text(json.dumps({"ignore": ignore}))
+    code, report = _run(capsys, "learn", copy, "--map", str(mapping), "--min-files", "3")
+    assert code == 0 and sorted(report["classes"]) == ["blues", "classical"]
+    assert report["warnings"] and "2 genres" in report["warnings"][0]
+    for row in report["familiarity"].values():  # chosen on the grouped CV, with its counts
+        assert row["files"] >= 8 and 0 <= row["own_accepted"] <= row["files"]
+    assert main(["library", "tag", "--db", str(copy), "--model", "learned", "--dry-run"]) == 2
+    code, dry = _run(capsys, "tag", copy, "--model", "learned", "--dry-run", "--force")
+    plan = {Path(item["path"]).name: item for item in dry["files"]}
+    strangers = ["198-209-0000.0.flac", "glacier-bay-humpback.0.flac"]  # speech, whale song
+    strangers += [
+        name for name in plan if name.startswith(("pop.", "disco.", "hiphop.", "metal.", "country."))
+    ]
+    strangers.append("reggae.00000.0.flac")  # passes the overall novelty check, not the blues threshold
+    for name in strangers:
+        assert plan[name]["action"] != "write", (name, plan[name])
+
+
+def test_learn_leaves_out_the_tags_genrekit_wrote(library: dict, learned: dict, capsys) -> None:
+    """Issue 19: after `library tag`, a second `learn` counted genrekit's own tags as the owner's."""
+    db = str(library["db"])
+    assert main(["library", "tag", "--db", db]) == 0  # the shipped model fills in untagged files
+    code, again = _run(capsys, "learn", db, "--min-files", "3")
+    assert code == 0
+    assert again["labelled"] == learned["labelled"] and again["classes"] == learned["classes"]
+    assert again["genrekit_tags"]["left_out"] > 0
+    code, mixed = _run(capsys, "learn", db, "--min-files", "3", "--include-genrekit-tags")
+    assert code == 0 and mixed["labelled"] > learned["labelled"]
+    assert mixed["genrekit_tags"]["left_out"] == 0
