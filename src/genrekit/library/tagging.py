@@ -7,8 +7,9 @@ everywhere:
 
 * a file that already has a genre keeps it (``kept``) unless ``overwrite``; a
   file whose genre already names the predicted class is left alone (``same``);
-* a prediction that is not confident is ``uncertain``, audio unlike any music
-  the model knows is ``not music``; neither is written;
+* a prediction that is not confident is ``uncertain``; audio unlike any music
+  the model knows, or a file the scan could not decode, is ``not music``;
+  neither is written (the beets plugin follows the same rule, :func:`decide`);
 * a write changes the genre, the mood (when moods are given and the file has
   none) and genrekit's private fields (:data:`~genrekit.library.tags.PRIVATE_FIELDS`),
   through :func:`genrekit.library.tags.write_fields` (atomic, verified), and is
@@ -465,8 +466,8 @@ def catalogue_proposals(catalogue: Catalogue, namer, overwrite: bool = False) ->
     """Propose a tag for every file of the catalogue from its stored prediction.
 
     A stored ``uncertain`` is ``not music`` when the model found the audio unlike
-    any it was trained on, ``uncertain`` otherwise; files the scan could not read
-    and files behind URLs (which cannot be tagged in place) are ``failed``.
+    any it was trained on, ``uncertain`` otherwise; files the scan could not decode
+    are ``not music`` too; files behind URLs (which cannot be tagged in place) are ``remote``.
 
     Parameters
     ----------
