@@ -19,7 +19,7 @@ import soundfile as sf
 
 from genrekit.cli import main
 from genrekit.library.learned import learned_dir
-from genrekit.library.tags import read_genres, write_fields
+from genrekit.library.tags import TAG_NAMES, read_genres, write_fields
 
 FORMATS = ("flac", "ogg", "mp3")
 SPELLINGS = {
@@ -183,6 +183,7 @@ def test_tag_fills_only_untagged_confident_files(library: dict, learned: dict, c
     for name, item in plan.items():
         if item["action"] == "write":
             assert item["probability"] >= 0.5 and item["familiar"] and name not in library["tags"]
+            assert item["genre"] == [TAG_NAMES[item["class"]]]  # spelled as every writer spells it
     assert plan["glacier-bay-humpback.0.flac"]["action"] == "uncertain"  # whale song: unlike training
 
     code, _ = _run(capsys, "tag", db, "--model", "learned", "--force")
