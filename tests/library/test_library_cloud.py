@@ -89,7 +89,7 @@ def test_cli_scan_similar_export_and_tag_of_an_s3_library(s3_library, tmp_path, 
     assert "8 rows written" in capsys.readouterr().out  # 6 clips of one window, one of two
     assert main(["library", "tag", "--db", str(db), "--dry-run", "--format", "json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["skipped_urls"] > 0 and "cannot be written in place" in captured.err
+    assert json.loads(captured.out)["counts"]["remote"] > 0 and "cannot be tagged in place" in captured.err
 
 
 def test_a_missing_fsspec_backend_names_the_package(tmp_path, capsys):

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from genrekit.cli import main
 from genrekit.library.learned import learned_dir
-from genrekit.library.tags import read_genres, write_genre
+from genrekit.library.tags import TAG_NAMES, read_genres, write_fields
 
 FORMATS = ("flac", "ogg", "mp3")
 SPELLINGS = {
@@ -52,7 +52,7 @@ def _set_genre(path: Path, value: str) -> None:
         audio.tags.setall("TCON", [mutagen.id3.TCON(encoding=3, text=[value])])
         audio.save()
     else:
-        write_genre(path, value)
+        write_fields(path, {"genre": [value]})
 
 
 def _digest(path: Path) -> str:
@@ -86,9 +86,9 @@ def library(tmp_path_factory: pytest.TempPathFactory, gtzan_flac_dir: Path, cros
             value = spellings[index % len(spellings)]
             _set_genre(path, value)
             tags[name] = genre
-    write_genre(files[MISLABELLED], "Metal")
+    write_fields(files[MISLABELLED], {"genre": ["Metal"]})
     tags[MISLABELLED] = "metal"
-    write_genre(files[RARE], "Polka")
+    write_fields(files[RARE], {"genre": ["Polka"]})
     db = folder.parent / "library.db"
     assert main(["scan", str(folder), "--db", str(db), "--jobs", "2", "-q"]) == 0
     return {"folder": folder, "db": db, "files": files, "tags": tags}
@@ -167,35 +167,41 @@ def test_suggest_lists_untagged_files_least_sure_first(library: dict, learned: d
 def test_tag_fills_only_untagged_confident_files(library: dict, learned: dict, capsys) -> None:
     db = str(library["db"])
     before = {name: _digest(path) for name, path in library["files"].items()}
-    code, dry = _run(capsys, "tag", db, "--model", "learned", "--dry-run")
+    assert learned["warnings"] == ["fewer than 5 tagged files in metal 4, hiphop 3"]
+    capsys.readouterr()
+    assert main(["library", "tag", "--db", db, "--model", "learned", "--dry-run"]) == 2  # too weak
+    assert "too weak to tag" in capsys.readouterr().err
+    code, dry = _run(capsys, "tag", db, "--model", "learned", "--dry-run", "--force")
     assert code == 0 and {name: _digest(p) for name, p in library["files"].items()} == before
     plan = {Path(item["path"]).name: item for item in dry["files"]}
-    for name in library["tags"]:
-        assert plan[name]["action"] == "kept"
+    for name in library["tags"]:  # tagged: kept, or "same" when the tag already names the prediction
+        assert plan[name]["action"] in ("kept", "same")
+        assert plan[name]["action"] == "kept" or plan[name]["class"] == library["tags"][name]
     assert plan[RARE]["action"] == "kept"  # tagged, even though its genre is not learned
     writes = [name for name, item in plan.items() if item["action"] == "write"]
     assert writes and dry["counts"]["uncertain"] >= 1
     for name, item in plan.items():
         if item["action"] == "write":
             assert item["probability"] >= 0.5 and item["familiar"] and name not in library["tags"]
+            assert item["genre"] == [TAG_NAMES[item["class"]]]  # spelled as every writer spells it
     assert plan["glacier-bay-humpback.0.flac"]["action"] == "uncertain"  # whale song: unlike training
 
-    code, _ = _run(capsys, "tag", db, "--model", "learned")
+    code, _ = _run(capsys, "tag", db, "--model", "learned", "--force")
     assert code == 0
     for name, path in library["files"].items():
         if name in writes:
-            assert read_genres(path) == (plan[name]["genre"],)
+            assert read_genres(path) == tuple(plan[name]["genre"])
         else:
             assert _digest(path) == before[name], name  # tagged and uncertain files untouched
     capsys.readouterr()
     assert main(["scan", str(library["folder"]), "--db", db, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["analysed"] == 0  # tags written by genrekit: nothing redone
 
-    code, again = _run(capsys, "tag", db, "--model", "learned", "--overwrite")
+    code, again = _run(capsys, "tag", db, "--model", "learned", "--overwrite", "--force")
     replaced = {Path(i["path"]).name: i for i in again["files"] if i["action"] == "write"}
     for name, item in replaced.items():
         assert item["probability"] >= 0.5 and item["familiar"]
-        assert read_genres(library["files"][name]) == (item["genre"],)
+        assert read_genres(library["files"][name]) == tuple(item["genre"])
     if MISLABELLED in replaced:
         assert replaced[MISLABELLED]["class"] == "classical"
     assert all(name == MISLABELLED or name == RARE or name not in library["tags"] for name in replaced)
@@ -207,7 +213,9 @@ def test_catalogue_tag_keeps_existing_tags(library: dict, capsys) -> None:
     code, report = _run(capsys, "tag", str(library["db"]))
     assert code == 0
     assert all(_digest(p) == before[p] for p in tagged)
-    assert not {item["path"] for item in report["files"]} & {str(p) for p in tagged}
+    actions = {item["path"]: item["action"] for item in report["files"]}
+    assert all(actions[str(p)] in ("kept", "same") for p in tagged)
+    assert len(actions) == sum(report["counts"].values()) == len(library["files"])  # every file counted
 
 
 def test_learn_without_a_model_is_a_clear_error(tmp_path: Path, library: dict, capsys) -> None:
@@ -227,5 +235,47 @@ def test_read_many_files_tolerates_a_bad_one(tmp_path: Path) -> None:
 
     bad = tmp_path / "notes.mp3"
     bad.write_text("not audio")
-    genres, errors = read_library_genres([str(bad)])
-    assert not genres and str(bad) in errors
+    genres, errors, own = read_library_genres([str(bad)])
+    assert not genres and str(bad) in errors and not own
+
+
+def test_a_two_genre_model_is_refused_and_calls_strangers_uncertain(
+    tmp_path: Path, library: dict, learned: dict, capsys
+) -> None:
+    """Issue 19: a 2-genre model wrote `Classical (0.83)` into speech and `Blues (0.99)` into pop."""
+    copy = tmp_path / "two.db"
+    for suffix in ("", "-wal"):
+        source = Path(str(library["db"]) + suffix)
+        if source.exists():
+            Path(str(copy) + suffix).write_bytes(source.read_bytes())
+    mapping = tmp_path / "map.json"
+    ignore = [s for genre in ("metal", "hiphop") for s in SPELLINGS[genre]] + ["Polka"]
+    mapping.write_text(json.dumps({"ignore": ignore}))
+    code, report = _run(capsys, "learn", copy, "--map", str(mapping), "--min-files", "3")
+    assert code == 0 and sorted(report["classes"]) == ["blues", "classical"]
+    assert report["warnings"] and "2 genres" in report["warnings"][0]
+    for row in report["familiarity"].values():  # chosen on the grouped CV, with its counts
+        assert row["files"] >= 8 and 0 <= row["own_accepted"] <= row["files"]
+    assert main(["library", "tag", "--db", str(copy), "--model", "learned", "--dry-run"]) == 2
+    code, dry = _run(capsys, "tag", copy, "--model", "learned", "--dry-run", "--force")
+    plan = {Path(item["path"]).name: item for item in dry["files"]}
+    strangers = ["198-209-0000.0.flac", "glacier-bay-humpback.0.flac"]  # speech, whale song
+    strangers += [
+        name for name in plan if name.startswith(("pop.", "disco.", "hiphop.", "metal.", "country."))
+    ]
+    strangers.append("reggae.00000.0.flac")  # passes the overall novelty check, not the blues threshold
+    for name in strangers:
+        assert plan[name]["action"] != "write", (name, plan[name])
+
+
+def test_learn_leaves_out_the_tags_genrekit_wrote(library: dict, learned: dict, capsys) -> None:
+    """Issue 19: after `library tag`, a second `learn` counted genrekit's own tags as the owner's."""
+    db = str(library["db"])
+    assert main(["library", "tag", "--db", db]) == 0  # the shipped model fills in untagged files
+    code, again = _run(capsys, "learn", db, "--min-files", "3")
+    assert code == 0
+    assert again["labelled"] == learned["labelled"] and again["classes"] == learned["classes"]
+    assert again["genrekit_tags"]["left_out"] > 0
+    code, mixed = _run(capsys, "learn", db, "--min-files", "3", "--include-genrekit-tags")
+    assert code == 0 and mixed["labelled"] > learned["labelled"]
+    assert mixed["genrekit_tags"]["left_out"] == 0

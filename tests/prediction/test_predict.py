@@ -155,23 +155,55 @@ def test_whale_song_is_unlike_training_music(cross_dir: Path, model) -> None:
     assert not prediction.is_confident(0.0)
 
 
+@pytest.fixture(autouse=True)
+def _journal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--write-tags journals into a catalogue of the test, never the user's."""
+    monkeypatch.setenv("GENREKIT_JOURNAL", str(tmp_path_factory.mktemp("journal") / "journal.db"))
+
+
 def test_write_tags_on_copies(gtzan_flac_dir: Path, tmp_path: Path, capsys) -> None:
-    for genre in ("classical", "country"):
-        shutil.copy(gtzan_flac_dir / genre / f"{genre}.00000.flac", tmp_path)
-    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
-    _, dry, _ = _run_json(capsys, str(tmp_path), "--write-tags", "--dry-run", "--min-confidence", "0")
-    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
-    assert all(f["tags"].startswith("would tag none ->") for f in dry["files"])
-    status, done, _ = _run_json(capsys, str(tmp_path), "--write-tags", "--min-confidence", "0")
-    assert status == 0
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for genre in ("classical", "country"):
+            shutil.copy(gtzan_flac_dir / genre / f"{genre}.00000.flac", tmp_path / folder)
+    first = tmp_path / "a"
+    before = {p: p.read_bytes() for p in first.iterdir()}
+    _, dry, _ = _run_json(capsys, str(first), "--write-tags", "--dry-run", "--min-confidence", "0")
+    assert {p: p.read_bytes() for p in first.iterdir()} == before
+    assert all(f["tags"].startswith("write") and "none -> " in f["tags"] for f in dry["files"])
+    status, done, _ = _run_json(capsys, str(first), "--write-tags", "--min-confidence", "0")
+    assert status == 0 and all(f["tags"].split()[:3] == ["written", "none", "->"] for f in done["files"])
     for record in done["files"]:
         assert read_genre(record["file"]) == (TAG_NAMES[record["genre"]],)  # Classical, Country
     status, lower, _ = _run_json(
-        capsys, str(tmp_path), "--write-tags", "--min-confidence", "0", "--tag-names", "lower"
+        capsys, str(tmp_path / "b"), "--write-tags", "--min-confidence", "0", "--tag-names", "lower"
     )
     assert status == 0
     for record in lower["files"]:
         assert read_genre(record["file"]) == (record["genre"],)
+
+
+def test_write_tags_keeps_a_users_genre_unless_overwrite(
+    gtzan_flac_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """Issue 19: `predict --write-tags` replaced existing genres (`tagged Blues -> Metal`) without a flag."""
+    from genrekit.library.tags import read_fields, write_fields
+
+    path = Path(shutil.copy(gtzan_flac_dir / "metal" / "metal.00000.flac", tmp_path))
+    write_fields(path, {"genre": ["Blues"]})  # the owner's (wrong) genre
+    before = path.read_bytes()
+    db = tmp_path / "journal.db"
+    status, kept, _ = _run_json(capsys, str(path), "--write-tags", "--db", str(db), "--min-confidence", "0")
+    assert status == 0 and kept["files"][0]["tags"].startswith("kept")
+    assert path.read_bytes() == before
+    args = ("--write-tags", "--db", str(db), "--min-confidence", "0", "--overwrite")
+    status, replaced, _ = _run_json(capsys, str(path), *args)
+    assert status == 0 and replaced["files"][0]["tags"].split() == ["written", "Blues", "->", "Metal"]
+    fields = read_fields(path)
+    assert fields["genre"] == ("Metal",) and fields["genrekit_genre"] == ("Metal",)
+    assert fields["genrekit_model"] and float(fields["genrekit_confidence"][0]) > 0.5
+    assert main(["library", "tag", "--db", str(db), "--undo"]) == 0  # the journal restores the owner's tag
+    assert read_fields(path)["genre"] == ("Blues",) and not read_fields(path)["genrekit_genre"]
 
 
 def test_untaggable_file_is_reported_and_the_others_tagged(
@@ -183,7 +215,7 @@ def test_untaggable_file_is_reported_and_the_others_tagged(
     status, result, err = _run_json(capsys, str(tmp_path), "--write-tags", "--min-confidence", "0")
     assert status == 1
     notes = {Path(f["file"]).name: f["tags"] for f in result["files"]}
-    assert notes["metal.au"] == "tag failed" and notes["pop.00000.flac"].startswith("tagged")
+    assert notes["metal.au"].startswith("failed") and notes["pop.00000.flac"].startswith("written")
     assert "metal.au" in err and "cannot be tagged" in err
 
 

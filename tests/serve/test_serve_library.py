@@ -21,7 +21,7 @@ pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genre
 from serve_client import call
 
 from genrekit.cli import main
-from genrekit.library.tags import write_genre
+from genrekit.library.tags import write_fields
 from genrekit.serve.process import ServerProcess, child_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def build_library(folder: Path, gtzan_flac_dir: Path) -> Path:
     music.mkdir()
     for genre in ("blues", "classical"):
         for clip in sorted((gtzan_flac_dir / genre).glob("*.flac"))[:3]:
-            write_genre(shutil.copy(clip, music / clip.name), genre.title())
+            write_fields(shutil.copy(clip, music / clip.name), {"genre": [genre.title()]})
     shutil.copy(gtzan_flac_dir / "blues" / "blues.00000.flac", music / COPY)
     db = folder / "library.db"
     assert main(["scan", str(music), "--db", str(db), "--jobs", "2", "-q"]) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from genrekit.cli._common import (
     print_json,
 )
 from genrekit.cli.library_learn import EPILOG as LEARN_EPILOG
-from genrekit.cli.library_learn import add_tag_options, register_actions, run_tag_learned
+from genrekit.cli.library_learn import add_tag_options, plan_learned, register_actions
 
 _EPILOG = f"""\
 examples:
@@ -28,11 +27,18 @@ examples:
   genrekit library export --db library.db -o table.parquet --segments --labels any
       one row per stored segment (scan --segment-seconds 3); any folder name is a label
   genrekit library tag --db library.db --dry-run
-      show the genre tags the catalogue's confident predictions would write
+      every file's `existing -> proposed` genre; nothing written
+  genrekit library tag --db library.db --dry-run --plan plan.json
+      the same, saved as a plan; `--apply plan.json` later writes exactly that
+  genrekit library tag --db library.db
+      fill in the missing genre tags (atomic, verified, journalled in the catalogue)
+  genrekit library tag --db library.db --undo --since 2h
+      put back the tags genrekit changed in the last two hours
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
 {LEARN_EPILOG}
-Existing genre tags are never replaced unless --overwrite is given.
+Existing genre tags are never replaced unless --overwrite is given. Every file is
+counted: written, kept (has a genre), same, uncertain, not music, failed.
 
 exit status: 0 done, 1 some files could not be tagged (or their tags read), 2 usage
 error, no such catalogue or file, too few tagged files to learn.
@@ -60,7 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels", default="gtzan", metavar="SPEC", help="folder names taken as labels: gtzan, any or a list"
     )
     tag = _action(actions, "tag", "write the stored genres into the files' genre tags", run_tag)
-    tag.add_argument("--dry-run", action="store_true", help="show the tags it would write, write nothing")
     add_tag_options(tag)
     add_format_option(tag)
     similar = _action(actions, "similar", "nearest tracks of a file (standardised features)", run_similar)
@@ -128,46 +133,53 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_tag(args: argparse.Namespace) -> int:
-    """Write (or show) the genre tag of every file with a confident genre; existing tags kept unless asked."""
-    from genrekit.library.tags import TagError, read_genres, write_genre
+    """Tag files (or show, save, apply a plan, undo): existing genres kept unless ``--overwrite``."""
+    from genrekit.library import tagging
+    from genrekit.library.catalogue import Catalogue
 
-    if args.model == "learned":
-        return run_tag_learned(args)
-    from genrekit.library.remote import is_url
-
-    changes, failed, remote = [], 0, 0
-    with _open(args) as catalogue:
-        for path, prediction in list(catalogue.predictions()):
-            if prediction.genre == "uncertain":
-                continue
-            if is_url(path):  # s3://...: the object cannot be tagged in place
-                remote += 1
-                continue
-            try:
-                if not args.overwrite and read_genres(path):
-                    continue
-                change = write_genre(path, prediction.genre, dry_run=args.dry_run)
-            except TagError as exc:
-                error(str(exc))
-                failed += 1
-                continue
-            if change.written:  # the audio is the same: keep the file unchanged for the next scan
-                stat = os.stat(path)
-                catalogue.restat(path, stat.st_size, stat.st_mtime_ns)
-            changes.append(
-                {"path": path, "old": list(change.old), "new": change.new, "written": change.written}
-            )
-    if remote:
-        error(f"{remote} files behind URLs skipped: their tags cannot be written in place")
-    if args.format == "json":
-        print_json({"dry_run": args.dry_run, "files": changes, "failed": failed, "skipped_urls": remote})
+    if args.undo:
+        since = None if args.since is None else tagging.parse_since(args.since)
+        with Catalogue(args.db, create=False) as catalogue:
+            done = tagging.undo(catalogue, since)
+        return _report_tags(args, done, dry_run=False, verb="undo")
+    if args.apply is not None:
+        planned = tagging.load_plan(args.apply)
+    elif args.model == "learned":
+        planned = plan_learned(args)
     else:
-        verb = "would tag" if args.dry_run else "tagged"
-        for change in changes:
-            if tuple(change["old"]) != (change["new"],):
-                print(f"{verb} {change['path']}: {'/'.join(change['old']) or 'none'} -> {change['new']}")
-        print(f"{len(changes)} files with a confident genre, {failed} could not be tagged", file=sys.stderr)
-    return EXIT_PARTIAL if failed else EXIT_OK
+        from genrekit.library.tags import tag_namer
+
+        with _open(args) as catalogue:
+            planned = tagging.catalogue_proposals(catalogue, tag_namer(args.tag_names), args.overwrite)
+    if args.dry_run or args.plan is not None:
+        if args.plan is not None:
+            tagging.save_plan(args.plan, planned, {"db": str(args.db), "model": args.model})
+        return _report_tags(args, planned, dry_run=True)
+    run = tagging.new_run()
+    with Catalogue(args.db, create=False) as catalogue:
+        tagging.remove_stale_temps(catalogue)
+        done = [tagging.execute(proposal, catalogue, run) for proposal in planned]
+    return _report_tags(args, done, dry_run=False)
+
+
+def _report_tags(args: argparse.Namespace, proposals: list, dry_run: bool, verb: str = "tag") -> int:
+    """Print every file's ``existing -> proposed`` (or the JSON) and the counts; return the exit status."""
+    from genrekit.library.tagging import count, describe, summary
+
+    counts = count(proposals)
+    if args.format == "json":
+        files = [p.to_dict() for p in proposals]
+        print_json(
+            {"action": verb, "dry_run": dry_run, "model": args.model, "counts": counts, "files": files}
+        )
+    else:
+        for proposal in proposals:
+            print(describe(proposal))
+    for proposal in proposals:
+        if proposal.action == "failed":
+            error(proposal.reason)
+    print(("undo: " if verb == "undo" else "") + summary(counts, dry_run), file=sys.stderr)
+    return EXIT_PARTIAL if counts["failed"] else EXIT_OK
 
 
 def run_similar(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 
@@ -15,7 +14,7 @@ EPILOG = """\
   genrekit library learn --db library.db --map genres.json --with-table features_30_sec.csv
       your own spellings -> classes; measure whether adding GTZAN's rows helps
   genrekit library tag --db library.db --model learned --dry-run
-      the untagged files the learned model would tag (confident and familiar only)
+      the untagged files the learned model would tag (confident and like its genre only)
   genrekit library audit --db library.db
       tagged files whose tag the learned model confidently contradicts (likely mislabelled)
   genrekit library suggest --db library.db -n 20
@@ -64,6 +63,11 @@ def register_actions(actions: argparse._SubParsersAction, action: MapFn) -> None
         "--folds", type=positive_int, default=DEFAULT_FOLDS, metavar="K", help="CV folds (default: 5)"
     )
     learn.add_argument("--seed", type=int, default=0, help="seed of the folds and the model (default: 0)")
+    learn.add_argument(
+        "--include-genrekit-tags",
+        action="store_true",
+        help="also learn from genre tags genrekit wrote itself (left out by default)",
+    )
     add_format_option(learn)
     audit = action(actions, "audit", "tagged files whose tag the learned model contradicts", run_audit)
     audit.add_argument(
@@ -81,8 +85,27 @@ def register_actions(actions: argparse._SubParsersAction, action: MapFn) -> None
 
 
 def add_tag_options(tag: argparse.ArgumentParser) -> None:
-    """Add ``--model``, ``--overwrite`` and ``--min-confidence`` to ``genrekit library tag``."""
+    """Add the options of ``genrekit library tag``: model, overwrite, dry run, plans, undo, spelling."""
     from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
+
+    tag.add_argument(
+        "--dry-run", action="store_true", help="print `existing -> proposed` per file, write nothing"
+    )
+    tag.add_argument(
+        "--plan", metavar="FILE", help="save the dry run's proposals as a plan (JSON); writes no tag"
+    )
+    tag.add_argument("--apply", metavar="FILE", help="write exactly what a saved plan proposes")
+    tag.add_argument("--undo", action="store_true", help="put back the tags genrekit changed (its journal)")
+    tag.add_argument("--since", metavar="WHEN", help="with --undo: changes since a time (ISO) or 30m, 2h, 1d")
+    tag.add_argument(
+        "--tag-names",
+        default="library",
+        metavar="STYLE",
+        help="how tags spell genres: 'library' (Hip-Hop, Jazz; default), 'lower' or pairs 'hiphop=Rap'",
+    )
+    tag.add_argument(
+        "--force", action="store_true", help="tag with a learned model `learn` warned is too weak"
+    )
 
     tag.add_argument(
         "--model",
@@ -112,6 +135,11 @@ def _print_learn(report: dict) -> None:
     )
     for name, n in report["dropped"].items():
         print(f"  left out: {name} ({n} files, fewer than {report['min_files']})")
+    own = report["genrekit_tags"]
+    if own["left_out"]:
+        print(f"  left out: {own['left_out']} files whose genre genrekit wrote (--include-genrekit-tags)")
+    for warning in report["warnings"]:
+        error(f"warning: {warning}; `library tag --model learned` needs --force")
     for path, why in report["unreadable"].items():
         error(f"{path}: tag not read: {why}")
     print(f"{report['protocol']}; models {', '.join(report['models'])}")
@@ -136,6 +164,14 @@ def _print_learn(report: dict) -> None:
         f"at confidence {confident['min_confidence']}: {_percent(confident['coverage'])} of files answered, "
         f"{_percent(confident['accuracy'])} of them right (out of fold)"
     )
+    print(
+        f"{'genre':<14} familiarity threshold (grouped CV): own held-out files within, other genres' within"
+    )
+    for name, row in report["familiarity"].items():
+        print(
+            f"{name:<14} {row['threshold']:8.2f}  {row['own_accepted']} of {row['files']}, "
+            f"{row['other_accepted']} of {row['other_files']}"
+        )
     print(f"model stored in {report['folder']}")
 
 
@@ -153,6 +189,7 @@ def run_learn(args: argparse.Namespace) -> int:
         extra_table=args.with_table,
         folds=args.folds,
         seed=args.seed,
+        include_own=args.include_genrekit_tags,
     )
     if args.format == "json":
         print_json(run.report)
@@ -161,45 +198,13 @@ def run_learn(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if run.report["unreadable"] else EXIT_OK
 
 
-def run_tag_learned(args: argparse.Namespace) -> int:
-    """Tag files with the learned model: untagged ones only unless ``--overwrite``, confident ones only."""
-    from genrekit.library.catalogue import Catalogue
+def plan_learned(args: argparse.Namespace) -> list:
+    """Propose tags from the learned model (refused when ``learn`` warned it is weak, unless ``--force``)."""
     from genrekit.library.learned import fill_plan, view_library
-    from genrekit.library.tags import TagError, write_genre
 
     view = view_library(args.db)
-    plan = fill_plan(view, args.min_confidence, args.overwrite)
-    failed = dict(view.errors)
-    with Catalogue(args.db, create=False) as catalogue:
-        for item in plan:
-            if item["action"] != "write":
-                continue
-            try:
-                change = write_genre(item["path"], item["genre"], dry_run=args.dry_run)
-            except TagError as exc:
-                failed[item["path"]] = str(exc)
-                item["action"] = "failed"
-                continue
-            if change.written:  # the audio is unchanged: keep the file current for the next scan
-                stat = os.stat(item["path"])
-                catalogue.restat(item["path"], stat.st_size, stat.st_mtime_ns)
-    for path, why in failed.items():
-        error(why if path in why else f"{path}: {why}")
-    counts = {action: sum(item["action"] == action for item in plan) for action in _ACTIONS}
-    if args.format == "json":
-        print_json({"dry_run": args.dry_run, "model": "learned", "counts": counts, "files": plan})
-    else:
-        verb = "would tag" if args.dry_run else "tagged"
-        for item in plan:
-            if item["action"] == "write":
-                old = "/".join(item["old"]) or "none"
-                print(f"{verb} {item['path']}: {old} -> {item['genre']} ({item['probability']:.2f})")
-        summary = ", ".join(f"{n} {action}" for action, n in counts.items())
-        print(f"learned model: {summary}; {len(failed)} could not be read or tagged", file=sys.stderr)
-    return EXIT_PARTIAL if failed else EXIT_OK
-
-
-_ACTIONS = ("write", "kept", "same", "uncertain", "failed")
+    view.learned.check_usable(args.force)
+    return fill_plan(view, args.min_confidence, args.overwrite, args.tag_names)
 
 
 def run_audit(args: argparse.Namespace) -> int:

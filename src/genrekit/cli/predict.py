@@ -26,7 +26,8 @@ examples:
   genrekit predict ~/Music --format csv > genres.csv
   genrekit predict album/ --top-k 3 --format json
   genrekit predict album/ --write-tags --dry-run   show the genre tags it would write
-  genrekit predict album/ --write-tags             write them (confident predictions only)
+  genrekit predict album/ --write-tags             fill in missing genre tags (confident only)
+  genrekit predict album/ --write-tags --overwrite also replace genre tags files have
 
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
@@ -34,7 +35,9 @@ the file's probabilities are the mean over its windows. A model trained on a seg
 table (train records its window_seconds) cuts files into windows of that length.
 Files shorter than 3 s are errors. A top probability below --min-confidence, or audio
 unlike any training music (by its distance from the training features), is reported
-as "uncertain" and never written as a tag.
+as "uncertain" and never written as a tag. --write-tags never replaces a genre a
+file has unless --overwrite; every write is atomic, verified and journalled in the
+catalogue --db (undo: `genrekit library tag --db DB --undo`).
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
 bad model or no audio file found.
@@ -76,6 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="with --write-tags: show, write nothing")
     parser.add_argument(
+        "--overwrite", action="store_true", help="with --write-tags: also replace genre tags files have"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="DB",
+        help="with --write-tags: the catalogue whose journal records every tag change "
+        "(default: $GENREKIT_JOURNAL, else journal.db in genrekit's user data folder)",
+    )
+    parser.add_argument(
         "--tag-names",
         default="library",
         metavar="STYLE",
@@ -99,45 +112,89 @@ def run(args: argparse.Namespace) -> int:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
         return EXIT_USAGE
     writer = _Writer(args, tuple(str(c) for c in model.classes_), _name_width(files))
-    failed = untagged = 0
+    tagger = _Tagger(args, model.metadata) if args.write_tags else None
+    failed = 0
     results = model.predict_files(files, jobs=args.jobs)
-    for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
-        if isinstance(result, Exception):
-            error(str(result))
-            failed += 1
-            continue
-        tag_note, tagged = _tag(result, args) if args.write_tags else ("", True)
-        untagged += not tagged
-        writer.row(result, tag_note)
-    writer.close()
-    summary = f"predicted {len(files) - failed} of {len(files)} files, {failed} failed"
-    info(summary + (f"; {untagged} could not be tagged" if untagged else ""), args.quiet)
-    return EXIT_PARTIAL if failed or untagged else EXIT_OK
-
-
-def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
-    """Write (or, on a dry run, describe) the genre tag of one file.
-
-    Returns
-    -------
-    note : str
-        What was done, for the output.
-    ok : bool
-        False when the file could not be tagged (the error is printed).
-    """
-    from genrekit.library.tags import TagError, write_genre
-
-    if not prediction.is_confident(args.min_confidence):
-        return "not tagged: uncertain", True
     try:
-        change = write_genre(prediction.path, args.tag_name(prediction.genre), dry_run=args.dry_run)
-    except TagError as exc:
-        error(str(exc))
-        return "tag failed", False
-    if change.old == (change.new,):
-        return "tag unchanged", True
-    old = "/".join(change.old) or "none"
-    return f"{'would tag' if args.dry_run else 'tagged'} {old} -> {change.new}", True
+        for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
+            if isinstance(result, Exception):
+                error(str(result))
+                failed += 1
+                continue
+            writer.row(result, "" if tagger is None else tagger.tag(result))
+    finally:
+        if tagger is not None:
+            tagger.close()
+    writer.close()
+    info(f"predicted {len(files) - failed} of {len(files)} files, {failed} failed", args.quiet)
+    if tagger is not None:
+        info("tags: " + tagger.summary(), args.quiet)
+    return EXIT_PARTIAL if failed or (tagger is not None and tagger.failed) else EXIT_OK
+
+
+class _Tagger:
+    """``--write-tags``: propose and write each file's genre through the one tag writer, journalled."""
+
+    def __init__(self, args: argparse.Namespace, metadata: dict) -> None:
+        from genrekit.library.catalogue import Catalogue, model_id
+        from genrekit.library.tagging import new_run
+
+        self.args = args
+        self.model = model_id(metadata)
+        self.run = new_run()
+        self.done: list = []
+        self.catalogue = None if args.dry_run else Catalogue(args.db or _default_journal())
+
+    def tag(self, prediction) -> str:
+        """Tag one file (or, on a dry run, say what would be done); return the note for the output."""
+        from genrekit.library.tagging import describe, execute, propose
+
+        verdict = "ok"
+        if not prediction.is_confident(self.args.min_confidence):
+            verdict = "uncertain" if prediction.familiar else "not music"
+        proposal = propose(
+            str(prediction.path),
+            (self.args.tag_name(prediction.genre),),
+            klass=prediction.genre,
+            model=self.model,
+            confidence=prediction.confidence,
+            verdict=verdict,
+            scores=dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
+            overwrite=self.args.overwrite,
+        )
+        if self.catalogue is not None:
+            proposal = execute(proposal, self.catalogue, self.run)
+        self.done.append(proposal)
+        if proposal.action == "failed":
+            error(proposal.reason)
+        return describe(proposal, with_path=False)
+
+    @property
+    def failed(self) -> int:
+        """Files that could not be tagged."""
+        return sum(p.action == "failed" for p in self.done)
+
+    def summary(self) -> str:
+        """Every file counted by what tagging did."""
+        from genrekit.library.tagging import count, summary
+
+        return summary(count(self.done), self.args.dry_run)
+
+    def close(self) -> None:
+        """Close the journal's catalogue."""
+        if self.catalogue is not None:
+            self.catalogue.close()
+
+
+def _default_journal() -> Path:
+    """Return the catalogue journalling ``predict --write-tags``: $GENREKIT_JOURNAL, else in user data."""
+    import os
+
+    import platformdirs
+
+    return Path(
+        os.environ.get("GENREKIT_JOURNAL") or Path(platformdirs.user_data_dir("genrekit")) / "journal.db"
+    )
 
 
 class _Writer:

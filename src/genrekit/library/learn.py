@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -36,7 +36,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from genrekit.core.errors import GenrekitError
 from genrekit.library.learn_defaults import DEFAULT_AUDIT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MODELS
-from genrekit.models.calibrate import FeatureNovelty, fit_temperature, scaled_probabilities
+from genrekit.models.calibrate import (
+    NOVELTY_QUANTILE,
+    FeatureNovelty,
+    fit_temperature,
+    scaled_probabilities,
+)
 from genrekit.selection.metrics import summarize, wilson_interval
 
 
@@ -654,11 +659,100 @@ def predict_files(model, windows: Windows) -> tuple[np.ndarray, np.ndarray, np.n
     proba = file_means(model.predict_proba(windows.features), window_file, len(files))
     if model.novelty is None:
         return files, proba, np.ones(len(files), dtype=bool)
-    distance = model.novelty.distance(windows.features)
-    order = np.argsort(window_file, kind="stable")
-    bounds = np.cumsum(np.bincount(window_file, minlength=len(files)))[:-1]
-    medians = np.array([np.median(part) for part in np.split(distance[order], bounds)])
+    medians = file_medians(model.novelty.distance(windows.features), window_file, len(files))
     return files, proba, medians <= model.novelty.threshold
+
+
+def file_medians(values: np.ndarray, window_file: np.ndarray, n_files: int) -> np.ndarray:
+    """Median of `values` per file (``window_file[i]`` is the file index of value ``i``; NaN for none)."""
+    order = np.argsort(window_file, kind="stable")
+    bounds = np.cumsum(np.bincount(window_file, minlength=n_files))[:-1]
+    return np.array([np.median(part) if len(part) else np.nan for part in np.split(values[order], bounds)])
+
+
+@dataclass(frozen=True)
+class ClassFamiliarity:
+    """Open-set check of a learned model: whether a file is like the training files of its genre.
+
+    For each class, the distance of a file from that class's training windows
+    (:class:`FeatureNovelty`, the median over the file's windows) and the
+    largest distance accepted: a high quantile of the distances of the class's
+    own files when they were held out in the grouped cross-validation. A file
+    predicted as a class but farther than its threshold is like none of the
+    learned genres: "uncertain".
+
+    Attributes
+    ----------
+    novelty : dict
+        Class -> its :class:`FeatureNovelty` (fitted on all its windows, threshold from the CV).
+    report : dict
+        Class -> ``threshold``, ``files`` (held out), ``own_accepted`` (of them within the
+        threshold), ``other_files``, ``other_accepted`` (held-out files of other classes
+        the threshold would let through).
+    """
+
+    novelty: dict
+    report: dict
+
+    def familiar(self, windows: Windows, predicted: Sequence[str]) -> np.ndarray:
+        """Return whether each file of `windows` is within the threshold of its `predicted` class."""
+        files, window_file = windows.files()
+        predicted = np.asarray(predicted)
+        result = np.ones(len(files), dtype=bool)
+        for name, novelty in self.novelty.items():
+            mine = predicted == name
+            if mine.any():
+                medians = file_medians(novelty.distance(windows.features), window_file, len(files))
+                result[mine] = medians[mine] <= novelty.threshold
+        return result
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict (see :meth:`from_dict`)."""
+        return {name: {**self.report[name], "novelty": n.to_dict()} for name, n in self.novelty.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ClassFamiliarity:
+        """Rebuild from :meth:`to_dict` output."""
+        novelty = {name: FeatureNovelty.from_dict(row["novelty"]) for name, row in data.items()}
+        report = {name: {k: v for k, v in row.items() if k != "novelty"} for name, row in data.items()}
+        return cls(novelty, report)
+
+
+def class_familiarity(
+    windows: Windows, labels: Mapping[str, str], cv: CVResult, quantile: float = NOVELTY_QUANTILE
+) -> ClassFamiliarity:
+    """Choose each class's familiarity threshold on the folds of the grouped cross-validation `cv`.
+
+    In every fold, each class's distance model is fitted on its training-fold
+    windows and measured on the held-out files; the class's threshold is the
+    `quantile` of its own held-out files' distances, so about that share of its
+    own unseen files pass. The final models are fitted on all of each class's windows.
+    """
+    rows, y, window_file = _labelled(windows, labels)
+    X = windows.features[rows]
+    n_files = len(cv.files)
+    window_fold = cv.fold[window_file]
+    novelty, report = {}, {}
+    for name in cv.classes:
+        own, other = [], []
+        for k in np.unique(cv.fold):
+            train = (y == name) & (window_fold != k)
+            if train.sum() < 2:
+                continue
+            medians = file_medians(FeatureNovelty.fit(X[train]).distance(X), window_file, n_files)
+            held = cv.fold == k
+            own.extend(medians[held & (cv.labels == name)])
+            other.extend(medians[held & (cv.labels != name)])
+        threshold = float(np.quantile(own, quantile)) if own else np.inf
+        novelty[name] = replace(FeatureNovelty.fit(X[y == name]), threshold=threshold)
+        report[name] = {
+            "threshold": threshold,
+            "files": len(own),
+            "own_accepted": int(np.sum(np.asarray(own) <= threshold)),
+            "other_files": len(other),
+            "other_accepted": int(np.sum(np.asarray(other) <= threshold)),
+        }
+    return ClassFamiliarity(novelty, report)
 
 
 def fit_learned(

@@ -37,22 +37,25 @@ from genrekit.core.atomic import atomic_write_text
 from genrekit.core.errors import GenrekitError
 from genrekit.core.jsonable import jsonable
 from genrekit.core.schema import FEATURE_NAMES
-from genrekit.library.catalogue import WINDOW, Catalogue
+from genrekit.library.catalogue import WINDOW, Catalogue, TagJournal
 from genrekit.library.learn import (
     DEFAULT_FOLDS,
+    ClassFamiliarity,
     CVResult,
     Extra,
     LearnedModel,
     LearnError,
     Windows,
     audit,
+    class_familiarity,
     compare_options,
     default_models,
     fit_learned,
     predict_files,
     suggest,
 )
-from genrekit.library.tags import TagError, read_genres
+from genrekit.library.tagging import Proposal, propose
+from genrekit.library.tags import GENRE, TagError, genrekit_wrote, read_fields, read_genres
 from genrekit.library.taxonomy import (
     DEFAULT_MIN_FILES,
     Labels,
@@ -67,6 +70,12 @@ FORMAT = "genrekit-learned"
 VERSION = 1
 MODEL_FOLDER = "model"
 STATE_FILE = "learned.json"
+
+MIN_GENRES: int = 3
+"""Fewest genres a learned model needs to tag files without ``--force``."""
+
+MIN_FILES_TO_TAG: int = 5
+"""Fewest tagged files every genre of a learned model needs to tag files without ``--force``."""
 
 
 class LearnedStateError(GenrekitError):
@@ -95,8 +104,17 @@ def library_windows(catalogue: Catalogue) -> Windows:
     return Windows(np.concatenate(features), np.asarray(ids, dtype=object))
 
 
-def read_library_genres(paths: Iterable[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+def read_library_genres(
+    paths: Iterable[str], written: dict[str, tuple[str, ...]] | None = None
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str], set[str]]:
     """Read the genre tags of many files; one unreadable file does not stop the others.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        The files.
+    written : dict, optional
+        File -> the genre values genrekit's journal says it wrote last (:meth:`TagJournal.written`).
 
     Returns
     -------
@@ -104,14 +122,21 @@ def read_library_genres(paths: Iterable[str]) -> tuple[dict[str, tuple[str, ...]
         Path -> its genres (empty when untagged), for every readable file.
     errors : dict
         Path -> why its tag could not be read.
+    own : set of str
+        The files whose genre genrekit wrote (its journal or its private field says so).
     """
-    genres, errors = {}, {}
+    genres, errors, own = {}, {}, set()
+    written = written or {}
     for path in paths:
         try:
+            fields = read_fields(path)
             genres[path] = read_genres(path)
         except (TagError, OSError) as exc:
             errors[path] = str(exc)
-    return genres, errors
+            continue
+        if genrekit_wrote(fields) or (fields[GENRE] and written.get(path) == fields[GENRE]):
+            own.add(path)
+    return genres, errors, own
 
 
 def display_names(labels: Labels) -> dict[str, str]:
@@ -130,6 +155,8 @@ def save_learned(
     labels: Labels,
     taxonomy: Taxonomy,
     figures: dict,
+    familiarity: ClassFamiliarity,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Store the learned model and its state beside the catalogue `db`; return the folder.
 
@@ -147,6 +174,10 @@ def save_learned(
         The mapping used.
     figures : dict
         The learn report (every option's figures, the choice and its reason).
+    familiarity : ClassFamiliarity
+        Each class's familiarity threshold (open set).
+    warnings : sequence of str
+        Why the model is too weak to tag files without ``--force`` (too few genres or files).
     """
     folder = learned_dir(db)
     training = {str(f): str(label) for f, label in zip(cv.files, cv.labels, strict=True)}
@@ -170,6 +201,8 @@ def save_learned(
         "training": training,
         "tag_classes": {f: list(labels.classes[f]) for f in training},
         "out_of_fold": {str(f): [float(p) for p in row] for f, row in zip(cv.files, cv.proba, strict=True)},
+        "familiarity": jsonable(familiarity.to_dict()),
+        "warnings": list(warnings),
     }
     atomic_write_text(folder / STATE_FILE, json.dumps(state, allow_nan=False) + "\n")
     return folder
@@ -194,8 +227,29 @@ class Learned:
     state: dict
 
     def display(self, name: str) -> str:
-        """Return the spelling written into tags for class `name`."""
+        """Return the library's own spelling of class `name` (the most common one when learned)."""
         return self.state["display"].get(name, name)
+
+    def familiarity(self) -> ClassFamiliarity | None:
+        """Return the per-class familiarity thresholds (None for a model learned before they existed)."""
+        data = self.state.get("familiarity")
+        return None if data is None else ClassFamiliarity.from_dict(data)
+
+    def check_usable(self, force: bool = False) -> None:
+        """Refuse to tag with a model learned from too few genres or files, unless `force`.
+
+        Raises
+        ------
+        LearnError
+            If ``learn`` warned about the model and `force` is False.
+        """
+        warnings = self.state.get("warnings", [])
+        if warnings and not force:
+            raise LearnError(
+                "the learned model is too weak to tag files: "
+                + "; ".join(warnings)
+                + ". Tag more files and learn again, or pass --force"
+            )
 
     def out_of_fold(self) -> Iterator[tuple[str, str, tuple[str, ...], np.ndarray]]:
         """Yield ``(file, label at learn time, classes of its tag then, out-of-fold probabilities)``."""
@@ -283,13 +337,18 @@ def learn_library(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    include_own: bool = False,
 ) -> LearnRun:
     """Learn the library's genres from its own tags and store the model beside the catalogue.
 
     Reads the tags of every analysed file, normalises them (:func:`label_files`),
     cross-validates every option by file (:func:`compare_options`; `models`: the
     registry recipes to measure, :func:`default_models` when None), fits the best
-    on every tagged file and stores it (:func:`save_learned`).
+    on every tagged file and stores it (:func:`save_learned`). Genre tags genrekit
+    wrote itself (its journal in the catalogue, or its private field) are left
+    out unless `include_own`: a model must not learn from its own guesses.
+    Each class's familiarity threshold is chosen on the same folds
+    (:func:`~genrekit.library.learn.class_familiarity`).
 
     Raises
     ------
@@ -301,8 +360,11 @@ def learn_library(
         models, left_out = default_models()
     with Catalogue(db, create=False) as catalogue:
         windows = library_windows(catalogue)
+        written = TagJournal(catalogue).written()
     paths = list(dict.fromkeys(windows.file_ids))
-    genres, errors = read_library_genres(paths)
+    genres, errors, own = read_library_genres(paths, written)
+    if not include_own:
+        genres.update(dict.fromkeys(own, ()))
     labels = label_files(genres, taxonomy, min_files)
     if len(labels.counts) < 2:
         raise LearnError(
@@ -323,7 +385,9 @@ def learn_library(
         }
     )
     learned = fit_learned(windows, labels.label, cv, extra)
-    folder = save_learned(db, learned, cv, labels, taxonomy, figures)
+    familiarity = class_familiarity(windows, labels.label, cv)
+    warnings = weak_model_warnings(labels.counts)
+    folder = save_learned(db, learned, cv, labels, taxonomy, figures, familiarity, warnings)
     report = jsonable(
         {
             "catalogue": str(db),
@@ -331,6 +395,9 @@ def learn_library(
             "tagged": len(labels.tagged),
             "labelled": len(labels.label),
             "unreadable": errors,
+            "genrekit_tags": {"left_out": 0 if include_own else len(own), "found": len(own)},
+            "familiarity": familiarity.report,
+            "warnings": warnings,
             "taxonomy": taxonomy.to_dict(),
             "classes": labels.counts,
             "dropped": labels.dropped,
@@ -344,6 +411,18 @@ def learn_library(
         }
     )
     return LearnRun(report, folder)
+
+
+def weak_model_warnings(counts: dict[str, int]) -> list[str]:
+    """Why a model learned from `counts` (class -> tagged files) is too weak to tag with (empty: fine)."""
+    warnings = []
+    if len(counts) < MIN_GENRES:
+        warnings.append(f"{len(counts)} genres learned (fewer than {MIN_GENRES})")
+    few = {name: n for name, n in counts.items() if n < MIN_FILES_TO_TAG}
+    if few:
+        listed = ", ".join(f"{name} {n}" for name, n in few.items())
+        warnings.append(f"fewer than {MIN_FILES_TO_TAG} tagged files in {listed}")
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -392,53 +471,65 @@ def view_library(db: str | os.PathLike[str]) -> LibraryView:
     with Catalogue(db, readonly=True) as catalogue:
         windows = library_windows(catalogue)
     files, proba, familiar = predict_files(learned.model, windows)
-    genres, errors = read_library_genres(files)
+    familiarity = learned.familiarity()
+    if familiarity is not None:
+        predicted = np.asarray(learned.model.classes_)[np.argmax(proba, axis=1)]
+        familiar = familiar & familiarity.familiar(windows, predicted)
+    genres, errors, _ = read_library_genres(files)
     taxonomy = taxonomy_from_dict(learned.summary.get("taxonomy", {}))
     return LibraryView(learned, files, proba, familiar, genres, errors, taxonomy)
 
 
-def fill_plan(view: LibraryView, min_confidence: float, overwrite: bool = False) -> list[dict]:
-    """Decide, file by file, which genre tag the learned model would write.
+def fill_plan(
+    view: LibraryView, min_confidence: float, overwrite: bool = False, style: str = "library"
+) -> list[Proposal]:
+    """Decide, file by file, which genre tag the learned model would write (:func:`.tagging.propose`).
 
     A file is written only when the model is confident (top probability at
-    least `min_confidence`) and the file is familiar. A file that already has a
-    genre tag is kept unless `overwrite`; even then a file whose tag already
-    names the predicted class is left as it is.
+    least `min_confidence`) and the file is like the training files of the
+    genre predicted (familiar); otherwise it is ``uncertain``. A file that
+    already has a genre tag is kept unless `overwrite`; even then a file whose
+    tag already names the predicted class is left as it is (``same``). Files
+    whose tags cannot be read are ``failed``.
 
-    Returns
-    -------
-    list of dict
-        One per readable file: ``path``, ``old`` (its genre values), ``genre``
-        (the spelling that would be written), ``class``, ``probability``,
-        ``familiar``, ``action``: ``write``, ``kept`` (tagged, no ``--overwrite``),
-        ``same`` (its tag already says so) or ``uncertain``.
+    Parameters
+    ----------
+    view : LibraryView
+        The learned model's view of the catalogue.
+    min_confidence : float
+        Top probability from which a file is written.
+    overwrite : bool
+        Replace genres files already have.
+    style : str
+        The tag spelling (:func:`~genrekit.library.tags.tag_namer`); classes
+        :data:`~genrekit.library.tags.TAG_NAMES` does not name are spelled as the library does.
     """
+    from genrekit.library.catalogue import model_id
+    from genrekit.library.tags import tag_namer
+
+    namer = tag_namer(style, known=view.learned.state["display"])
+    model = model_id(view.learned.model.metadata)
     classes = view.classes
-    plan = []
+    plan = [Proposal(path, "failed", model=model, reason=why) for path, why in view.errors.items()]
     for i, path in enumerate(view.files):
         if path not in view.genres:
             continue
-        old = view.genres[path]
         best = int(np.argmax(view.proba[i]))
         confident = bool(view.familiar[i]) and view.proba[i, best] >= min_confidence
-        if split_values(old) and not overwrite:
-            action = "kept"
-        elif not confident:
-            action = "uncertain"
-        elif classes[best] in view.taxonomy.classes_of(old):
-            action = "same"
-        else:
-            action = "write"
+        info = {"probability": float(view.proba[i, best]), "familiar": bool(view.familiar[i])}
         plan.append(
-            {
-                "path": str(path),
-                "old": list(old),
-                "genre": view.learned.display(classes[best]),
-                "class": classes[best],
-                "probability": float(view.proba[i, best]),
-                "familiar": bool(view.familiar[i]),
-                "action": action,
-            }
+            propose(
+                str(path),
+                (namer(classes[best]),),
+                klass=classes[best],
+                model=model,
+                confidence=float(view.proba[i, best]),
+                verdict="ok" if confident else "uncertain",
+                scores=dict(zip(classes, map(float, view.proba[i]), strict=True)),
+                overwrite=overwrite,
+                taxonomy=view.taxonomy,
+                info=info,
+            )
         )
     return plan
 
