@@ -50,13 +50,17 @@ def cpu_ms(work: Callable[[], object], repeats: int) -> float:
 
 
 def macs_per_patch(tagger: Tagger) -> dict[str, int]:
-    """Multiply-adds of each stage for one 187-frame patch (from the kernel shapes)."""
+    """Multiply-adds of each stage for one 187-frame patch (from the kernel shapes).
+
+    The temporal kernels count at their own lengths (128, 64, 32), not as the zero-padded
+    128-tap product the port runs them in: the bound is that of the model, not of the port.
+    """
     net, t = tagger.net, 187
     out = {}
     for i, conv in enumerate(net.timbral):
         width = conv.weights.shape[0] // conv.taps
         out[f"timbral{i}"] = t * (96 - width + 1) * conv.weights.size
-    out["temporal"] = t * 96 * net._temporal_signed.size
+    out["temporal"] = t * 96 * sum(conv.weights.size for conv in net.temporal)
     out["midend"] = t * sum(conv.weights.size for conv in net.midend)
     return out
 

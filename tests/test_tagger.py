@@ -329,3 +329,14 @@ def test_published_example(taggers) -> None:
     y, sr = soundfile.read(os.environ["GENREKIT_MUSICNN_EXAMPLE"], dtype="float32")  # mono, 16 kHz
     top = [tag for tag, _ in taggers["mtt"].tag_signal(y, sr).top(10)]
     assert top == REFERENCE["published_example"]["published_mtt_top10"]
+
+
+def test_help_has_examples_and_short_lines(monkeypatch, capsys) -> None:
+    from genrekit.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as done:
+        build_parser("tags").parse_args(["tags", "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "examples:" in text and "exit status" in text
+    assert max(len(line) for line in text.splitlines()) <= 100

@@ -21,10 +21,11 @@ Authors and licence
   audio tagging", late-breaking/demo session of ISMIR 2019 (arXiv:1909.06654).
 
 Training data and its terms
-  MagnaTagATune (Law et al., ISMIR 2009): clips from the Magnatune label, released for research
-  under a Creative Commons non-commercial share-alike licence. Million Song Dataset (Bertin-Mahieux
-  et al., ISMIR 2011) with the Last.fm tag dataset, made available for non-commercial research.
-  Check these terms yourself before using the tags or embeddings commercially.
+  MagnaTagATune (Law et al., ISMIR 2009): clips from the Magnatune label with TagATune game
+  annotations, licensed under Creative Commons Attribution-NonCommercial-ShareAlike 3.0.
+  Million Song Dataset (Bertin-Mahieux et al., ISMIR 2011) with the Last.fm tag dataset, made
+  available for non-commercial research. Check these terms yourself before using the tags or
+  embeddings commercially.
 
 Weights
   genrekit does not ship or redistribute them. On first use it runs
