@@ -25,7 +25,7 @@ from genrekit.core.version import __version__
 
 # Subcommand modules, in the order of the pipeline; each defines ``register(subparsers)``.
 _COMMANDS: tuple[str, ...] = ("extract", "train", "reproduce", "predict", "scan", "library", "model", "serve")
-_COMMANDS += ("data", "evaluate", "plot")  # fetch the data; judge a model on other data; draw audio
+_COMMANDS += ("data", "evaluate", "plot", "tags")  # fetch data; judge a model; draw audio; deep tags
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
