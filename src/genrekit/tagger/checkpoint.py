@@ -12,7 +12,7 @@ little-endian tensor bytes. This module decodes both with the standard library a
 * tensor bytes, checked against the entry's masked CRC32C.
 
 Only the dense numeric types a model's weights use are supported; a checkpoint with partitioned
-(sliced) variables or compressed blocks is refused with a :class:`~genrekit.errors.ModelError`.
+(sliced) variables or compressed blocks is refused with a :class:`~genrekit.core.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.errors import ModelError
+from genrekit.core.errors import ModelError
 
 TABLE_MAGIC: int = 0xDB4775248B80FB57
 """Last eight bytes of every LevelDB/TensorFlow table file."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrekit.audio.decode import open_audio
-from genrekit.errors import AudioError, ModelError
+from genrekit.core.errors import AudioError, ModelError
 from genrekit.tagger.frontend import PATCH_SECONDS, SAMPLE_RATE, LogMelStream, patches
 from genrekit.tagger.labels import MSD_LABELS, MTT_LABELS
 from genrekit.tagger.network import MusicnnNet, Outputs

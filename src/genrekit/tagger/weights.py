@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.atomic import atomic_write_bytes, atomic_write_text
-from genrekit.errors import ModelError
+from genrekit.core.atomic import atomic_write_bytes, atomic_write_text
+from genrekit.core.errors import ModelError
 from genrekit.tagger.checkpoint import checkpoint_files, read_checkpoint
 from genrekit.tagger.network import variable_names
 

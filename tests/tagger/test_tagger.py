@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrekit.errors import AudioError, ModelError
+from genrekit.core.errors import AudioError, ModelError
 from genrekit.tagger import Tagger, tag_file
 from genrekit.tagger.checkpoint import read_checkpoint, read_index
 from genrekit.tagger.frontend import LogMelStream, log_mel, patches
 from genrekit.tagger.network import PATCH_FRAMES, variable_names
 from genrekit.tagger.weights import CHECKPOINTS, download_wheel, load_weights
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tagger"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "tagger"
 REFERENCE = json.loads((FIXTURES / "reference.json").read_text())
 MODELS = {"mtt": "MTT_musicnn", "msd": "MSD_musicnn"}
 
