@@ -6,6 +6,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             if "error" in row:
                 error(row["error"])
     result["model"] = str(args.model or "shipped model")
+    shift = library_check.table_report(model, args.model, args.paths[0]) if _is_table(args.paths) else None
+    result["shift"] = None if shift is None else shift.to_dict()
     if args.out is not None:
         paths = write_evaluation(
             result, args.out, f"Evaluation of {result['model']} on {', '.join(map(str, args.paths))}"
@@ -142,6 +145,8 @@ def _print_summary(result: dict) -> None:
         f"{pct(at['uncertain_when_expected'])}",
         f"confident mistakes: {len(result['confident_mistakes'])}",
     ]
+    if result.get("shift"):
+        lines.insert(1, result["shift"]["summary"])
     lines += [
         f"  {row['file']}: expected {row['expected']}, said {row['verdict']} ({row['probability']:.2f})"
         for row in result["confident_mistakes"]

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -29,6 +30,8 @@ examples:
       one row per stored segment (scan --segment-seconds 3); any folder name is a label
   genrekit library tag --db library.db --dry-run
       show the genre tags the catalogue's confident predictions would write
+  genrekit library check --db library.db
+      is the collection unlike the model's training music? (tag refuses then, unless --force)
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
 {LEARN_EPILOG}
@@ -61,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tag = _action(actions, "tag", "write the stored genres into the files' genre tags", run_tag)
     tag.add_argument("--dry-run", action="store_true", help="show the tags it would write, write nothing")
+    tag.add_argument("--force", action="store_true", help="tag even when the collection is shifted (check)")
     add_tag_options(tag)
     add_format_option(tag)
     similar = _action(actions, "similar", "nearest tracks of a file (standardised features)", run_similar)
@@ -68,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     similar.add_argument("-n", type=positive_int, default=10, metavar="N", help="how many (default: 10)")
     add_format_option(similar)
     register_actions(actions, _action)
+    library_check.register(actions)
 
 
 def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
@@ -137,6 +142,8 @@ def run_tag(args: argparse.Namespace) -> int:
 
     changes, failed, remote = [], 0, 0
     with _open(args) as catalogue:
+        if library_check.tag_refusal(catalogue, args.force or args.dry_run):
+            return EXIT_USAGE
         for path, prediction in list(catalogue.predictions()):
             if prediction.genre == "uncertain":
                 continue

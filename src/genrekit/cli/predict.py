@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     writer = _Writer(args, tuple(str(c) for c in model.classes_), _name_width(files))
     failed = untagged = 0
+    sample = library_check.folder_sample(args.paths)
     results = model.predict_files(files, jobs=args.jobs)
     for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
         if isinstance(result, Exception):
@@ -110,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
         tag_note, tagged = _tag(result, args) if args.write_tags else ("", True)
         untagged += not tagged
         writer.row(result, tag_note)
+        if sample is not None:
+            sample.add(result.path, result.window_features)
     writer.close()
+    if sample is not None:
+        library_check.warn_shift(model, args.model, *sample.rows())
     summary = f"predicted {len(files) - failed} of {len(files)} files, {failed} failed"
     info(summary + (f"; {untagged} could not be tagged" if untagged else ""), args.quiet)
     return EXIT_PARTIAL if failed or untagged else EXIT_OK
