@@ -604,7 +604,7 @@ def measure_shift(
     if not weight_by_genre:
         mix = reference.counts / reference.counts.sum()
     outside = None if familiar is None or not len(familiar) else float(1 - np.mean(familiar))
-    genre_mix = {label: round(float(p), 4) for label, p in zip(reference.labels, mix, strict=True)}
+    genre_mix = {label: _maybe(p) for label, p in zip(reference.labels, mix, strict=True)}
     if n_files < MIN_FILES:
         nan = float("nan")
         return ShiftReport("unknown", nan, (nan, nan), {}, n_files, len(features), genre_mix, [], outside)

@@ -116,9 +116,9 @@ def tag_refusal(catalogue, force: bool) -> bool:
 
     Prints why (and what to do instead) when it refuses, a warning when `force` overrides.
     """
-    from genrekit.library.check import FORCE_HINT, tag_guard
+    from genrekit.library.check import FORCE_HINT, shipped_model_shift
 
-    report = tag_guard(catalogue)
+    report = shipped_model_shift(catalogue)
     if report is None or not report.shifted:
         return False
     if force:
@@ -131,21 +131,34 @@ def tag_refusal(catalogue, force: bool) -> bool:
     return True
 
 
-def shift_note(model, model_path, features, groups) -> str | None:
-    """Return the one-line shift note of ``predict``/``scan``/``evaluate``, or None when not measurable.
+def shift_report(model, model_path, features, groups):
+    """Return the ShiftReport of rows for ``predict``/``scan``/``evaluate``, or None when not measurable.
 
-    A model without a reference, or a collection of fewer files than the measure needs, gives None.
+    A model without a shift reference, or a collection of fewer files than the measure needs,
+    gives None: these commands then say nothing about shift.
     """
-    from genrekit.errors import GenrekitError
-    from genrekit.shift import MIN_FILES, model_reference, shift_of_rows
+    from genrekit.shift import MIN_FILES, ShiftError, model_reference, shift_of_rows
 
     if len(set(groups)) < MIN_FILES:
         return None
     try:
-        report = shift_of_rows(model, model_reference(model, model_path), features, groups)
-    except GenrekitError:
+        return shift_of_rows(model, model_reference(model, model_path), features, groups)
+    except ShiftError:
         return None
-    return report.summary()
+
+
+def catalogue_report(catalogue, model, model_path):
+    """Return the ShiftReport of a catalogue's stored windows (``scan``'s summary), or None."""
+    from genrekit.library.check import catalogue_rows
+
+    return shift_report(model, model_path, *catalogue_rows(catalogue))
+
+
+def table_report(model, model_path, table):
+    """Return the ShiftReport of a feature table's rows (``evaluate TABLE``'s summary), or None."""
+    from genrekit.shift import table_rows
+
+    return shift_report(model, model_path, *table_rows(table))
 
 
 def folder_sample(paths) -> object | None:
@@ -157,10 +170,10 @@ def folder_sample(paths) -> object | None:
 
 def warn_shift(model, model_path, features, groups) -> None:
     """Print, once, a warning on stderr when the collection is shifted (``predict`` on a folder)."""
-    note = shift_note(model, model_path, features, groups)
-    if note is not None and not note.startswith("shift: none"):
+    report = shift_report(model, model_path, features, groups)
+    if report is not None and report.level in ("moderate", "large"):
         print(
-            f"genrekit: warning: {note}; genres of this collection may be wrong "
+            f"genrekit: warning: {report.summary()}; genres of this collection may be wrong "
             "(see `genrekit library check`)",
             file=sys.stderr,
         )

@@ -63,11 +63,12 @@ def catalogue_shift(
     return shift_of_rows(model, reference, features, groups, **options)
 
 
-def tag_guard(catalogue: Catalogue) -> ShiftReport | None:
-    """Return the shift report when the catalogue's genres come from a shipped model, else None.
+def shipped_model_shift(catalogue: Catalogue) -> ShiftReport | None:
+    """Return the catalogue's shift when its genres come from a shipped model, else None.
 
-    ``library tag`` refuses (unless ``--force``) when the report says :attr:`ShiftReport.shifted`.
-    A catalogue classified by the user's own model is not checked: that model learned their music.
+    ``library tag`` refuses (unless ``--force``) when the report says :attr:`ShiftReport.shifted`;
+    ``/v1/library/stats`` shows it. A catalogue classified by the user's own model is not checked
+    here: that model was trained on music they chose (``library check --model DIR`` measures it).
     """
     models = catalogue.counts()["models"]
     for name in (None, *SHIPPED_MODELS):
