@@ -230,3 +230,17 @@ def test_store_reference_and_guards(tmp_path, gtzan_table, capsys):
         load_reference(folder, loaded.metadata)
     code, _, err = _cli(capsys, "library", "check", "--model", folder)
     assert code == 2 and "either --db DB or one PATH|TABLE" in err
+
+
+def test_library_stats_of_the_service_show_the_shift(chain_db):
+    pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
+    from serve_client import call
+
+    from genrekit.serve.process import ServerProcess, child_env
+
+    with ServerProcess(["--workers", "1", "--db", str(chain_db)], env=child_env()) as server:
+        status, _, first = call(server.url + "/v1/library/stats")
+        status_again, _, again = call(server.url + "/v1/library/stats")
+    assert status == status_again == 200, first
+    assert first["files"] == CHAIN_CLIPS and first["shift"]["level"] == "large" and first["shift"]["shifted"]
+    assert again["shift"] == first["shift"]  # measured once while the catalogue is unchanged
