@@ -412,15 +412,6 @@ def model_folder(path: str | os.PathLike[str] | None) -> Path:
     return SHIPPED_MODELS[str(path)] if not folder.exists() and str(path) in SHIPPED_MODELS else folder
 
 
-def is_shipped(path: str | os.PathLike[str] | None) -> bool:
-    """Whether `path` (as given to ``--model``) names a model that ships with genrekit."""
-    from genrekit.library.predict import PRETRAINED_DIR
-    from genrekit.models.io import SHIPPED_MODELS
-
-    folder = model_folder(path).resolve()
-    return folder in {PRETRAINED_DIR.resolve(), *(p.resolve() for p in SHIPPED_MODELS.values())}
-
-
 def model_reference(model: GenreModel, path=None, table=None) -> ShiftReference:
     """Return the reference of `model` (loaded from `path`): fitted on `table`, or its ``shift.json``."""
     if table is not None:

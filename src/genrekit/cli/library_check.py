@@ -54,7 +54,11 @@ def register(actions) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
-        "source", nargs="?", type=Path, metavar="PATH|TABLE", help="a folder, files' folder or table"
+        "source",
+        nargs="?",
+        type=Path,
+        metavar="PATH|TABLE",
+        help="audio files' folder (or one file), or a feature table (.csv, .parquet)",
     )
     check.add_argument("--db", type=Path, metavar="DB", help="the catalogue (genrekit scan) instead of PATH")
     check.add_argument("--model", type=Path, metavar="DIR", help="model folder (default: the shipped model)")
