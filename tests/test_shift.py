@@ -244,3 +244,26 @@ def test_library_stats_of_the_service_show_the_shift(chain_db):
     assert status == status_again == 200, first
     assert first["files"] == CHAIN_CLIPS and first["shift"]["level"] == "large" and first["shift"]["shifted"]
     assert again["shift"] == first["shift"]  # measured once while the catalogue is unchanged
+
+
+def test_train_stores_the_reference_of_the_model_it_saves(gtzan_table, split_frames, tmp_path, capsys):
+    train, test = split_frames
+    train = train.iloc[::2]  # 320 rows: a quick fit
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    out = tmp_path / "own"
+    args = ["train", "--data", tmp_path / "train.csv", "-o", out, "--model", "logreg", "--no-tune", "-q"]
+    assert _cli(capsys, *args)[0] == 0
+    reference = json.loads((out / REFERENCE_FILE).read_text())
+    assert reference["source"]["table"] == "train.csv" and reference["source"]["rows"] == len(train)
+    code, out_text, _ = _cli(
+        capsys, "library", "check", tmp_path / "test.csv", "--model", out, "--format", "json"
+    )
+    report = json.loads(out_text)
+    assert code == 0 and report["model"] == str(out) and report["level"] == "none" and report["files"] == 290
+
+
+def test_evaluate_on_audio_shows_the_shift(chain_library, capsys):
+    code, out, _ = _cli(capsys, "evaluate", chain_library, "--format", "json", "--jobs", "1", "-q")
+    result = json.loads(out)
+    assert code == 0 and result["counts"]["items"] == CHAIN_CLIPS and result["shift"]["level"] == "large"

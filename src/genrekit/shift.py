@@ -355,10 +355,20 @@ def load_reference(model_dir: str | os.PathLike[str], metadata: dict) -> ShiftRe
     return reference
 
 
-def fit_reference(table: str | os.PathLike[str], metadata: dict) -> ShiftReference:
+def fit_reference(table: str | os.PathLike[str], metadata: dict, frame=None) -> ShiftReference:
     """Fit the reference of a model (its ``model.json`` `metadata`) from its training table.
 
-    Rows of other labels than the model's are left out (a table may hold more genres).
+    Rows of other labels than the model's are left out (a table may hold more genres), and so are
+    augmented rows (``extract --augment``): the reference is the music itself.
+
+    Parameters
+    ----------
+    table : path-like
+        The training table (named, with its SHA-256, in the reference's ``source``).
+    metadata : dict
+        The model's ``model.json``.
+    frame : pandas.DataFrame, optional
+        The table already read (:func:`genrekit.table.read_table`); read from `table` when None.
 
     Raises
     ------
@@ -367,11 +377,11 @@ def fit_reference(table: str | os.PathLike[str], metadata: dict) -> ShiftReferen
     ShiftError
         If a genre of the model has fewer than two rows.
     """
-    from genrekit.table import feature_matrix, file_sha256, read_table
+    from genrekit.table import feature_matrix, file_sha256, is_augmented, read_table
 
-    frame = read_table(table, labels="any")
+    frame = read_table(table, labels="any") if frame is None else frame
     labels = list(metadata["labels"])
-    frame = frame[frame["label"].isin(labels)]
+    frame = frame[frame["label"].isin(labels) & ~frame["filename"].map(is_augmented)]
     source = {
         "table": Path(table).name,
         "table_sha256": file_sha256(table),
@@ -381,10 +391,11 @@ def fit_reference(table: str | os.PathLike[str], metadata: dict) -> ShiftReferen
     return ShiftReference.fit(feature_matrix(frame), frame["label"].to_numpy(), labels, source)
 
 
-def store_reference(model_dir: str | os.PathLike[str], table: str | os.PathLike[str]) -> Path:
+def store_reference(model_dir: str | os.PathLike[str], table: str | os.PathLike[str], frame=None) -> Path:
     """Compute the shift reference of the model in `model_dir` from `table` and write ``shift.json``.
 
     The model's own files are not touched; the reference is written atomically beside them.
+    ``genrekit train`` calls it for every model it saves; `frame` is the table already read.
 
     Returns
     -------
@@ -395,7 +406,7 @@ def store_reference(model_dir: str | os.PathLike[str], table: str | os.PathLike[
     from genrekit.models.io import load_model_dir
 
     _, metadata = load_model_dir(model_dir)
-    reference = fit_reference(table, metadata)
+    reference = fit_reference(table, metadata, frame)
     path = reference_path(model_dir)
     atomic_write_text(path, json.dumps(reference.to_dict(), separators=(",", ":")) + "\n")
     return path

@@ -165,11 +165,28 @@ def table_report(model, model_path, table):
     return shift_report(model, model_path, *table_rows(table))
 
 
-def folder_sample(paths) -> object | None:
-    """Return a :class:`genrekit.shift.FileSample` when `paths` name a folder (predict warns), else None."""
+def new_sample():
+    """Return an empty :class:`genrekit.shift.FileSample` (files' windows kept for the shift)."""
     from genrekit.shift import FileSample
 
-    return FileSample() if any(Path(path).is_dir() for path in paths) else None
+    return FileSample()
+
+
+def folder_sample(paths):
+    """Return a new FileSample when `paths` name a folder (``predict`` then warns), else None."""
+    return new_sample() if any(Path(path).is_dir() for path in paths) else None
+
+
+def sampling(wrap, sample):
+    """Return `wrap` (a progress wrapper of ``(path, result)`` pairs) also adding the windows to `sample`."""
+
+    def wrapped(results, *args, **kwargs):
+        for path, result in wrap(results, *args, **kwargs):
+            if getattr(result, "window_features", None) is not None:
+                sample.add(path, result.window_features)
+            yield path, result
+
+    return wrapped
 
 
 def warn_shift(model, model_path, features, groups) -> None:
@@ -181,3 +198,16 @@ def warn_shift(model, model_path, features, groups) -> None:
             "(see `genrekit library check`)",
             file=sys.stderr,
         )
+
+
+def store_training_reference(model_dir, table, frame, quiet: bool) -> None:
+    """Store the shift reference of a model ``genrekit train`` just saved (or say why it cannot)."""
+    from genrekit.cli._common import info
+    from genrekit.shift import ShiftError, store_reference
+
+    try:
+        path = store_reference(model_dir, table, frame)
+    except ShiftError as exc:
+        info(f"no shift reference stored ({exc}); `library check` will need --reference", quiet)
+        return
+    info(f"shift reference for `genrekit library check`: {path}", quiet)

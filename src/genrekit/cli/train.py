@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -159,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         error(f"--window-seconds must be at least {MIN_SECONDS:g}, got {args.window_seconds}")
         return EXIT_USAGE
     summary = _fit_and_save(frame, args, data_meta={"name": Path(data).name, "sha256": file_sha256(data)})
+    library_check.store_training_reference(args.output, data, frame, args.quiet)
     if args.format == "json":
         print_json(summary)
     else:
