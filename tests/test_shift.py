@@ -267,3 +267,11 @@ def test_evaluate_on_audio_shows_the_shift(chain_library, capsys):
     code, out, _ = _cli(capsys, "evaluate", chain_library, "--format", "json", "--jobs", "1", "-q")
     result = json.loads(out)
     assert code == 0 and result["counts"]["items"] == CHAIN_CLIPS and result["shift"]["level"] == "large"
+
+
+def test_a_large_collection_is_measured_on_a_sample_of_its_files(split_reference, gtzan_table):
+    frame = read_table(gtzan_table)
+    X = np.concatenate([feature_matrix(frame), feature_matrix(frame)[:600] * 1.001])
+    proba = np.full((len(X), 10), 0.1)  # the table's own mix
+    report = measure_shift(X, np.arange(len(X)).astype(str), proba, split_reference, n_permutations=9)
+    assert report.files == report.rows == 1500 and report.level == "none"

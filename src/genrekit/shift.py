@@ -452,16 +452,21 @@ def shift_of_rows(
     groups = np.asarray(groups, dtype=str)
     if list(reference.labels) != [str(c) for c in model.classes_]:
         raise ShiftError("the shift reference's genres are not the model's")
-    finite = np.isfinite(features).all(axis=1)
-    proba = np.full((len(features), len(reference.labels)), np.nan)
-    if finite.any():
-        proba[finite] = model.predict_proba(features[finite])
+    if features.ndim != 2 or len(groups) != len(features):
+        raise ShiftError(
+            f"expected (n, {len(FEATURE_NAMES)}) features with one group each, got {features.shape}"
+        )
+    keep = _group_sample(groups, np.random.default_rng(options.get("seed", 0)))
+    keep &= np.isfinite(features).all(axis=1)
+    features, groups = features[keep], groups[keep]
+    proba = model.predict_proba(features) if len(features) else np.empty((0, len(reference.labels)))
     familiar = None
-    if model.novelty is not None and finite.any():
-        names, index = np.unique(groups[finite], return_inverse=True)
-        distance = model.novelty.distance(features[finite])
-        medians = np.array([np.median(distance[index == k]) for k in range(len(names))])
-        familiar = medians <= model.novelty.threshold
+    if model.novelty is not None and len(features):
+        _, index = np.unique(groups, return_inverse=True)
+        order = np.argsort(index, kind="stable")
+        distance = model.novelty.distance(features)[order]
+        medians = [np.median(part) for part in np.split(distance, np.cumsum(np.bincount(index))[:-1])]
+        familiar = np.asarray(medians) <= model.novelty.threshold
     return measure_shift(features, groups, proba, reference, familiar, **options)
 
 
@@ -586,7 +591,7 @@ def measure_shift(
     Raises
     ------
     ShiftError
-        If the shapes do not fit or no row is finite.
+        If the shapes do not fit.
     """
     features = np.asarray(features, dtype=np.float64)
     groups = np.asarray(groups, dtype=str)
@@ -600,7 +605,8 @@ def measure_shift(
     keep = np.isfinite(features).all(axis=1)
     features, groups, proba = features[keep], groups[keep], proba[keep]
     rng = np.random.default_rng(seed)
-    features, groups, proba = _cap_groups(features, groups, proba, rng)
+    chosen = _group_sample(groups, rng)
+    features, groups, proba = features[chosen], groups[chosen], proba[chosen]
     n_files = len(np.unique(groups))
     mix = proba.mean(axis=0) if len(proba) else np.full(len(reference.labels), np.nan)
     if not weight_by_genre:
@@ -643,13 +649,12 @@ def _level(auc: float, interval: tuple[float, float], permutation: dict) -> str:
     return "none"
 
 
-def _cap_groups(features: np.ndarray, groups: np.ndarray, proba: np.ndarray, rng: np.random.Generator):
-    """Keep the rows of at most :data:`MAX_GROUPS` files, drawn at random."""
+def _group_sample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return a mask of the rows of at most :data:`MAX_GROUPS` groups, drawn at random."""
     names = np.unique(groups)
     if len(names) <= MAX_GROUPS:
-        return features, groups, proba
-    chosen = np.isin(groups, rng.choice(names, MAX_GROUPS, replace=False))
-    return features[chosen], groups[chosen], proba[chosen]
+        return np.ones(len(groups), dtype=bool)
+    return np.isin(groups, rng.choice(names, MAX_GROUPS, replace=False))
 
 
 def _folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[np.ndarray]:
