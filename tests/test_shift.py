@@ -230,6 +230,10 @@ def test_store_reference_and_guards(tmp_path, gtzan_table, capsys):
         load_reference(folder, loaded.metadata)
     code, _, err = _cli(capsys, "library", "check", "--model", folder)
     assert code == 2 and "either --db DB or one PATH|TABLE" in err
+    read_table(gtzan_table).iloc[::80].to_csv(tmp_path / "few.csv", index=False)  # 13 rows, 10 genres
+    code, out, err = _cli(capsys, "evaluate", tmp_path / "few.csv", "--model", folder, "--format", "json")
+    assert code == 0 and json.loads(out)["shift"] is None  # the evaluation stands
+    assert "shift not measured" in err and "not valid JSON" in err
 
 
 def test_library_stats_of_the_service_show_the_shift(chain_db):

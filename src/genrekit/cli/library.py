@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit library`` and its actions."""
     parser = subparsers.add_parser(
         "library",
-        help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest",
+        help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest, check",
         description="Query and use a library catalogue made by `genrekit scan`.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

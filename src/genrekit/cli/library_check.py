@@ -139,8 +139,10 @@ def shift_report(model, model_path, features, groups):
     """Return the ShiftReport of rows for ``predict``/``scan``/``evaluate``, or None when not measurable.
 
     A model without a shift reference, or a collection of fewer files than the measure needs,
-    gives None: these commands then say nothing about shift.
+    gives None: these commands then say nothing about shift. A damaged reference is reported on
+    stderr and gives None too.
     """
+    from genrekit.errors import ModelError
     from genrekit.shift import MIN_FILES, ShiftError, model_reference, shift_of_rows
 
     if len(set(groups)) < MIN_FILES:
@@ -148,6 +150,9 @@ def shift_report(model, model_path, features, groups):
     try:
         return shift_of_rows(model, model_reference(model, model_path), features, groups)
     except ShiftError:
+        return None
+    except ModelError as exc:  # a damaged shift.json: say so, but the command's own work stands
+        error(f"shift not measured: {exc}")
         return None
 
 

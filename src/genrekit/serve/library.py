@@ -34,8 +34,12 @@ def catalogue_shift(catalogue: Catalogue, cache: dict) -> dict | None:
     files = (catalogue.path, catalogue.path.with_name(catalogue.path.name + "-wal"))
     key = tuple((s.st_size, s.st_mtime_ns) for s in (f.stat() for f in files if f.exists()))
     if cache.get("key") != key:
-        report = shipped_model_shift(catalogue)
-        cache.update(key=key, shift=None if report is None else report.to_dict())
+        try:
+            report = shipped_model_shift(catalogue)
+            shift = None if report is None else report.to_dict()
+        except GenrekitError as exc:  # a damaged reference: the counts are still answered
+            shift = {"level": "unknown", "shifted": False, "summary": f"shift not measured: {exc}"}
+        cache.update(key=key, shift=shift)
     return cache["shift"]
 
 
