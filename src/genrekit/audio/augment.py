@@ -140,3 +140,57 @@ def variants(name: str, augment: Sequence[str]) -> list[tuple[str, Callable[[np.
         seed = (NOISE_SEED, zlib.crc32(name.encode("utf-8")))
         out.append((f"noise{NOISE_SNR_DB:g}db", lambda y, sr: add_noise(y, NOISE_SNR_DB, seed)))
     return out
+
+
+RECORDING_CHAINS: tuple[str, ...] = (
+    "gain-12db", "gain+12db", "lowpass4k", "lowpass8k", "noise20db", "noise10db", "sr8k", "sr16k",
+)  # fmt: skip
+"""Recording-chain distortions of :func:`recording_chain` (not augmentations: they never train)."""
+
+
+def apply_gain(y: np.ndarray, db: float) -> np.ndarray:
+    """Return `y` scaled by `db` decibels and clipped to [-1, 1] as a converter would (float32)."""
+    return np.clip(y * 10 ** (db / 20), -1.0, 1.0).astype(np.float32)
+
+
+def low_pass(y: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
+    """Return `y` through an 8th-order Butterworth low-pass at `cutoff_hz`, zero phase (float32)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(8, cutoff_hz, btype="low", fs=sr, output="sos")
+    return sosfiltfilt(sos, y).astype(np.float32)
+
+
+def through_rate(y: np.ndarray, sr: int, rate: int) -> np.ndarray:
+    """Return `y` resampled to `rate` Hz and back to `sr` (soxr), as audio recorded at `rate` (float32)."""
+    import soxr
+
+    down = soxr.resample(y, sr, rate)
+    return soxr.resample(down, rate, sr)[: len(y)].astype(np.float32)
+
+
+def recording_chain(y: np.ndarray, sr: int, name: str, seed: Sequence[int] = (NOISE_SEED, 0)) -> np.ndarray:
+    """Return `y` distorted the way the recording chain `name` of :data:`RECORDING_CHAINS` does.
+
+    ``gain-12db``/``gain+12db``: level change (clipped when louder); ``lowpass4k``/``lowpass8k``:
+    band limit; ``noise20db``/``noise10db``: white noise at that signal-to-noise ratio (seeded by
+    `seed`); ``sr8k``/``sr16k``: audio that went through that sample rate.
+
+    Raises
+    ------
+    ValueError
+        For a name not in :data:`RECORDING_CHAINS`.
+    """
+    chains: dict[str, Callable[[], np.ndarray]] = {
+        "gain-12db": lambda: apply_gain(y, -12.0),
+        "gain+12db": lambda: apply_gain(y, 12.0),
+        "lowpass4k": lambda: low_pass(y, sr, 4000.0),
+        "lowpass8k": lambda: low_pass(y, sr, 8000.0),
+        "noise20db": lambda: add_noise(y, 20.0, seed),
+        "noise10db": lambda: add_noise(y, 10.0, seed),
+        "sr8k": lambda: through_rate(y, sr, 8000),
+        "sr16k": lambda: through_rate(y, sr, 16000),
+    }
+    if name not in chains:
+        raise ValueError(f"unknown recording chain {name!r}; choose from {', '.join(RECORDING_CHAINS)}")
+    return chains[name]()

@@ -6,6 +6,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     mapping = parse_mapping(args.map)
+    sample = library_check.new_sample()  # the audio files' windows, for the shift
     if _is_table(args.paths):
         result = evaluate_table(model, args.paths[0], mapping, args.min_confidence)
     else:
@@ -107,12 +109,17 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             error("no audio files found in " + ", ".join(map(str, args.paths)))
             return EXIT_USAGE
-        wrap = partial(progress, quiet=args.quiet)
+        wrap = library_check.sampling(partial(progress, quiet=args.quiet), sample)
         result = evaluate_files(model, files, labels, mapping, args.min_confidence, args.jobs, wrap)
         for row in result["items"]:
             if "error" in row:
                 error(row["error"])
     result["model"] = str(args.model or "shipped model")
+    if _is_table(args.paths):
+        shift = library_check.table_report(model, args.model, args.paths[0])
+    else:
+        shift = library_check.shift_report(model, args.model, *sample.rows())
+    result["shift"] = None if shift is None else shift.to_dict()
     if args.out is not None:
         paths = write_evaluation(
             result, args.out, f"Evaluation of {result['model']} on {', '.join(map(str, args.paths))}"
@@ -142,6 +149,8 @@ def _print_summary(result: dict) -> None:
         f"{pct(at['uncertain_when_expected'])}",
         f"confident mistakes: {len(result['confident_mistakes'])}",
     ]
+    if result.get("shift"):
+        lines.insert(1, result["shift"]["summary"])
     lines += [
         f"  {row['file']}: expected {row['expected']}, said {row['verdict']} ({row['probability']:.2f})"
         for row in result["confident_mistakes"]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -34,6 +35,8 @@ examples:
       fill in the missing genre tags (atomic, verified, journalled in the catalogue)
   genrekit library tag --db library.db --undo --since 2h
       put back the tags genrekit changed in the last two hours
+  genrekit library check --db library.db
+      is the collection unlike the model's training music? (tag refuses then, unless --force)
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
 {LEARN_EPILOG}
@@ -49,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit library`` and its actions."""
     parser = subparsers.add_parser(
         "library",
-        help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest",
+        help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest, check",
         description="Query and use a library catalogue made by `genrekit scan`.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     similar.add_argument("-n", type=positive_int, default=10, metavar="N", help="how many (default: 10)")
     add_format_option(similar)
     register_actions(actions, _action)
+    library_check.register(actions)
 
 
 def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
@@ -150,6 +154,8 @@ def run_tag(args: argparse.Namespace) -> int:
         from genrekit.library.tags import tag_namer
 
         with _open(args) as catalogue:
+            if library_check.tag_refusal(catalogue, args.force or args.dry_run):
+                return EXIT_USAGE
             planned = tagging.catalogue_proposals(catalogue, tag_namer(args.tag_names), args.overwrite)
     if args.dry_run or args.plan is not None:
         if args.plan is not None:

@@ -104,7 +104,9 @@ def add_tag_options(tag: argparse.ArgumentParser) -> None:
         help="how tags spell genres: 'library' (Hip-Hop, Jazz; default), 'lower' or pairs 'hiphop=Rap'",
     )
     tag.add_argument(
-        "--force", action="store_true", help="tag with a learned model `learn` warned is too weak"
+        "--force",
+        action="store_true",
+        help="tag even with a learned model `learn` warned is too weak, or a shifted collection (check)",
     )
 
     tag.add_argument(

@@ -7,6 +7,7 @@ import csv
 import sys
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     writer = _Writer(args, tuple(str(c) for c in model.classes_), _name_width(files))
     tagger = _Tagger(args, model.metadata) if args.write_tags else None
     failed = 0
+    sample = library_check.folder_sample(args.paths)
     results = model.predict_files(files, jobs=args.jobs)
     try:
         for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
@@ -122,10 +124,14 @@ def run(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             writer.row(result, "" if tagger is None else tagger.tag(result))
+            if sample is not None:
+                sample.add(result.path, result.window_features)
     finally:
         if tagger is not None:
             tagger.close()
     writer.close()
+    if sample is not None:
+        library_check.warn_shift(model, args.model, *sample.rows())
     info(f"predicted {len(files) - failed} of {len(files)} files, {failed} failed", args.quiet)
     if tagger is not None:
         info("tags: " + tagger.summary(), args.quiet)

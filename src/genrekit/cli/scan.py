@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from genrekit.cli import library_check
 from genrekit.cli._common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             min_confidence=args.min_confidence,
             on_stored=stored,
         )
+        shift = library_check.catalogue_report(catalogue, model, args.model)
     bar.close()
     for path, reason in report.lost:
         error(f"{path}: {reason} (left for the next scan)")
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         "reclassified": report.reclassified,
         "failures": [{"path": path, "reason": reason} for path, reason in report.failed + report.lost],
         "exit_status": status,
+        "shift": None if shift is None else shift.to_dict(),
     }
     if args.format == "json":
         print_json(summary)
@@ -194,4 +197,6 @@ def run(args: argparse.Namespace) -> int:
             f"catalogue {args.db}",
             file=sys.stdout,
         )
+        if shift is not None:
+            print(shift.summary(), file=sys.stdout)
     return status

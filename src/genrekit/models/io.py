@@ -81,7 +81,7 @@ WEIGHTS_FILE: str = "model.safetensors"
 METADATA_FILE: str = "model.json"
 """Name of the metadata file inside a model folder."""
 
-_MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE})
+_MODEL_FILES = frozenset({WEIGHTS_FILE, METADATA_FILE, "shift.json"})  # shift.json: genrekit.shift
 
 SHIPPED_MODELS: dict[str, Path] = {
     "shipped": Path(__file__).parent / "pretrained",

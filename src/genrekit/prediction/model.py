@@ -77,6 +77,8 @@ class FilePrediction:
     familiar : bool
         False when `novelty` lies beyond the model's novelty threshold: the audio
         is unlike the music the model was trained on, whatever its probabilities.
+    window_features : ndarray of shape (n_windows, 57) or None
+        The features of each window (for the collection's shift check, :mod:`genrekit.shift`).
     """
 
     path: Path
@@ -87,6 +89,7 @@ class FilePrediction:
     duration: float
     novelty: float = float("nan")
     familiar: bool = True
+    window_features: np.ndarray | None = None
 
     def top(self, k: int = 1) -> list[tuple[str, float]]:
         """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
@@ -420,6 +423,7 @@ class GenreModel:
                 duration=w.n_samples / SAMPLE_RATE,
                 novelty=float(np.median(distance)),
                 familiar=self.novelty is None or bool(np.median(distance) <= self.novelty.threshold),
+                window_features=w.features,
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]

@@ -24,6 +24,25 @@ LEARNED_LIST = 20
 """Files listed in the audit and in the suggestions of ``/v1/library/learned``."""
 
 
+def catalogue_shift(catalogue: Catalogue, cache: dict) -> dict | None:
+    """Return the catalogue's shift from the shipped model's training music (None: not classified by it).
+
+    Measured again only when the catalogue (or its write-ahead log) changed since the last request.
+    """
+    from genrekit.library.check import shipped_model_shift
+
+    files = (catalogue.path, catalogue.path.with_name(catalogue.path.name + "-wal"))
+    key = tuple((s.st_size, s.st_mtime_ns) for s in (f.stat() for f in files if f.exists()))
+    if cache.get("key") != key:
+        try:
+            report = shipped_model_shift(catalogue)
+            shift = None if report is None else report.to_dict()
+        except GenrekitError as exc:  # a damaged reference: the counts are still answered
+            shift = {"level": "unknown", "shifted": False, "summary": f"shift not measured: {exc}"}
+        cache.update(key=key, shift=shift)
+    return cache["shift"]
+
+
 def library_router(db: Path) -> APIRouter:
     """Return the routes of the library view of the catalogue `db`.
 
@@ -51,11 +70,14 @@ def library_router(db: Path) -> APIRouter:
         except GenrekitError as exc:
             raise HTTPException(404, str(exc)) from None
 
+    shift_cache: dict = {}
+
     @router.get("/stats")
     def stats() -> dict:
-        """Count the catalogue's files: analysed, failed, gone, hours, per genre, uncertain."""
+        """Count the catalogue's files (analysed, failed, gone, hours, per genre, uncertain); its shift."""
         with opened() as catalogue:
-            return {"catalogue": db.name, **query.stats(catalogue)}
+            counts = query.stats(catalogue)
+            return {"catalogue": db.name, **counts, "shift": catalogue_shift(catalogue, shift_cache)}
 
     @router.get("/tracks")
     def tracks(

@@ -3,7 +3,8 @@
 :func:`train` is the Python face of ``genrekit train``: it reads and checks the table, holds
 out a stratified validation split of source clips (early stopping for the networks,
 calibration for every model) or cross-validates the all-rows recipe (``cv``), fits, saves the
-model folder (``model.safetensors`` + ``model.json``) and returns the run's summary.
+model folder (``model.safetensors`` + ``model.json``, and ``shift.json``, the reference of
+``genrekit library check``) and returns the run's summary.
 """
 
 from __future__ import annotations
@@ -152,8 +153,23 @@ def train(
 
         settings = replace(settings, window_seconds=rows_window_seconds(frame))
     data_meta = {"name": Path(data).name, "sha256": file_sha256(data)}
-    run = _Run(settings, Path(output), log or (lambda message: None), progress)
-    return run.cross_validated(frame, data_meta) if settings.cv else run.held_out(frame, data_meta)
+    log = log or (lambda message: None)
+    run = _Run(settings, Path(output), log, progress)
+    summary = run.cross_validated(frame, data_meta) if settings.cv else run.held_out(frame, data_meta)
+    _store_shift_reference(Path(output), data, frame, log)
+    return summary
+
+
+def _store_shift_reference(output: Path, data: str | os.PathLike[str], frame: pd.DataFrame, log) -> None:
+    """Store the model's reference for ``genrekit library check`` beside it, or say why not."""
+    from genrekit.shift import ShiftError, store_reference
+
+    try:
+        path = store_reference(output, data, frame)
+    except ShiftError as exc:
+        log(f"no shift reference stored ({exc}); `library check` will need --reference")
+        return
+    log(f"shift reference for `genrekit library check`: {path}")
 
 
 @dataclass(frozen=True)

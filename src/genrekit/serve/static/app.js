@@ -366,6 +366,13 @@ async function loadLibrary() {
   const hours = body.hours.toFixed(body.hours < 10 ? 2 : 1);
   $("library-counts").textContent = `${body.catalogue}: ${body.files} files (${hours} h), `
     + `${body.uncertain} uncertain, ${body.failed} failed, ${body.gone} gone.`;
+  const shift = $("library-shift");
+  shift.hidden = !body.shift;
+  if (body.shift) {
+    shift.textContent = body.shift.summary + (body.shift.shifted
+      ? ". This collection is unlike the model's training music: its genres are often wrong here"
+        + " (learn your own with `genrekit library learn`)." : "");
+  }
   const genres = Object.keys(body.genres).filter((g) => g !== "uncertain").sort();
   genres.forEach((genre, i) => {
     library.styles[genre] = { color: PALETTE[i % PALETTE.length], shape: SHAPES[i % SHAPES.length] };
