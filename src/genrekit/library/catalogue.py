@@ -459,3 +459,140 @@ class Catalogue:
             last = rows[-1][0]
 
 
+# -- the tag journal: every tag genrekit writes into a file, old and new value ---------------------
+
+_JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tag_journal (
+    id INTEGER PRIMARY KEY,
+    run TEXT NOT NULL,
+    time REAL NOT NULL,
+    path TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tag_journal_path ON tag_journal(path, field)
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One field of one file that genrekit rewrote.
+
+    Attributes
+    ----------
+    id : int
+        Row id (grows with time).
+    run : str
+        The id of the tagging run that wrote it.
+    time : float
+        When (seconds since the epoch, UTC).
+    path : str
+        The file.
+    field : str
+        The tag field (``genre``, ``mood``, ``genrekit_confidence`` ...).
+    old, new : tuple of str
+        The values before and after (empty: the field was absent / removed).
+    model_id : str
+        The model whose prediction was written.
+    undone : bool
+        Whether ``library tag --undo`` restored `old`.
+    """
+
+    id: int
+    run: str
+    time: float
+    path: str
+    field: str
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    model_id: str
+    undone: bool
+
+
+class TagJournal:
+    """The journal of tag changes, kept in a catalogue's SQLite file (table ``tag_journal``).
+
+    The table is created on first use, so older catalogues gain it without a
+    schema change. A change is recorded *before* the file is replaced: after a
+    kill in between, the journal names a change the file never got, which undo
+    recognises (the file already holds the old values) and which is harmless.
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+        An open catalogue (read-only ones can be read, not written).
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._conn = catalogue._conn
+        self._ready = False
+
+    def _exists(self) -> bool:
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='tag_journal'"
+        ).fetchone()
+        return found is not None
+
+    def record(self, run: str, path: str, changes: dict, model: str, when: float) -> None:
+        """Record the changes of one file in one transaction.
+
+        Parameters
+        ----------
+        run : str
+            The id of the tagging run.
+        path : str
+            The file.
+        changes : dict
+            Field -> ``(old values, new values)``.
+        model : str
+            The model id.
+        when : float
+            Time of the change (seconds since the epoch).
+        """
+        with transaction(self._conn):
+            if not self._ready:
+                for statement in filter(str.strip, _JOURNAL_SCHEMA.split(";")):
+                    self._conn.execute(statement)
+                self._ready = True
+            self._conn.executemany(
+                "INSERT INTO tag_journal (run, time, path, field, old, new, model_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run, when, path, name, json.dumps(list(old)), json.dumps(list(new)), model)
+                    for name, (old, new) in changes.items()
+                ],
+            )
+
+    def entries(self, since: float | None = None, include_undone: bool = False) -> list[JournalEntry]:
+        """Return the entries at or after `since` (all when None), oldest first."""
+        if not self._exists():
+            return []
+        rows = self._conn.execute(
+            "SELECT id, run, time, path, field, old, new, model_id, undone FROM tag_journal "
+            "WHERE time >= ? AND (? OR undone = 0) ORDER BY id",
+            (-math.inf if since is None else since, int(include_undone)),
+        ).fetchall()
+        return [
+            JournalEntry(i, run, t, path, name, tuple(json.loads(old)), tuple(json.loads(new)), m, bool(u))
+            for i, run, t, path, name, old, new, m, u in rows
+        ]
+
+    def mark_undone(self, ids: Sequence[int]) -> None:
+        """Mark entries as undone, in one transaction."""
+        with transaction(self._conn):
+            self._conn.executemany("UPDATE tag_journal SET undone = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def written(self, field: str = "genre") -> dict[str, tuple[str, ...]]:
+        """Return, per file, the last value genrekit wrote into `field` and did not undo."""
+        return {entry.path: entry.new for entry in self.entries() if entry.field == field}
+
+
+def failed_files(catalogue: Catalogue) -> list[tuple[str, str]]:
+    """Return ``(path, error)`` of every file the scan could not analyse (status ``failed``), by path."""
+    rows = catalogue._conn.execute(
+        "SELECT path, COALESCE(error, '') FROM files WHERE status = 'failed' ORDER BY path"
+    ).fetchall()
+    return [(path, why) for path, why in rows]
