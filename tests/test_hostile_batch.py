@@ -1,0 +1,129 @@
+"""Hostile input in batch commands: a file whose features are not finite is that file's error, everywhere.
+
+A float WAV of finite but huge samples (1e30) overflows the power spectrum, so its features are
+NaN or infinite. The check sits where features are computed (:func:`genrekit.audio.features.finite_features`);
+these tests drive every caller with real files: scan, predict, extract, and a real uvicorn server
+(upload and live stream) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from genrekit.audio.features import NonFiniteFeaturesError, clip_features, reference_features
+from genrekit.cli import main
+from genrekit.library.catalogue import Catalogue
+from genrekit.schema import FEATURE_NAMES, SAMPLE_RATE
+
+HUGE = 1e30
+"""A finite float32 sample whose square overflows."""
+
+
+def write_huge(path: Path, seconds: float = 4.0) -> Path:
+    """A float WAV of finite but huge samples (the issue's reproduction)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(
+        path, np.full(round(seconds * SAMPLE_RATE), HUGE, np.float32), SAMPLE_RATE, subtype="FLOAT"
+    )
+    return path
+
+
+@pytest.fixture
+def music(tmp_path, gtzan_flac_dir) -> Path:
+    """Two good 4-s clips and one huge-valued WAV in a folder."""
+    root = tmp_path / "music"
+    root.mkdir()
+    for source in sorted(gtzan_flac_dir.rglob("*.flac"))[:2]:
+        y, sr = soundfile.read(source, dtype="float32")
+        soundfile.write(root / f"{source.stem}.wav", y[: 4 * sr], sr, subtype="FLOAT")
+    write_huge(root / "huge.wav")
+    return root
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("features", [clip_features, reference_features])
+def test_non_finite_features_are_refused_where_they_are_computed(features):
+    y = np.full(2 * SAMPLE_RATE, HUGE, np.float32)
+    with pytest.raises(NonFiniteFeaturesError, match=r"not finite.*1e\+30"):
+        features(y)
+
+
+def test_scan_stores_the_good_files_and_fails_the_huge_one(music, tmp_path, capsys):
+    db = tmp_path / "lib.db"
+    code, out, err = _cli(capsys, "scan", str(music), "--db", str(db), "--jobs", "1", "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["analysed"] == 2 and report["failed"] == 1, err
+    assert report["failures"][0]["path"].endswith("huge.wav") and "not finite" in err
+    with Catalogue(db, readonly=True) as catalogue:
+        assert catalogue.counts()["status"] == {"ok": 2, "failed": 1}
+    code, out, _ = _cli(capsys, "scan", str(music), "--db", str(db), "--retry-failed", "--format", "json")
+    again = json.loads(out)
+    assert code == 1 and again["retried"] == 1 and again["unchanged"] == 2 and again["failed"] == 1
+
+
+def test_predict_prints_the_good_files_and_names_the_huge_one(music, capsys):
+    code, out, err = _cli(capsys, "predict", str(music), "--format", "json", "--jobs", "2", "--quiet")
+    assert code == 1
+    assert sorted(Path(r["file"]).name for r in json.loads(out)["files"]) == sorted(
+        p.name for p in music.iterdir() if p.name != "huge.wav"
+    )
+    assert "huge.wav: features are not finite" in err
+
+
+def test_extract_writes_no_non_finite_row(music, tmp_path, capsys):
+    out_csv = tmp_path / "features.csv"
+    code, _, err = _cli(capsys, "extract", str(music), "-o", str(out_csv), "--jobs", "1", "--quiet")
+    assert code == 1 and "huge.wav" in err and "not finite" in err
+    table = pd.read_csv(out_csv)
+    assert len(table) == 2 and "huge.wav" not in set(table["filename"])
+    assert np.isfinite(table.loc[:, list(FEATURE_NAMES)].to_numpy(float)).all()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
+    from genrekit.serve.process import ServerProcess, child_env
+
+    with ServerProcess(["--workers", "1"], env=child_env(TMPDIR=str(tmp_path_factory.mktemp("tmp")))) as srv:
+        yield srv
+
+
+def test_serve_answers_422_for_huge_samples(server, tmp_path):
+    from serve_client import post_file
+
+    huge = write_huge(tmp_path / "huge.wav")
+    for endpoint in ("/v1/predict", "/v1/features"):
+        status, _, answer = post_file(server.url + endpoint, huge)
+        assert status == 422, (endpoint, answer)
+        assert "not finite" in json.dumps(answer), answer
+
+
+def test_live_stream_reports_huge_samples_instead_of_going_silent(server):
+    from websockets.sync.client import connect
+
+    with connect(server.url.replace("http://", "ws://") + "/v1/stream", open_timeout=30) as ws:
+        ws.send(json.dumps({"sample_rate": SAMPLE_RATE, "encoding": "pcm_f32le"}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        ws.send(np.full(3 * SAMPLE_RATE, HUGE, "<f4").tobytes())
+        message = json.loads(ws.recv(timeout=60))
+    assert message["type"] == "error" and "not finite" in message["error"], message
+
+
+def test_a_huge_file_copied_into_a_good_library_fails_alone(music, tmp_path, capsys):
+    """The local pool (several processes) too: the good files are stored, the bad one failed."""
+    shutil.copyfile(music / "huge.wav", music / "huge2.wav")
+    db = tmp_path / "pool.db"
+    code, out, _ = _cli(capsys, "scan", str(music), "--db", str(db), "--jobs", "2", "--format", "json")
+    assert code == 1 and json.loads(out)["failed"] == 2 and json.loads(out)["analysed"] == 2
