@@ -8,12 +8,18 @@ these tests drive every caller with real files: scan, predict, extract, and a re
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import soundfile
 
@@ -127,3 +133,91 @@ def test_a_huge_file_copied_into_a_good_library_fails_alone(music, tmp_path, cap
     db = tmp_path / "pool.db"
     code, out, _ = _cli(capsys, "scan", str(music), "--db", str(db), "--jobs", "2", "--format", "json")
     assert code == 1 and json.loads(out)["failed"] == 2 and json.loads(out)["analysed"] == 2
+
+
+# -- worker processes never outlive the command that started them -------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_library(tmp_path_factory, gtzan_flac_dir) -> Path:
+    """Eight 30-s clips: enough work that both pool workers are busy when the command is killed."""
+    root = tmp_path_factory.mktemp("long")
+    for source in sorted(gtzan_flac_dir.rglob("*.flac"))[:8]:
+        y, sr = soundfile.read(source, dtype="float32")
+        soundfile.write(root / f"{source.stem}.wav", y, sr, subtype="FLOAT")
+    return root
+
+
+def _start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "genrekit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def _workers_of(proc: subprocess.Popen, n: int, timeout: float = 120.0) -> list[psutil.Process]:
+    """Wait until the command has `n` worker processes (its children); return them."""
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = parent.children(recursive=True)
+        if len(children) >= n:
+            return children
+        time.sleep(0.05)
+    raise AssertionError(f"the command never had {n} workers (exit status {proc.poll()})")
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes still running (a zombie waiting to be reaped has ended)."""
+    alive = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _survivors(processes: list[psutil.Process], within: float) -> list[psutil.Process]:
+    """The processes still running after `within` seconds (killed then, so none outlives the test)."""
+    deadline = time.monotonic() + within
+    while (alive := _alive(processes)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    return alive
+
+
+ORPHAN_SECONDS = 10.0
+"""How long workers may take to notice that their parent is gone (they need well under a second)."""
+
+COMMANDS = {
+    "scan": lambda lib, out: ["scan", str(lib), "--db", str(out / "lib.db"), "--jobs", "2"],
+    "extract": lambda lib, out: ["extract", str(lib), "-o", str(out / "f.csv"), "--jobs", "2"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_workers_exit_when_the_command_is_killed(command, long_library, tmp_path):
+    proc = _start_cli(*COMMANDS[command](long_library, tmp_path))
+    workers = _workers_of(proc, 2)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not _survivors(workers, ORPHAN_SECONDS), f"{command}: workers outlived a kill -9 of their parent"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_sigterm_stops_the_command_as_ctrl_c_does(command, long_library, tmp_path):
+    proc = _start_cli(*COMMANDS[command](long_library, tmp_path))
+    workers = _workers_of(proc, 2)
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    survivors = _survivors(workers, ORPHAN_SECONDS)
+    assert proc.returncode == 143 and "terminated; completed outputs are kept" in err, err
+    assert "Traceback" not in err
+    assert not survivors, f"{command}: workers outlived a SIGTERM of their parent"

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class GenrekitError(Exception):
-    """Base class of every error genrekit raises on purpose (bad input, not a bug)."""
+    """Base class of every error genrekit raises on purpose (bad input, not a bug).
+
+    Attributes
+    ----------
+    exit_status : int
+        The command line's exit status when this error ends a command (2: usage or invalid input;
+        subclasses for a damaged catalogue or a lost cluster have their own).
+    """
+
+    exit_status: int = 2
 
 
 class TableError(GenrekitError, ValueError):

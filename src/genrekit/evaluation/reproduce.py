@@ -53,6 +53,7 @@ from genrekit.evaluation.protocols import (
 )
 from genrekit.models.registry import PAPER_MODELS, chosen_params, recipe
 from genrekit.models.registry import make_model as make_recipe
+from genrekit.parallel import init_worker
 from genrekit.schema import LABEL_COLUMN
 from genrekit.table import source_groups
 
@@ -351,8 +352,8 @@ def run_tasks(
     with ProcessPoolExecutor(
         max_workers=settings.jobs,
         mp_context=context,
-        initializer=_init_worker,
-        initargs=(X, y, classes, settings, groups),
+        initializer=init_worker,
+        initargs=(_init_worker, X, y, classes, settings, groups),
     ) as pool:
         futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
         try:

@@ -51,7 +51,7 @@ from genrekit.errors import AudioError, GenrekitError
 from genrekit.library import remote
 from genrekit.library.catalogue import PAGE, Analysis, Catalogue, Entry, Prediction, model_id
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
-from genrekit.parallel import _init_worker, cpu_count
+from genrekit.parallel import cpu_count, init_worker
 
 DEFAULT_TIMEOUT: float = 600.0
 """Seconds one file may take on a worker (``scan --timeout``) before it is stopped and reported failed."""
@@ -488,7 +488,7 @@ def _serve(conn: Connection, segment_seconds: float | None, scratch: str) -> Non
     scratch : str
         The runner's folder for copies of URL objects (:func:`scratch_folder`).
     """
-    _init_worker()
+    init_worker()
     remote.set_scratch(scratch)
     while True:
         try:
