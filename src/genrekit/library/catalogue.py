@@ -17,6 +17,21 @@ catalogue (``genrekit scan PATH --db library.db``) holds, per audio file:
     ``novelty`` (NULL when the model has none), ``familiar``, ``probabilities``
     (JSON, genre -> probability).
 
+Identity: a catalogue carries SQLite's ``application_id`` :data:`APPLICATION_ID` and
+``user_version`` :data:`SCHEMA_VERSION` (an extract checkpoint :data:`CHECKPOINT_APPLICATION_ID`).
+genrekit creates its tables only in a new or empty file and refuses any other SQLite file, so it
+never writes into another program's database; a catalogue of an older genrekit, which has the
+``meta`` table but no stamp, is stamped when it is first opened for writing.
+
+Damage: a file that fails SQLite's ``PRAGMA quick_check`` (checked when a command opens it), or
+that cannot be written (disk full, I/O error), raises :class:`CatalogueStorageError`; the files
+committed before stay as they were.
+
+Read-only places: a reader (``readonly=True``) opens the file with ``mode=ro``; in a folder it
+cannot write (where SQLite cannot make the ``-shm`` file a WAL reader needs) it opens it as
+``immutable``, which is safe because nothing can change the file there either, unless a
+``-wal`` file holds changes not yet copied into it: then it says so.
+
 Crash safety: the database runs in WAL mode with ``synchronous=NORMAL`` and
 every file is written in its own transaction (its row, windows and
 prediction, or nothing), so killing the writer at any moment (``kill -9``)
@@ -33,12 +48,15 @@ checkpoint costs the same whatever the size of the table.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +67,12 @@ from genrekit.schema import FEATURE_NAMES
 
 SCHEMA_VERSION: int = 1
 """Version of the catalogue's tables; a catalogue of another version is refused, never altered."""
+
+APPLICATION_ID: int = 0x47524B43
+"""SQLite ``PRAGMA application_id`` of a catalogue (``GRKC`` in ASCII)."""
+
+CHECKPOINT_APPLICATION_ID: int = 0x47524B58
+"""SQLite ``PRAGMA application_id`` of an ``extract --resume`` checkpoint (``GRKX``)."""
 
 WINDOW, SEGMENT = 0, 1
 """``windows.kind``: a 30-s prediction window, or a table segment (``--segments``)."""
@@ -107,6 +131,88 @@ CREATE TABLE sources (
 
 class CatalogueError(GenrekitError):
     """A catalogue or checkpoint file cannot be opened, is of another version, or was made otherwise."""
+
+
+class CatalogueStorageError(CatalogueError):
+    """A catalogue or checkpoint is damaged (fails SQLite's checks) or cannot be written (disk full, I/O).
+
+    Its own exit status (3), so that scripts can tell it from bad input: what was committed
+    before is kept, and the fix is the file's or the disk's (restore a backup, free space).
+    """
+
+    exit_status = 3
+
+
+
+
+def _storage_error(path: Path, kind: str, exc: sqlite3.Error) -> CatalogueError:
+    """Return the error naming `path` for an SQLite error met while using it."""
+    name = _error_name(exc)
+    if name.startswith("SQLITE_FULL"):
+        return CatalogueStorageError(
+            f"{path}: cannot write the {kind}: the disk is full ({exc}); what was committed is kept: "
+            "free some space and run the command again"
+        )
+    if name.startswith("SQLITE_IOERR"):
+        return CatalogueStorageError(
+            f"{path}: cannot read or write the {kind}: the disk failed or is full ({exc}, {name}); "
+            "what was committed is kept: check the disk and its free space, then run the command again"
+        )
+    if name.startswith("SQLITE_CORRUPT"):
+        return CatalogueStorageError(
+            f"{path}: the {kind} is damaged ({exc}); restore a backup, "
+            f"or salvage it with `sqlite3 {path.name} .recover`"
+        )
+    if name.startswith("SQLITE_NOTADB"):
+        return CatalogueError(f"{path}: not a genrekit {kind}: not an SQLite database ({exc})")
+    if name.startswith("SQLITE_READONLY"):
+        return CatalogueError(f"{path}: cannot write the {kind}: {_read_only_reason(path)} ({exc})")
+    if name.startswith("SQLITE_BUSY"):
+        return CatalogueError(f"{path}: the {kind} stayed locked by another process ({exc}); try again")
+    return CatalogueError(f"{path}: cannot use the {kind}: {exc}" + (f" ({name})" if name else ""))
+
+
+def _error_name(exc: sqlite3.Error) -> str:
+    """Return SQLite's name of an error (``SQLITE_FULL``, ...), or "" when Python does not give it."""
+    return getattr(exc, "sqlite_errorname", None) or ""
+
+
+def _read_only_reason(path: Path) -> str:
+    """Say why a file cannot be written: its folder, or the file itself, is read-only."""
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError:
+        return f"its folder {path.parent} is read-only (SQLite needs to create files beside it)"
+    return "the file is read-only"
+
+
+@contextlib.contextmanager
+def _translated(path: Path, kind: str) -> Iterator[None]:
+    """Raise SQLite's errors within the block as :class:`CatalogueError` naming `path`."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:  # OperationalError too: disk full, I/O error, locked
+        raise _storage_error(path, kind, exc) from exc
+
+
+def _guarded(method: Callable) -> Callable:
+    """Make a method of :class:`Catalogue` or :class:`ExtractCheckpoint` raise SQLite's errors as ours."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            with _translated(self.path, self.KIND):
+                yield from method(self, *args, **kwargs)
+
+        return generator
+
+    @functools.wraps(method)
+    def plain(self, *args, **kwargs):
+        with _translated(self.path, self.KIND):
+            return method(self, *args, **kwargs)
+
+    return plain
 
 
 @dataclass(frozen=True)
@@ -208,46 +314,155 @@ def model_id(metadata: dict) -> str:
 
 
 def _connect(
-    path: Path, schema: str, kind: str, fmt: str, create: bool, readonly: bool = False
+    path: Path,
+    schema: str,
+    kind: str,
+    fmt: str,
+    app_id: int,
+    create: bool,
+    readonly: bool = False,
+    verify: bool = False,
 ) -> sqlite3.Connection:
-    """Open (or create) an SQLite file of `kind` in WAL mode, checking its format and version.
+    """Open (or create) an SQLite file of `kind`, checking its identity, format and version.
 
-    A `readonly` connection (SQLite's ``mode=ro``) never writes nor creates anything.
+    The file is identified (``application_id``, else an older genrekit's ``meta`` table) before
+    anything is written to it: a file that is neither new, nor empty, nor of `kind` is refused.
+    A `readonly` connection never writes nor creates anything. With `verify`, SQLite's
+    ``quick_check`` runs first.
+
+    Raises
+    ------
+    CatalogueError
+        If the file is missing (and not to be created), not of `kind`, or of another version.
+    CatalogueStorageError
+        If it is damaged, or cannot be written (disk full).
     """
     if (readonly or not create) and not path.is_file():
         raise CatalogueError(f"{path}: no such {kind}")
     try:
-        if readonly:
-            uri = f"{path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60)
-        else:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        meta = _read_meta(conn)
-        if meta is None and create and not readonly:
-            with _transaction(conn):
-                if _read_meta(conn) is None:
-                    for statement in filter(str.strip, schema.split(";")):
-                        conn.execute(statement)
-                    conn.executemany(
-                        "INSERT INTO meta VALUES (?, ?)", [("format", fmt), ("version", str(SCHEMA_VERSION))]
-                    )
-            meta = _read_meta(conn)
-    except (sqlite3.Error, OSError) as exc:
-        raise CatalogueError(f"{path}: cannot open as a genrekit {kind}: {exc}") from exc
-    if meta is None or meta.get("format") != fmt:
+        conn = _open_readonly(path, kind) if readonly else _open_writable(path, create)
+    except sqlite3.DatabaseError as exc:
+        raise _storage_error(path, kind, exc) from exc
+    try:
+        with _translated(path, kind):
+            if verify:
+                _quick_check(conn, path, kind)
+            meta = _identify(conn, path, kind, fmt, app_id, create and not readonly, schema)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
         conn.close()
-        raise CatalogueError(f"{path}: not a genrekit {kind}")
+        raise
     if meta.get("version") != str(SCHEMA_VERSION):
         conn.close()
         raise CatalogueError(
             f"{path}: {kind} of version {meta.get('version')}; this genrekit reads version {SCHEMA_VERSION}"
         )
     return conn
+
+
+def _open_writable(path: Path, create: bool) -> sqlite3.Connection:
+    """Connect for reading and writing (nothing is written yet)."""
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the file: errors show here
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_readonly(path: Path, kind: str) -> sqlite3.Connection:
+    """Connect with ``mode=ro``; in a folder this process cannot write, as ``immutable``.
+
+    A WAL reader must create the ``-shm`` file beside the database. Where it cannot, nothing
+    else can change the file either, so reading it as immutable is safe, unless a ``-wal``
+    file holds changes not yet in it (it is refused then, saying why).
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=60)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if not _error_name(exc).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+            raise
+    wal = Path(f"{path}-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise CatalogueError(
+            f"{path}: cannot read the {kind} in a folder this process cannot write: {wal.name} holds "
+            "changes not yet copied into it, which SQLite reads only with write access; open it "
+            "once where the folder is writable (any genrekit command), then it reads anywhere"
+        )
+    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _quick_check(conn: sqlite3.Connection, path: Path, kind: str) -> None:
+    """Run SQLite's ``PRAGMA quick_check``; raise :class:`CatalogueStorageError` naming the damage."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise CatalogueStorageError(
+            f"{path}: the {kind} is damaged (SQLite quick_check: {shown}); restore a backup, or "
+            f"salvage it with `sqlite3 {path.name} .recover`"
+        )
+
+
+def _identify(
+    conn: sqlite3.Connection, path: Path, kind: str, fmt: str, app_id: int, create: bool, schema: str
+) -> dict[str, str]:
+    """Return the ``meta`` of a file of `kind`: stamp an older genrekit's, create it in an empty file.
+
+    Raises
+    ------
+    CatalogueError
+        If the file belongs to something else (another application id, or tables but no genrekit
+        ``meta``), or is empty and not to be created.
+    """
+    (found,) = conn.execute("PRAGMA application_id").fetchone()
+    meta = _read_meta(conn)
+    ours = meta is not None and meta.get("format") == fmt
+    if found not in (0, app_id) or (found == app_id and not ours):
+        raise CatalogueError(f"{path}: not a genrekit {kind} (SQLite application_id {found:#x})")
+    if ours:
+        if found == 0 and create:  # made by a genrekit older than the stamp
+            with _transaction(conn):
+                _stamp(conn, app_id)
+        return meta
+    tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise CatalogueError(
+            f"{path}: not a genrekit {kind}: an SQLite database of another program (tables {shown}); "
+            "genrekit writes nothing into it: name a new file"
+        )
+    if not create:
+        raise CatalogueError(f"{path}: not a genrekit {kind} (an empty file)")
+    with _transaction(conn):
+        if _read_meta(conn) is None:  # another process may have created it meanwhile
+            for statement in filter(str.strip, schema.split(";")):
+                conn.execute(statement)
+            rows = [("format", fmt), ("version", str(SCHEMA_VERSION))]
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", rows)
+            _stamp(conn, app_id)
+    return _read_meta(conn) or {}
+
+
+def _stamp(conn: sqlite3.Connection, app_id: int) -> None:
+    """Write the identity of a genrekit file: its application id and schema version."""
+    conn.execute(f"PRAGMA application_id = {int(app_id)}")
+    conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
 
 
 def _read_meta(conn: sqlite3.Connection) -> dict[str, str] | None:
@@ -264,7 +479,8 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself (disk full)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -320,17 +536,28 @@ class Catalogue:
         Create it (and its folder) when missing; otherwise a missing file is an error.
     readonly : bool
         Open it for reading only (a missing file is an error); another process may be writing it.
+        In a folder this process cannot write, it is read as immutable (see the module docstring).
+    verify : bool
+        Run SQLite's ``quick_check`` first (the commands do: a damaged file is named at once).
 
     Raises
     ------
     CatalogueError
         If the file is not a genrekit catalogue, is of another schema version or
         cannot be opened.
+    CatalogueStorageError
+        If it is damaged or its disk is full (then, too, when a later call meets it).
     """
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False) -> None:
+    KIND = "catalogue"
+
+    def __init__(
+        self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False, verify: bool = False
+    ) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path, _SCHEMA, "catalogue", _FORMAT, create, readonly)
+        self._conn = _connect(
+            self.path, _SCHEMA, self.KIND, _FORMAT, APPLICATION_ID, create, readonly=readonly, verify=verify
+        )
 
     def close(self) -> None:
         """Close the database."""
@@ -344,6 +571,7 @@ class Catalogue:
 
     # -- writing (one writer) ---------------------------------------------------------------------
 
+    @_guarded
     def put(self, analysis: Analysis, prediction: Prediction | None = None) -> None:
         """Store one file's analysis (or failure) and prediction, replacing what was stored, atomically.
 
@@ -405,17 +633,20 @@ class Catalogue:
             ),
         )
 
+    @_guarded
     def put_predictions(self, items: Iterable[tuple[int, Prediction]]) -> None:
         """Store new predictions of stored files (by row id), in one transaction."""
         with _transaction(self._conn):
             for file_id, prediction in items:
                 self._insert_prediction(file_id, prediction)
 
+    @_guarded
     def mark_gone(self, ids: Sequence[int]) -> None:
         """Mark files as gone (deleted from the library), in one transaction; their data stays."""
         with _transaction(self._conn):
             self._conn.executemany("UPDATE files SET status = 'gone' WHERE id = ?", [(i,) for i in ids])
 
+    @_guarded
     def restat(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size and modification time of a file whose audio did not change (its tags did)."""
         with _transaction(self._conn):
@@ -425,6 +656,7 @@ class Catalogue:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    @_guarded
     def entries(self, root: str) -> Iterator[Entry]:
         """Yield the entries of `root` and of every path below it, ordered by path (in pages).
 
@@ -446,6 +678,7 @@ class Catalogue:
                 return
             last = rows[-1][1]
 
+    @_guarded
     def stale(self, model: str, after: int = 0, limit: int = PAGE) -> list[StoredFile]:
         """Return up to `limit` stored files, of row id above `after`, predicted by no or another model."""
         rows = self._conn.execute(
@@ -456,6 +689,7 @@ class Catalogue:
         ).fetchall()
         return self._with_windows(rows, WINDOW)
 
+    @_guarded
     def stored(self, kind: int = WINDOW) -> Iterator[StoredFile]:
         """Yield every file with status ``ok`` and its windows (or segments), ordered by path, in pages."""
         last = ""
@@ -494,6 +728,7 @@ class Catalogue:
             if file_id in found
         ]
 
+    @_guarded
     def counts(self) -> dict[str, object]:
         """Return files per status, hours of audio, files per predicted genre, and the models seen."""
         status = dict(self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
@@ -514,6 +749,7 @@ class Catalogue:
         )
         return {"status": status, "samples": samples, "genres": genres, "models": models}
 
+    @_guarded
     def search(
         self, text: str = "", genre: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[dict]:
@@ -533,11 +769,13 @@ class Catalogue:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
+    @_guarded
     def path_of(self, file_id: int) -> str | None:
         """Return the path of the file numbered `file_id` (the ``id`` of :meth:`search`), None if unknown."""
         row = self._conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         return None if row is None else row[0]
 
+    @_guarded
     def predictions(self) -> Iterator[tuple[str, Prediction]]:
         """Yield ``(path, prediction)`` of every file with status ``ok`` and a prediction, by path."""
         last = ""
@@ -575,14 +813,18 @@ class ExtractCheckpoint:
         If the file cannot be opened or is not a genrekit extract checkpoint.
     """
 
+    KIND = "extract checkpoint"
+
     def __init__(self, path: str | os.PathLike[str], settings: dict, resume: bool) -> None:
         self.path = Path(path)
         if not resume:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._conn = _connect(self.path, _CHECKPOINT_SCHEMA, "extract checkpoint", _CHECKPOINT_FORMAT, True)
+        self._conn = _connect(
+            self.path, _CHECKPOINT_SCHEMA, self.KIND, _CHECKPOINT_FORMAT, CHECKPOINT_APPLICATION_ID, True
+        )
         text = json.dumps(settings, sort_keys=True)
-        with _transaction(self._conn):
+        with _translated(self.path, self.KIND), _transaction(self._conn):
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('settings', ?)", (text,))
             (stored,) = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         self.settings: dict = json.loads(stored)
@@ -591,6 +833,7 @@ class ExtractCheckpoint:
         """Close the file."""
         self._conn.close()
 
+    @_guarded
     def add(self, source: str, filenames: Sequence[str], lengths: Sequence[int], label: str, values) -> None:
         """Record the rows of one finished source file (replacing any earlier record of it)."""
         with _transaction(self._conn):
@@ -605,6 +848,7 @@ class ExtractCheckpoint:
                 ),
             )
 
+    @_guarded
     def sources(self) -> Iterator[tuple[str, list[str], list[int], str, np.ndarray]]:
         """Yield ``(source, filenames, lengths, label, features)`` of every recorded source file."""
         for source, names, lengths, label, blob in self._conn.execute(
