@@ -221,3 +221,10 @@ def test_sigterm_stops_the_command_as_ctrl_c_does(command, long_library, tmp_pat
     assert proc.returncode == 143 and "terminated; completed outputs are kept" in err, err
     assert "Traceback" not in err
     assert not survivors, f"{command}: workers outlived a SIGTERM of their parent"
+
+
+def test_the_server_listens_on_loopback_only(server):
+    from listeners import exposed, listening
+
+    assert any(port == int(server.url.rsplit(":", 1)[1]) for *_, port in listening())
+    assert exposed() == []
