@@ -143,8 +143,6 @@ class CatalogueStorageError(CatalogueError):
     exit_status = 3
 
 
-
-
 def _storage_error(path: Path, kind: str, exc: sqlite3.Error) -> CatalogueError:
     """Return the error naming `path` for an SQLite error met while using it."""
     name = _error_name(exc)
