@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,31 @@ def _no_download_from_the_internet(tmp_path_factory) -> None:
     patch.setenv("GENREKIT_DATA_MIRRORS", "http://127.0.0.1:9/features_30_sec.csv")
     yield
     patch.undo()
+
+
+LISTENER_CHECK_SECONDS: float = 5.0
+"""Least time between two looks at the test processes' listeners (a look costs tens of milliseconds)."""
+
+_last_listener_check = [0.0]
+
+
+@pytest.fixture(autouse=True)
+def _listeners_on_loopback_only():
+    """After a test, fail if this session or a process it started listens beyond loopback.
+
+    Every server, cluster and mirror a test starts must bind 127.0.0.1 (Dask's HTTP servers
+    listen on all interfaces unless told otherwise). Sampled at most every
+    :data:`LISTENER_CHECK_SECONDS`, which catches every listener that lives through a module.
+    """
+    yield
+    now = time.monotonic()
+    if now - _last_listener_check[0] < LISTENER_CHECK_SECONDS:
+        return
+    _last_listener_check[0] = now
+    from listeners import exposed
+
+    if found := exposed():
+        pytest.fail(f"listeners beyond loopback (pid, name, address, port): {found}")
 
 
 S3_TEST_ENV = {

@@ -6,6 +6,7 @@ kills its worker and one named ``HANG`` never ends. Every process is started
 here and torn down at the end.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,32 +50,31 @@ def _s3_env(request) -> dict:
         return {}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, request):
-    """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address.
+LOOPBACK = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+"""Every listener on 127.0.0.1: Dask's HTTP server (health, metrics) listens even without a dashboard,
+on all interfaces unless told otherwise; the worker's nanny listens on --host."""
 
-    The workers reach the test S3 endpoint through their environment, as real ones would.
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, env: dict, workers: int = 2):
+    """Start ``dask scheduler`` and `workers` single-threaded ``dask worker`` processes on 127.0.0.1.
+
+    Yields the scheduler address and the scheduler's process; everything is torn down at the end.
     """
-    folder = tmp_path_factory.mktemp("dask")
     scheduler_file = folder / "scheduler.json"
-    env = {
-        **os.environ,
-        **_s3_env(request),
-        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
-        "GENREKIT_TEST_SLOW": SLOW,
-    }
-    common = ["--no-dashboard", "--scheduler-file", str(scheduler_file)]
+    common = [*LOOPBACK, "--scheduler-file", str(scheduler_file)]
     log = open(folder / "dask.log", "w")
-    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", "0", *common], env, log)]
+    procs = [_start(["scheduler", "--port", "0", *common], env, log)]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        worker = ["worker", "--nthreads", "1", "--host", "127.0.0.1", "--preload", str(HOOKS), *common]
-        procs += [_start([*worker, "--name", f"w{i}"], env, log) for i in range(2)]
+        worker = ["worker", "--nthreads", "1", "--preload", str(HOOKS), *common]
+        procs += [_start([*worker, "--name", f"w{i}"], env, log) for i in range(workers)]
         with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-            yield client.scheduler.address
+            client.wait_for_workers(workers, timeout=120)
+            address = client.scheduler.address
+        yield address, procs[0]
     finally:
         for proc in procs:
             proc.terminate()
@@ -85,6 +85,26 @@ def cluster(tmp_path_factory, request):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=20)
         log.close()
+
+
+def _env(request) -> dict:
+    """The Dask processes' environment: allowed-failures 1, slow files, the test S3 endpoint."""
+    return {
+        **os.environ,
+        **_s3_env(request),
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        "GENREKIT_TEST_SLOW": SLOW,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, request):
+    """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address.
+
+    The workers reach the test S3 endpoint through their environment, as real ones would.
+    """
+    with dask_cluster(tmp_path_factory.mktemp("dask"), _env(request)) as (address, _):
+        yield address
 
 
 def _cli_scan(library, db, address, *extra):
@@ -259,3 +279,34 @@ def test_dask_scan_of_an_s3_library_equals_the_local_disk_scan(
     with Catalogue(db) as catalogue:  # unchanged: only listed, nothing sent to the workers
         again = scan(url, catalogue, model, run_dask(cluster, batch_files=3))
     assert (again.unchanged, again.analysed) == (8, 0)
+
+
+def test_a_dead_scheduler_stops_the_scan_with_exit_status_4(library, local_rows, tmp_path, request, model):
+    """kill -9 of the scheduler mid-scan: the client stops (it used to wait forever), committed files kept."""
+    folder = tmp_path / "dask"
+    folder.mkdir()
+    with dask_cluster(folder, _env(request), workers=1) as (address, scheduler):
+        db = tmp_path / "dask.db"
+        proc = _cli_scan(library, db, address)
+        try:
+            _wait_for_commits(db, proc)
+            os.killpg(scheduler.pid, signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=120)  # a hang fails here
+        finally:
+            proc.kill()
+    assert proc.returncode == 4, stderr
+    assert "lost the Dask scheduler" in stderr and "Traceback" not in stderr
+    committed = _committed(db)
+    assert 1 <= committed < 8
+    with Catalogue(db) as catalogue:  # the next scan goes on from what was committed
+        report = scan(library, catalogue, model, run_local(1))
+    assert report.unchanged == committed and catalogue_rows(db) == local_rows
+
+
+def test_every_listener_of_the_cluster_is_on_loopback(cluster):
+    """The scheduler, the nannies and the workers: their TCP and HTTP listeners, all on 127.0.0.1."""
+    from listeners import exposed, listening
+
+    found = listening()
+    assert len({pid for pid, *_ in found}) >= 5, found  # scheduler, 2 nannies, 2 workers
+    assert exposed() == []

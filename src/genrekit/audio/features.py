@@ -68,9 +68,11 @@ from . import _hpss
 __all__ = [
     "BLOCK_FRAMES",
     "MIN_SAMPLES",
+    "NonFiniteFeaturesError",
     "chroma_filterbank",
     "clip_features",
     "estimate_tuning",
+    "finite_features",
     "hann_window",
     "mean_tempogram",
     "mel_filterbank",
@@ -118,6 +120,51 @@ def _check_signal(y: np.ndarray, sr: int) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+class NonFiniteFeaturesError(AudioError):
+    """Finite samples whose features are not: NaN or infinite (samples too large to square in float32)."""
+
+
+def finite_features(values: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return the features of `y`, or refuse them when any is NaN or infinite.
+
+    The one check between audio and every consumer of its features (the model, a feature table,
+    a catalogue, an HTTP answer): a signal whose samples are finite but huge (a float WAV holding
+    1e30) overflows the power spectrum, and its features must be that file's error, never a row.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(57,)]
+        The features computed from `y`.
+    y : np.ndarray
+        The signal (for the message).
+
+    Returns
+    -------
+    np.ndarray
+        `values`, unchanged.
+
+    Raises
+    ------
+    NonFiniteFeaturesError
+        If a feature is NaN or infinite; the message names the first such feature and the
+        signal's peak.
+    """
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        more = f" and {bad.size - 1} more" if bad.size > 1 else ""
+        raise _non_finite(y, f"{FEATURE_NAMES[bad[0]]}{more} NaN or infinite")
+    return values
+
+
+def _non_finite(y: np.ndarray, detail: str) -> NonFiniteFeaturesError:
+    """Return the error for a signal whose features are not finite, `detail` saying which or how."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return NonFiniteFeaturesError(
+        f"features are not finite ({detail}): samples of magnitude up to "
+        f"{peak:.3g} are too large to analyse (audio lies within [-1, 1])"
+    )
+
+
 def reference_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Compute the 57 features with one plain librosa call per feature.
 
@@ -136,11 +183,23 @@ def reference_features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     Raises
     ------
     AudioError
-        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong.
+        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong, or
+        its features are not finite (:class:`NonFiniteFeaturesError`, see :func:`finite_features`).
     """
     import librosa
 
     y = _check_signal(y, sr)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # as in clip_features
+            return finite_features(_librosa_features(librosa, y, sr), y)
+    except librosa.util.exceptions.ParameterError as exc:  # librosa refuses its own non-finite spectra
+        if "finite" not in str(exc):
+            raise
+        raise _non_finite(y, f"librosa: {exc}") from None
+
+
+def _librosa_features(librosa, y: np.ndarray, sr: int) -> np.ndarray:
+    """Compute the 57 features of a checked signal by the librosa recipe (:func:`reference_features`)."""
     rows = [
         librosa.feature.chroma_stft(y=y, sr=sr),
         librosa.feature.rms(y=y),
@@ -871,13 +930,20 @@ def clip_features(y: np.ndarray, sr: int = SAMPLE_RATE, *, block_frames: int = B
     Raises
     ------
     AudioError
-        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong.
+        If the signal is too short, not 1-D floating point, holds NaN/Inf, or `sr` is wrong, or
+        its features are not finite (:class:`NonFiniteFeaturesError`, see :func:`finite_features`).
     ValueError
         If `block_frames` is not positive.
     """
     y = _check_signal(y, sr)
     if block_frames < 1:
         raise ValueError(f"block_frames must be positive, got {block_frames}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows end as non-finite features, refused
+        return finite_features(_clip_features(y, sr, block_frames), y)
+
+
+def _clip_features(y: np.ndarray, sr: int, block_frames: int) -> np.ndarray:
+    """Compute the 57 features of a checked signal by the fast path (see :func:`clip_features`)."""
     total = n_frames(y.shape[0])
     blocks = _blocks(total, block_frames)
     whole = _fast_stft(y, 0, total) if len(blocks) == 1 else None

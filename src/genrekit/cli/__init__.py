@@ -8,8 +8,14 @@ Exit status
     The run finished but some inputs failed (each is named on stderr and in the summary).
 2
     Usage error or invalid input: nothing, or nothing useful, was done.
+3
+    A catalogue is damaged (fails SQLite's integrity check) or cannot be written (disk full, I/O error).
+4
+    The Dask cluster was lost during a scan (its scheduler stopped answering); committed files are kept.
 130
     Interrupted (Ctrl-C); outputs already written are complete and ``--resume`` continues.
+143
+    Terminated (SIGTERM): stopped as on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from genrekit.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, error, torch_missing
+from genrekit.cli._common import EXIT_USAGE, error, interrupted, stop_on_sigterm, torch_missing
 from genrekit.core.errors import GenrekitError, SettingsError
 from genrekit.core.version import __version__
 
@@ -53,7 +59,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "  genrekit scan ~/Music --db library.db         library -> catalogue (incremental)\n"
             "  genrekit reproduce --data features_30_sec.csv --out report/\n"
         ),
-        epilog="Exit status: 0 done, 1 some inputs failed, 2 usage or invalid input, 130 interrupted.",
+        epilog="Exit status: 0 done, 1 some inputs failed, 2 usage or invalid input, 3 catalogue damaged or\n"
+        "disk full, 4 Dask cluster lost, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"genrekit {__version__}")
@@ -79,21 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
-        return int(args.func(args))
+        with stop_on_sigterm():
+            return int(args.func(args))
     except SettingsError as exc:
         error(f"--{exc.setting.replace('_', '-')} {exc.problem}")
         return EXIT_USAGE
     except GenrekitError as exc:
         error(str(exc))
-        return EXIT_USAGE
+        return exc.exit_status
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "torch":
             raise
         error(torch_missing(args.command))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        error("interrupted; completed outputs are kept (use --resume where offered)")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        return interrupted(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

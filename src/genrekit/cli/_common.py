@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -14,6 +17,7 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 TRAIN_EXTRA = "genrekit[train]"
 """The optional extra that brings PyTorch (training, reproduction)."""
@@ -22,6 +26,40 @@ TABLE_ENV = "GENREKIT_TABLE"
 """Environment variable naming the feature table when ``--data`` is not given."""
 
 T = TypeVar("T")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as on Ctrl-C (the same clean-up), with exit status 143."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread.
+
+    So ``kill PID`` (what service managers and ``timeout`` send) stops a run as Ctrl-C does:
+    pools are shut down, worker processes stopped, completed outputs kept. Outside the main
+    thread, where Python cannot handle signals, it does nothing. The previous handler is
+    restored on leaving the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def interrupted(exc: KeyboardInterrupt) -> int:
+    """Say that the run was stopped (Ctrl-C or SIGTERM) and return its exit status (130 or 143)."""
+    how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    error(f"{how}; completed outputs are kept (use --resume where offered)")
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def error(message: str) -> None:

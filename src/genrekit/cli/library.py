@@ -44,7 +44,9 @@ Existing genre tags are never replaced unless --overwrite is given. Every file i
 counted: written, kept (has a genre), same, uncertain, not music, failed.
 
 exit status: 0 done, 1 some files could not be tagged (or their tags read), 2 usage
-error, no such catalogue or file, too few tagged files to learn.
+error, no such catalogue or file, too few tagged files to learn, 3 the catalogue is
+damaged or the disk full. Reading commands (stats, export, similar) open the catalogue
+read-only, also in a read-only folder.
 """
 
 
@@ -93,11 +95,14 @@ def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace):
-    """Open the catalogue read for use (it must exist)."""
+def _open(args: argparse.Namespace, write: bool = False):
+    """Open the catalogue (it must exist and pass SQLite's quick check), read-only unless `write`.
+
+    Read-only, it opens in a read-only folder too (see :mod:`genrekit.library.catalogue`).
+    """
     from genrekit.library.catalogue import Catalogue
 
-    return Catalogue(args.db, create=False)
+    return Catalogue(args.db, create=False, readonly=not write, verify=True)
 
 
 def run_stats(args: argparse.Namespace) -> int:

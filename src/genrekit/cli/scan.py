@@ -49,7 +49,10 @@ files in flight, and the next run goes on from there.
 Query the catalogue with `genrekit library stats|export|tag|similar`.
 
 exit status: 0 all files analysed, 1 some files failed or were left for the
-next run, 2 usage error or no such path, 130 interrupted (all committed files kept).
+next run, 2 usage error, no such path, or --db names an SQLite file that is not a
+genrekit catalogue, 3 the catalogue is damaged (SQLite quick_check, run first) or the
+disk is full, 4 the Dask cluster was lost (the scheduler stopped answering), 130
+interrupted, 143 terminated (SIGTERM); committed files are always kept.
 """
 
 
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             error(analysis.error)
         bar.update(1)
 
-    with Catalogue(args.db) as catalogue:
+    with Catalogue(args.db, verify=True) as catalogue:
         report = scan(
             args.paths,
             catalogue,

@@ -10,8 +10,12 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genrekit.cli._common import EXIT_OK, EXIT_USAGE, error, positive_int
+
+if TYPE_CHECKING:
+    from genrekit.core.errors import GenrekitError
 
 EPILOG = """\
 examples:
@@ -30,7 +34,8 @@ Each request line is logged on stderr as JSON. Needs the serve extra:
 pip install 'genrekit[serve]'.
 
 exit status: 0 stopped (Ctrl-C or SIGTERM, after finishing the requests in progress),
-2 usage error (bad model, not a catalogue, no token for a public address, port in use).
+2 usage error (bad model, not a catalogue, no token for a public address, port in use),
+3 the catalogue (--db) is damaged (it fails SQLite's quick_check, run at start).
 """
 
 
@@ -133,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         error("--max-upload-mb and --max-seconds must be positive")
         return EXIT_USAGE
     if args.db is not None and (problem := _catalogue_problem(args.db)):
-        error(problem)
-        return EXIT_USAGE
+        error(f"--db: {problem}")
+        return problem.exit_status  # 3 for a damaged catalogue
     model = genrekit.load_model(args.model)
     config = ServeConfig(
         model_dir=args.model,
@@ -182,15 +187,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _catalogue_problem(db: Path) -> str | None:
-    """Return why `db` cannot be served as a catalogue (it names the file), or None when it can."""
+def _catalogue_problem(db: Path) -> GenrekitError | None:
+    """Return why `db` cannot be served as a catalogue (naming the file; damaged: quick_check), or None."""
     from genrekit.core.errors import GenrekitError
     from genrekit.library.catalogue import Catalogue
 
     try:
-        Catalogue(db, readonly=True).close()
+        Catalogue(db, readonly=True, verify=True).close()
     except GenrekitError as exc:
-        return f"--db: {exc}"
+        return exc
     return None
 
 

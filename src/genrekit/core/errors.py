@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class GenrekitError(Exception):
-    """Base class of every error genrekit raises on purpose (bad input, not a bug)."""
+    """Base class of every error genrekit raises on purpose (bad input, not a bug).
+
+    Attributes
+    ----------
+    exit_status : int
+        The command line's exit status when this error ends a command (2: usage or invalid input;
+        subclasses for a damaged catalogue or a lost cluster have their own).
+    """
+
+    exit_status: int = 2
 
 
 class TableError(GenrekitError, ValueError):
@@ -42,3 +51,13 @@ class DataError(GenrekitError):
 
 class CatalogueError(GenrekitError):
     """A catalogue or checkpoint file cannot be opened, is of another version, or was made otherwise."""
+
+
+class CatalogueStorageError(CatalogueError):
+    """A catalogue or checkpoint is damaged (fails SQLite's checks) or cannot be written (disk full, I/O).
+
+    Its own exit status (3), so that scripts can tell it from bad input: what was committed
+    before is kept, and the fix is the file's or the disk's (restore a backup, free space).
+    """
+
+    exit_status = 3

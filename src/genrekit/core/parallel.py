@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, as_completed
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -70,7 +74,7 @@ def map_tasks(
         return
     from concurrent.futures import ProcessPoolExecutor  # (multiprocessing: only when it is used)
 
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=init_worker)
     try:
         futures = {pool.submit(fn, item): item for item in items}
         for future in futures if ordered else as_completed(futures):
@@ -99,9 +103,68 @@ def _result(future: Future) -> object:
         return exc
 
 
-def _init_worker() -> None:
-    """Set up a worker process: one BLAS thread, and Ctrl-C left to the parent."""
-    import signal
+PARENT_POLL_SECONDS: float = 0.5
+"""How often a worker checks that its parent still lives (where no parent-death signal exists)."""
 
+_PR_SET_PDEATHSIG = 1
+"""``prctl`` option (Linux ``<sys/prctl.h>``): the signal a process gets when its parent thread ends."""
+
+
+def init_worker(setup: Callable[..., Any] | None = None, *args: Any) -> None:
+    """Set up a worker process of any genrekit pool, then run ``setup(*args)``.
+
+    Every pool (:func:`map_tasks`, the scan's local processes, the service's workers, the
+    reproduction's runs) starts its processes with this initialiser, so they all behave alike:
+    one BLAS thread, Ctrl-C left to the parent (which stops the run), SIGTERM at its default
+    (a forked worker would otherwise inherit the parent's handler), and exit as soon as the
+    parent dies (:func:`exit_with_parent`), even when it was killed with ``kill -9``.
+
+    Parameters
+    ----------
+    setup : callable, optional
+        A pool's own set-up (e.g. loading a model), run last.
+    *args
+        Its arguments.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    exit_with_parent()
     threadpool_limits(1)
+    if setup is not None:
+        setup(*args)
+
+
+def exit_with_parent() -> None:
+    """Make this process exit when its parent process dies.
+
+    On Linux the kernel sends SIGKILL at once (``prctl(PR_SET_PDEATHSIG)``; it fires when the
+    thread that started this process ends, and genrekit starts pools from threads that outlive
+    them). Everywhere, a daemon thread also polls the parent's process id every
+    :data:`PARENT_POLL_SECONDS` and exits when it changed (the orphan was adopted by another
+    process). A parent that died before this call is noticed at once.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    _parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="genrekit-parent", daemon=True).start()
+
+
+def _parent_death_signal(signum: int) -> None:
+    """Ask Linux to send `signum` to this process when its parent dies (nothing elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process (without clean-up: the parent that owned it is gone) when its parent changes."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genrekit.core.errors import GenrekitError
+from genrekit.core.parallel import init_worker
 from genrekit.core.schema import LABEL_COLUMN
 from genrekit.core.version import __version__
 from genrekit.datasets.table import source_groups
@@ -351,8 +352,8 @@ def run_tasks(
     with ProcessPoolExecutor(
         max_workers=settings.jobs,
         mp_context=context,
-        initializer=_init_worker,
-        initargs=(X, y, classes, settings, groups),
+        initializer=init_worker,
+        initargs=(_init_worker, X, y, classes, settings, groups),
     ) as pool:
         futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
         try:

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.store import blob_features, connect, features_blob, transaction
+from genrekit.core.store import blob_features, connect, features_blob, guarded, transaction, translated
+
+CHECKPOINT_APPLICATION_ID: int = 0x47524B58
+"""SQLite ``PRAGMA application_id`` of an ``extract --resume`` checkpoint (``GRKX``)."""
+
 
 _CHECKPOINT_FORMAT = "genrekit-extract-progress"
 
@@ -48,14 +52,18 @@ class ExtractCheckpoint:
         If the file cannot be opened or is not a genrekit extract checkpoint.
     """
 
+    KIND = "extract checkpoint"
+
     def __init__(self, path: str | os.PathLike[str], settings: dict, resume: bool) -> None:
         self.path = Path(path)
         if not resume:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._conn = connect(self.path, _CHECKPOINT_SCHEMA, "extract checkpoint", _CHECKPOINT_FORMAT, True)
+        self._conn = connect(
+            self.path, _CHECKPOINT_SCHEMA, self.KIND, _CHECKPOINT_FORMAT, CHECKPOINT_APPLICATION_ID, True
+        )
         text = json.dumps(settings, sort_keys=True)
-        with transaction(self._conn):
+        with translated(self.path, self.KIND), transaction(self._conn):
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('settings', ?)", (text,))
             (stored,) = self._conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         self.settings: dict = json.loads(stored)
@@ -64,6 +72,7 @@ class ExtractCheckpoint:
         """Close the file."""
         self._conn.close()
 
+    @guarded
     def add(self, source: str, filenames: Sequence[str], lengths: Sequence[int], label: str, values) -> None:
         """Record the rows of one finished source file (replacing any earlier record of it)."""
         with transaction(self._conn):
@@ -78,6 +87,7 @@ class ExtractCheckpoint:
                 ),
             )
 
+    @guarded
     def sources(self) -> Iterator[tuple[str, list[str], list[int], str, np.ndarray]]:
         """Yield ``(source, filenames, lengths, label, features)`` of every recorded source file."""
         for source, names, lengths, label, blob in self._conn.execute(

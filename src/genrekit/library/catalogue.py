@@ -17,6 +17,21 @@ catalogue (``genrekit scan PATH --db library.db``) holds, per audio file:
     ``novelty`` (NULL when the model has none), ``familiar``, ``probabilities``
     (JSON, genre -> probability).
 
+Identity: a catalogue carries SQLite's ``application_id`` :data:`APPLICATION_ID` and
+``user_version`` :data:`SCHEMA_VERSION` (an extract checkpoint :data:`CHECKPOINT_APPLICATION_ID`).
+genrekit creates its tables only in a new or empty file and refuses any other SQLite file, so it
+never writes into another program's database; a catalogue of an older genrekit, which has the
+``meta`` table but no stamp, is stamped when it is first opened for writing.
+
+Damage: a file that fails SQLite's ``PRAGMA quick_check`` (checked when a command opens it), or
+that cannot be written (disk full, I/O error), raises :class:`CatalogueStorageError`; the files
+committed before stay as they were.
+
+Read-only places: a reader (``readonly=True``) opens the file with ``mode=ro``; in a folder it
+cannot write (where SQLite cannot make the ``-shm`` file a WAL reader needs) it opens it as
+``immutable``, which is safe because nothing can change the file there either, unless a
+``-wal`` file holds changes not yet copied into it: then it says so.
+
 Crash safety: the database runs in WAL mode with ``synchronous=NORMAL`` and
 every file is written in its own transaction (its row, windows and
 prediction, or nothing), so killing the writer at any moment (``kill -9``)
@@ -24,6 +39,10 @@ loses at most the files not yet committed and never leaves a half-written
 one; a power cut may in addition lose the last transactions, never the
 consistency of the file. One process writes (the scanning client); readers
 (``genrekit library ...``, a web page) may read at the same time.
+
+``extract --resume`` keeps its progress in the same kind of file
+(:class:`ExtractCheckpoint`): one transaction per finished source file, so a
+checkpoint costs the same whatever the size of the table.
 """
 
 from __future__ import annotations
@@ -38,7 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.store import blob_features, connect, features_blob, transaction
+from genrekit.core.store import blob_features, connect, features_blob, guarded, transaction
+
+APPLICATION_ID: int = 0x47524B43
+"""SQLite ``PRAGMA application_id`` of a catalogue (``GRKC`` in ASCII)."""
+
 
 WINDOW, SEGMENT = 0, 1
 """``windows.kind``: a 30-s prediction window, or a table segment (``--segments``)."""
@@ -222,17 +245,28 @@ class Catalogue:
         Create it (and its folder) when missing; otherwise a missing file is an error.
     readonly : bool
         Open it for reading only (a missing file is an error); another process may be writing it.
+        In a folder this process cannot write, it is read as immutable (see the module docstring).
+    verify : bool
+        Run SQLite's ``quick_check`` first (the commands do: a damaged file is named at once).
 
     Raises
     ------
     CatalogueError
         If the file is not a genrekit catalogue, is of another schema version or
         cannot be opened.
+    CatalogueStorageError
+        If it is damaged or its disk is full (then, too, when a later call meets it).
     """
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False) -> None:
+    KIND = "catalogue"
+
+    def __init__(
+        self, path: str | os.PathLike[str], create: bool = True, readonly: bool = False, verify: bool = False
+    ) -> None:
         self.path = Path(path)
-        self._conn = connect(self.path, _SCHEMA, "catalogue", _FORMAT, create, readonly)
+        self._conn = connect(
+            self.path, _SCHEMA, self.KIND, _FORMAT, APPLICATION_ID, create, readonly=readonly, verify=verify
+        )
 
     def close(self) -> None:
         """Close the database."""
@@ -246,6 +280,7 @@ class Catalogue:
 
     # -- writing (one writer) ---------------------------------------------------------------------
 
+    @guarded
     def put(self, analysis: Analysis, prediction: Prediction | None = None) -> None:
         """Store one file's analysis (or failure) and prediction, replacing what was stored, atomically.
 
@@ -307,17 +342,20 @@ class Catalogue:
             ),
         )
 
+    @guarded
     def put_predictions(self, items: Iterable[tuple[int, Prediction]]) -> None:
         """Store new predictions of stored files (by row id), in one transaction."""
         with transaction(self._conn):
             for file_id, prediction in items:
                 self._insert_prediction(file_id, prediction)
 
+    @guarded
     def mark_gone(self, ids: Sequence[int]) -> None:
         """Mark files as gone (deleted from the library), in one transaction; their data stays."""
         with transaction(self._conn):
             self._conn.executemany("UPDATE files SET status = 'gone' WHERE id = ?", [(i,) for i in ids])
 
+    @guarded
     def restat(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size and modification time of a file whose audio did not change (its tags did)."""
         with transaction(self._conn):
@@ -327,6 +365,7 @@ class Catalogue:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    @guarded
     def entries(self, root: str) -> Iterator[Entry]:
         """Yield the entries of `root` and of every path below it, ordered by path (in pages).
 
@@ -348,6 +387,7 @@ class Catalogue:
                 return
             last = rows[-1][1]
 
+    @guarded
     def stale(self, model: str, after: int = 0, limit: int = PAGE) -> list[StoredFile]:
         """Return up to `limit` stored files, of row id above `after`, predicted by no or another model."""
         rows = self._conn.execute(
@@ -358,6 +398,7 @@ class Catalogue:
         ).fetchall()
         return self._with_windows(rows, WINDOW)
 
+    @guarded
     def stored(self, kind: int = WINDOW) -> Iterator[StoredFile]:
         """Yield every file with status ``ok`` and its windows (or segments), ordered by path, in pages."""
         last = ""
@@ -396,6 +437,7 @@ class Catalogue:
             if file_id in found
         ]
 
+    @guarded
     def counts(self) -> dict[str, object]:
         """Return files per status, hours of audio, files per predicted genre, and the models seen."""
         status = dict(self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
@@ -416,6 +458,7 @@ class Catalogue:
         )
         return {"status": status, "samples": samples, "genres": genres, "models": models}
 
+    @guarded
     def search(
         self, text: str = "", genre: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[dict]:
@@ -435,11 +478,13 @@ class Catalogue:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
+    @guarded
     def path_of(self, file_id: int) -> str | None:
         """Return the path of the file numbered `file_id` (the ``id`` of :meth:`search`), None if unknown."""
         row = self._conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         return None if row is None else row[0]
 
+    @guarded
     def predictions(self) -> Iterator[tuple[str, Prediction]]:
         """Yield ``(path, prediction)`` of every file with status ``ok`` and a prediction, by path."""
         last = ""

@@ -23,7 +23,15 @@ workers again on its own is stored as failed. So a file that crashes every
 worker that reads it costs at most ``2 * (allowed_failures + 1)`` worker
 deaths. Any other error of a batch (the cluster gone, genrekit missing on a
 worker) leaves its files :class:`~genrekit.library.scan.Lost`: not stored, so
-the next scan retries them. With a timeout, a file that runs longer is stored
+the next scan retries them.
+
+A scheduler that dies (or stops answering) cancels every task in flight; the scan
+stops with :class:`ClusterLostError` (``genrekit scan`` exit status 4) once the
+client has been without its scheduler for :data:`SCHEDULER_GRACE_SECONDS`,
+instead of waiting for results that will never come. What was committed
+before stays in the catalogue, and the next scan goes on from there.
+
+With a timeout, a file that runs longer is stored
 as failed at once (a hang is the file's, and trying it elsewhere would only
 cost another timeout; ``scan --retry-failed`` tries it again) and the worker
 that ran it is restarted, since a Python thread cannot be stopped.
@@ -32,6 +40,8 @@ that ran it is restarted, since a Python thread cannot be stopped.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -51,6 +61,25 @@ BATCH_FILES: int = 8
 
 AHEAD_PER_WORKER: int = 2
 """Batches submitted ahead per worker thread."""
+
+SCHEDULER_GRACE_SECONDS: float = 10.0
+"""How long the client may be without its scheduler (reconnecting) before the scan stops."""
+
+POLL_SECONDS: float = 0.1
+"""How often the client looks for finished tasks and at its connection while none is finished."""
+
+CLOSE_SECONDS: float = 5.0
+"""How long closing the client may take (a dead scheduler cannot answer the goodbye)."""
+
+
+class ClusterLostError(GenrekitError):
+    """The Dask scheduler died or stopped answering during a scan (exit status 4).
+
+    Files committed before are kept; those in flight were not stored, so the next scan
+    analyses them.
+    """
+
+    exit_status = 4
 
 
 def _client(address: str):
@@ -108,6 +137,7 @@ def run_dask(
         client, cluster = _client(address)  # first: it says which extra to install
         from distributed import as_completed
 
+        lost = False
         try:
             threads = max(sum(client.nthreads().values()), 1)
             batches: dict = {}
@@ -122,7 +152,7 @@ def run_dask(
                 if not (items := list(islice(todo, batch_files))):
                     break
                 submit(items)
-            for future in running:
+            for future in _completed(client, running, address):
                 items = batches.pop(future)
                 try:
                     outcome = future.result()
@@ -133,13 +163,63 @@ def run_dask(
                     yield results
                 if items := list(islice(todo, batch_files)):
                     submit(items)
+        except ClusterLostError:
+            lost = True
+            raise
         finally:
-            client.close()
+            _close(client, quiet=lost)
             if cluster is not None:
                 with contextlib.suppress(Exception):
                     cluster.close()
 
     return run
+
+
+def _close(client: Client, quiet: bool) -> None:
+    """Close the client within :data:`CLOSE_SECONDS`; `quiet`: without Dask's log of the lost link.
+
+    Closing a client that is still trying to reconnect makes Dask log the cancelled attempt as
+    an error with a traceback; after :class:`ClusterLostError` the message already said it all.
+    """
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):  # a dead scheduler cannot answer: close anyway
+            client.close(timeout=CLOSE_SECONDS)
+    finally:
+        logger.setLevel(level)
+
+
+def _completed(client: Client, running, address: str) -> Iterator:
+    """Yield the futures of `running` as they finish, and stop if the scheduler is gone.
+
+    Distributed's own iterator waits forever once the scheduler has died (the client
+    gives up reconnecting and closes, and nothing completes any more).
+
+    Raises
+    ------
+    ClusterLostError
+        When the client has been without its scheduler for :data:`SCHEDULER_GRACE_SECONDS`
+        (or has closed).
+    """
+    lost_since: float | None = None
+    while not running.is_empty():
+        if running.has_ready():
+            yield from running.next_batch(block=False)
+            continue
+        if client.status == "running":
+            lost_since = None
+        else:
+            lost_since = lost_since or time.monotonic()
+            waited = time.monotonic() - lost_since
+            if client.status in ("closing", "closed") or waited >= SCHEDULER_GRACE_SECONDS:
+                raise ClusterLostError(
+                    f"--dask {address}: lost the Dask scheduler (client {client.status} for {waited:.0f} s); "
+                    "the files committed so far are kept: run the scan again once the cluster is back"
+                )
+        time.sleep(POLL_SECONDS)
 
 
 def _settle(

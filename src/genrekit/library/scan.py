@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from genrekit.audio.decode import AUDIO_EXTENSIONS
 from genrekit.core.errors import AudioError, GenrekitError
-from genrekit.core.parallel import _init_worker, cpu_count
+from genrekit.core.parallel import cpu_count, init_worker
 from genrekit.library import remote
 from genrekit.library.catalogue import PAGE, Analysis, Catalogue, Entry, Prediction, model_id
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
@@ -472,7 +472,7 @@ def _serve(conn: Connection, segment_seconds: float | None, scratch: str) -> Non
     scratch : str
         The runner's folder for copies of URL objects (:func:`scratch_folder`).
     """
-    _init_worker()
+    init_worker()
     remote.set_scratch(scratch)
     while True:
         try:

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from genrekit.core.parallel import init_worker
 from genrekit.serve import work
 
 
@@ -63,8 +64,8 @@ class WorkerPool:
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=work.init_worker,
-            initargs=(self.model_dir,),
+            initializer=init_worker,  # genrekit's common set-up (exit with the server), then the model
+            initargs=(work.init_worker, self.model_dir),
         )
 
     async def warm_up(self) -> None:
