@@ -416,10 +416,9 @@ def store_reference(model_dir: str | os.PathLike[str], table: str | os.PathLike[
 def model_folder(path: str | os.PathLike[str] | None) -> Path:
     """Return the folder of the model `load_model(path)` loads (the shipped one when None)."""
     from genrekit.models.io import SHIPPED_MODELS
-    from genrekit.prediction.model import PRETRAINED_DIR
 
     if path is None:
-        return PRETRAINED_DIR
+        return SHIPPED_MODELS["shipped"]
     folder = Path(path)
     return SHIPPED_MODELS[str(path)] if not folder.exists() and str(path) in SHIPPED_MODELS else folder
 
