@@ -113,7 +113,8 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
     path_ = Path(path)
     try:
         y = load_audio(path_, sr=SAMPLE_RATE, max_seconds=max_seconds)
-        (whole,) = span_features(y, [(0, len(y))], "")
+        where = f"{path_}: "  # the temporary path, replaced by the upload's name below
+        (whole,) = span_features(y, [(0, len(y))], where)
         result = {
             "file": name,
             "duration": len(y) / SAMPLE_RATE,
@@ -122,7 +123,7 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
         }
         if segment_seconds is not None:
             spans = segments(len(y), segment_length(segment_seconds, sr=SAMPLE_RATE))
-            values = span_features(y, spans, "", name_segments=True)
+            values = span_features(y, spans, where, name_segments=True)
             result["segments"] = [
                 {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "features": _named_features(row)}
                 for (start, end), row in zip(spans, values, strict=True)
