@@ -25,7 +25,9 @@ import pytest
 import soundfile
 
 from genrekit.cli import main
-from genrekit.library.catalogue import APPLICATION_ID, SCHEMA_VERSION, Catalogue, CatalogueError
+from genrekit.core.errors import CatalogueError
+from genrekit.core.store import SCHEMA_VERSION
+from genrekit.library.catalogue import APPLICATION_ID, Catalogue
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
