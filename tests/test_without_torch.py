@@ -35,7 +35,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_training_commands_name_the_extra(gtzan_table: Path, tmp_path: Path):
     for command in (
-        ["train", "--data", str(gtzan_table), "-o", str(tmp_path / "m")],
+        ["train", "--model", "cnn", "--data", str(gtzan_table), "-o", str(tmp_path / "m")],
         ["reproduce", "--data", str(gtzan_table), "--out", str(tmp_path / "r")],
     ):
         done = _run(*command)
