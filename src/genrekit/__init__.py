@@ -23,3 +23,8 @@ def __getattr__(name: str):
 
         return getattr(predict, name)
     raise AttributeError(f"module 'genrekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """List the public names with the lazily imported ones (for ``dir()``, completion and autodoc)."""
+    return sorted(set(globals()) | set(__all__))

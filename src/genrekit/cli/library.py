@@ -19,8 +19,7 @@ from genrekit.cli._common import (
 from genrekit.cli.library_learn import EPILOG as LEARN_EPILOG
 from genrekit.cli.library_learn import add_tag_options, register_actions, run_tag_learned
 
-_EPILOG = f"""\
-examples:
+_EXAMPLES = f"""\
   genrekit library stats --db library.db
       files, hours, files per genre, uncertain, failed, gone
   genrekit library export --db library.db -o table.csv
@@ -31,12 +30,23 @@ examples:
       show the genre tags the catalogue's confident predictions would write
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
-{LEARN_EPILOG}
+{LEARN_EPILOG}"""
+"""Each example: the command (its third word names the action), then what it does."""
+
+_EXIT = """\
 Existing genre tags are never replaced unless --overwrite is given.
 
 exit status: 0 done, 1 some files could not be tagged (or their tags read), 2 usage
 error, no such catalogue or file, too few tagged files to learn.
 """
+
+
+def epilog(action: str | None = None) -> str:
+    """Return the examples of `action` (all actions' when None), then the tag rule and exit status."""
+    lines = _EXAMPLES.splitlines()
+    pairs = [lines[i : i + 2] for i in range(0, len(lines), 2)]
+    chosen = [pair for pair in pairs if action is None or pair[0].split()[2] == action]
+    return "examples:\n" + "".join(f"{command}\n{what}\n" for command, what in chosen) + "\n" + _EXIT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "library",
         help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest",
         description="Query and use a library catalogue made by `genrekit scan`.",
-        epilog=_EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -76,7 +86,7 @@ def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
         name,
         help=text,
         description=text[0].upper() + text[1:] + ".",
-        epilog=_EPILOG,
+        epilog=epilog(name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--db", required=True, type=Path, metavar="DB", help="the catalogue (genrekit scan)")
