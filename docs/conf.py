@@ -25,7 +25,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "sphinx.ext.viewcode",
     "sphinxarg.ext",
     "genrekit_docs",
 ]
@@ -33,6 +32,8 @@ source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build", "_ext", "_templates", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 root_doc = "index"
+# literal blocks (the command line's help texts) are plain text, not Python
+highlight_language = "text"
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
@@ -46,9 +47,11 @@ autodoc_member_order = "bysource"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+napoleon_use_ivar = True  # "Attributes" sections as fields, so attributes are not described twice
 # docstrings cross-reference many names (np.ndarray, pd.DataFrame, ...) that have no page here
 nitpicky = False
-suppress_warnings = ["myst.xref_missing"]
+# ambiguous short names in docstrings' type fields ("path", "GenreModel") resolve to the first target
+suppress_warnings = ["myst.xref_missing", "ref.python"]
 
 # furo: a clean, readable single-column theme with a light/dark switch, a sidebar that shows the
 # whole toctree, and no JavaScript framework or web fonts fetched from a CDN (the site works offline).
@@ -62,3 +65,12 @@ html_show_sourcelink = False
 # pages other contributors add under guide/ join the guides by a glob, which may match none yet
 suppress_warnings.append("toc.empty_glob")
 
+
+def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
+    """Leave out scikit-learn's generated ``set_*_request`` methods (metadata routing, not genrekit's)."""
+    return True if name.startswith("set_") and name.endswith("_request") else None
+
+
+def setup(app):
+    """Connect this configuration's handlers."""
+    app.connect("autodoc-skip-member", _skip_sklearn_request_methods)

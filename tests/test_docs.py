@@ -78,3 +78,18 @@ def test_a_warning_fails_the_build(tmp_path):
     (source / "index.md").write_text("# Page\n\n```{genrekit-results} absent.json\n```\n")
     done = _sphinx(source, tmp_path / "out")
     assert done.returncode != 0 and "absent.json" in done.stderr
+
+
+def readme_results_table(metrics: dict) -> str:
+    """The README's results table: the report's accuracy table of the committed run, as Markdown."""
+    from genrekit.evaluation.report import accuracy_table, to_markdown
+
+    return to_markdown([accuracy_table(metrics)]).strip()
+
+
+def test_readme_is_short_and_its_results_table_is_the_committed_runs():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    metrics = json.loads((DOCS / "results" / "reproduce-default.json").read_text(encoding="utf-8"))
+    assert readme_results_table(metrics) in readme
+    assert readme.index("scripts/reproduce.sh") < readme.index("genrekit predict")  # both commands first

@@ -168,7 +168,7 @@ def test_predict_json_and_csv_list_failed_files_as_records(gtzan_flac_dir, tmp_p
     by_name = {Path(f["file"]).name: f for f in result["files"]}
     assert set(by_name) == {good.name, bad.name}
     assert by_name[bad.name]["genre"] is None and "broken.flac" in by_name[bad.name]["error"]
-    assert by_name[good.name]["error"] is None
+    assert "error" not in by_name[good.name] and by_name[good.name]["genre"]
     assert main(["predict", str(good), str(bad), "--format", "csv", "-q", "--jobs", "1"]) == 1
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert sorted(Path(r["file"]).name for r in rows) == sorted([good.name, bad.name])
@@ -227,9 +227,10 @@ def test_reproduce_estimates_time_left_from_the_cost_of_each_kind_of_run():
     from genrekit.schema import GENRES
 
     y = np.repeat(np.array(GENRES), 20)
-    tasks, _ = plan(y, None, Settings(seeds=2, folds=2), None)
+    names = [f"{genre}.{i:05d}.wav" for i, genre in enumerate(y)]
+    tasks, _ = plan(y, names, Settings(seeds=2, folds=2), None)
     costs = [run_cost(task) for task in tasks]
-    assert run_cost(Task(tasks[0].split, "cnn")) > 10 * run_cost(Task(tasks[0].split, "mlp"))
+    assert run_cost(Task(tasks[0].split, "cnn")) > 3 * run_cost(Task(tasks[0].split, "mlp"))
     cnn_runs = sum(task.model == "cnn" for task in tasks)
     line = ProgressLine("training", len(tasks), "run", work=sum(costs))
     line.start -= 60.0  # the CNN runs, all first, took a minute

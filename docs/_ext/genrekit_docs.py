@@ -6,6 +6,8 @@
 ``genrekit-results FILE``
     The tables of a ``metrics.json`` written by ``genrekit reproduce`` (path relative to the page),
     through the functions that write the report itself.
+``genrekit-benchmark FILE``
+    The figures of a benchmark's ``--json`` output, with its date, machine, load and command.
 ``genrekit-shipped-model``
     The shipped model's recipe, cross-validated accuracy and confidence figures, from its
     ``model.json``.
@@ -23,7 +25,6 @@ from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -46,10 +47,10 @@ class _GeneratedDirective(SphinxDirective):
     """A directive that writes reStructuredText and parses it in place."""
 
     def parse(self, lines: list[str]) -> list[nodes.Node]:
-        """Parse `lines` (which may hold section titles) as the content of this directive."""
+        """Parse `lines` (reStructuredText without section titles) as the content of this directive."""
         container = nodes.Element()
         container.document = self.state.document
-        nested_parse_with_titles(self.state, StringList(lines, source=self.get_source_info()[0]), container)
+        self.state.nested_parse(StringList(lines, source=self.get_source_info()[0]), 0, container)
         return list(container.children)
 
 
@@ -101,12 +102,9 @@ def _schema_name(schema: dict) -> str:
     return kind
 
 
-def operation_lines(path: str, method: str, operation: dict) -> list[str]:
-    """Return the reStructuredText of one route: summary, description, parameters, body, answers."""
-    title = f"``{method.upper()} {path}``"
-    lines = [title, "~" * len(title), ""]
-    if operation.get("summary"):
-        lines += [operation["summary"] + ".", ""]
+def operation_lines(operation: dict) -> list[str]:
+    """Return the reStructuredText of one route's body: summary, description, parameters, answers."""
+    lines: list[str] = []
     if operation.get("description"):
         lines += [*operation["description"].strip().splitlines(), ""]
     params = operation.get("parameters", [])
@@ -127,26 +125,29 @@ def operation_lines(path: str, method: str, operation: dict) -> list[str]:
         lines += ["Request body: " + ", ".join(f"``{kind}``" for kind in body), ""]
     responses = operation["responses"].items()
     answers = [[f"``{code}``", answer.get("description", "")] for code, answer in responses]
-    lines += list_table(["status", "answer"], answers)
-    return lines
+    return lines + list_table(["status", "answer"], answers)
 
 
 class OpenAPIDirective(_GeneratedDirective):
-    """The HTTP reference, generated from the service's OpenAPI schema."""
+    """The HTTP reference, generated from the service's OpenAPI schema: one section per route."""
 
     def run(self) -> list[nodes.Node]:
         """Render every route of the schema, in the schema's order."""
         schema = openapi_schema()
-        lines = [
+        intro = (
             f"Generated from the OpenAPI {schema['openapi']} schema of genrekit {schema['info']['version']} "
-            "(a running service serves it at ``/openapi.json`` and as Swagger UI at ``/docs``).",
-            "",
-        ]
+            "(a running service serves it at ``/openapi.json`` and as Swagger UI at ``/docs``)."
+        )
+        found = self.parse([intro, ""])
         for path, item in schema["paths"].items():
-            for method in HTTP_METHODS:
-                if method in item:
-                    lines += operation_lines(path, method, item[method])
-        return self.parse(lines)
+            for method in (m for m in HTTP_METHODS if m in item):
+                title = f"{method.upper()} {path}"
+                section = nodes.section(ids=[nodes.make_id(f"http-{method}-{path}")], names=[title])
+                section += nodes.title(text=title)
+                section += self.parse(operation_lines(item[method]))
+                self.state.document.note_implicit_target(section)
+                found.append(section)
+        return found
 
 
 def _table_lines(table) -> list[str]:
@@ -170,6 +171,7 @@ class ResultsDirective(_GeneratedDirective):
         self.env.note_dependency(str(source))
         metrics = json.loads(source.read_text(encoding="utf-8"))
         makers = {
+            "accuracy": report.accuracy_table,
             "environment": report.environment_table,
             "headline": report.headline_table,
             "paired": report.paired_table,
@@ -184,6 +186,43 @@ class ResultsDirective(_GeneratedDirective):
         return self.parse(lines)
 
 
+def _flatten(figures: dict, prefix: str = "") -> list[list[str]]:
+    """Rows ``[dotted name, value]`` of a nested dict of figures, numbers to 3 significant digits."""
+    rows: list[list[str]] = []
+    for key, value in figures.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flatten(value, name + " / ")
+        elif isinstance(value, list):
+            rows.append([name, ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value)])
+        else:
+            rows.append([name, f"{value:.3g}" if isinstance(value, float) else str(value)])
+    return rows
+
+
+class BenchmarkDirective(_GeneratedDirective):
+    """The figures of a benchmark's ``--json`` file, with the run's date, machine, load and command."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        """Read the JSON next to the page and render the run and its figures."""
+        source = Path(self.env.doc2path(self.env.docname)).parent / self.arguments[0]
+        if not source.is_file():
+            raise self.error(f"{source.name}: no such benchmark file next to {self.env.docname}")
+        self.env.note_dependency(str(source))
+        result = json.loads(source.read_text(encoding="utf-8"))
+        load = result["load_average"]
+        run = [
+            ["command", f"``{result['command']}``"],
+            ["date (UTC)", result["date"]],
+            ["machine", "{platform}, {cpu_count} CPUs, Python {python}".format(**result["machine"])],
+            ["1-, 5-, 15-min load at start / end", f"{load['start']} / {load['end']}"],
+        ]
+        lines = list_table(["run", ""], run, f"Benchmark: {result['benchmark']}")
+        return self.parse(lines + list_table(["figure", "value"], _flatten(result["figures"])))
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
@@ -191,11 +230,12 @@ def _percent(value: float | None) -> str:
 def shipped_model_lines(meta: dict) -> list[str]:
     """Return the shipped model's recipe, cross-validation and confidence figures (its ``model.json``)."""
     from genrekit.evaluation.report import format_summary
+    from genrekit.library.catalogue import model_id
 
     recipe, cv = meta.get("recipe", {}), meta.get("cross_validation", {})
     members = ", ".join(f"``{m['name']}``" for m in recipe.get("members", [])) or "none"
     facts = [
-        ["model id", f"``{meta['weights']['sha256'][:12]}``"],
+        ["model id", f"``{model_id(meta)}``"],
         ["recipe", f"``{recipe.get('name')}`` ({recipe.get('description', '')})"],
         ["members", members],
         ["protocol", f"``{cv.get('protocol')}``"],
@@ -235,4 +275,5 @@ def setup(app: Sphinx) -> dict:
     app.add_directive("genrekit-openapi", OpenAPIDirective)
     app.add_directive("genrekit-results", ResultsDirective)
     app.add_directive("genrekit-shipped-model", ShippedModelDirective)
+    app.add_directive("genrekit-benchmark", BenchmarkDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -210,9 +210,9 @@ class _Writer:
             self.records.append(self._record(prediction, tag_note))
 
     def _record(self, prediction, tag_note: str) -> dict:
-        """One file's record, with no error and the model's id."""
+        """One file's record with the model's id (the record ``genrekit serve`` answers)."""
         record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
-        return {**record, "error": None, "model": self.model}
+        return {**record, "model": self.model}
 
     def close(self) -> None:
         """Finish the output (prints the JSON document)."""

@@ -313,6 +313,33 @@ def headline_table(metrics: dict) -> Table:
     return Table(header, rows, classes, caption="Percent; ours: mean ± std [95% t-interval of the mean].")
 
 
+def accuracy_table(metrics: dict) -> Table:
+    """Return test accuracy only: one row per protocol (the paper's Table 1 first), one column per model.
+
+    The compact form of :func:`headline_table`, for a README or a summary page.
+    """
+    models = list(dict.fromkeys(entry["model"] for entry in metrics["results"]))
+    names = {"cnn": "CNN (paper's)", "knn": "k-NN", "svm": "SVM", "mlp": "MLP"}
+    paper = metrics["paper_table1"]
+    rows = [
+        [
+            "paper's Table 1 (one split)",
+            *(format_percent(paper[m]["accuracy"]) if m in paper else "" for m in models),
+        ]
+    ]
+    for protocol in metrics["protocols"]:
+        rows.append(
+            [
+                f"`{protocol['name']}`",
+                *(
+                    format_summary(_entry(metrics, protocol["name"], m)["summary"]["accuracy"])
+                    for m in models
+                ),
+            ]
+        )
+    return Table(["test accuracy %", *(names.get(m, m) for m in models)], rows)
+
+
 def per_file_blocks(metrics: dict) -> list:
     """Accuracy per segment and per file, for a table whose rows are segments (or augmented copies).
 
