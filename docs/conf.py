@@ -62,9 +62,6 @@ html_css_files = ["genrekit.css"]
 html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
 
-# pages other contributors add under guide/ join the guides by a glob, which may match none yet
-suppress_warnings.append("toc.empty_glob")
-
 
 def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
     """Leave out scikit-learn's generated ``set_*_request`` methods (metadata routing, not genrekit's)."""

@@ -30,24 +30,24 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _cell(text: object) -> str:
-    """One list-table cell: a single line, pipes and stars kept literal."""
-    return " ".join(str(text).split()).replace("|", "\\|") or " "
+    """One list-table cell on a single line (an empty cell keeps its place)."""
+    return " ".join(str(text).split()) or " "
 
 
 def list_table(header: list[str], rows: list[list[object]], title: str = "") -> list[str]:
-    """Return the reStructuredText lines of a ``list-table``."""
-    lines = [f".. list-table:: {title}".rstrip(), "   :header-rows: 1", ""]
+    """Return the MyST Markdown lines of a ``list-table`` (the pages that use these directives are MyST)."""
+    lines = [f"```{{list-table}} {title}".rstrip(), ":header-rows: 1", ""]
     for row in [header, *rows]:
-        lines.append(f"   * - {_cell(row[0])}")
-        lines += [f"     - {_cell(value)}" for value in row[1:]]
-    return [*lines, ""]
+        lines.append(f"* - {_cell(row[0])}")
+        lines += [f"  - {_cell(value)}" for value in row[1:]]
+    return [*lines, "```", ""]
 
 
 class _GeneratedDirective(SphinxDirective):
-    """A directive that writes reStructuredText and parses it in place."""
+    """A directive that writes MyST Markdown and parses it in place."""
 
     def parse(self, lines: list[str]) -> list[nodes.Node]:
-        """Parse `lines` (reStructuredText without section titles) as the content of this directive."""
+        """Parse `lines` (MyST Markdown without section titles) as the content of this directive."""
         container = nodes.Element()
         container.document = self.state.document
         self.state.nested_parse(StringList(lines, source=self.get_source_info()[0]), 0, container)
