@@ -34,6 +34,8 @@ templates_path = ["_templates"]
 root_doc = "index"
 # literal blocks (the command line's help texts) are plain text, not Python
 highlight_language = "text"
+# options such as --data stay two hyphens (no en dashes, no curly quotes in commands)
+smartquotes = False
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3

@@ -54,9 +54,12 @@ def test_predict_extract_and_model_summary_work(gtzan_flac_dir: Path, tmp_path: 
     done = _run("extract", str(clip), "-o", str(tmp_path / "f.csv"), "--jobs", "1", "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "f.csv").is_file()
-    done = _run("model", "summary", "--format", "json")
+    done = _run("model", "summary", "cnn", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total_params"] == 106_058
+    done = _run("model", "summary", "--format", "json")  # the shipped model
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recipe"] == "ensemble"
 
 
 @pytest.mark.parametrize("name", ["cnn-gru", "attention"])
