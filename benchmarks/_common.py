@@ -64,6 +64,37 @@ def throughput_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json OUT``: the figures as JSON, with date, machine, load and command (docs/results/)."""
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures to this JSON file")
+
+
+def write_result(path: Path | None, benchmark: str, load_start: list[float], figures: dict) -> None:
+    """Write `figures` of `benchmark` to `path` (if given) with the run's date, machine, load and command."""
+    if path is None:
+        return
+    import datetime
+    import json
+    import platform
+    import shlex
+
+    result = {
+        "benchmark": benchmark,
+        "command": shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "load_average": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
+        "figures": figures,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def timed(work: Callable[[], int]) -> tuple[int, float, float]:
     """Run `work` (which returns how many files it did); return files, wall and CPU seconds."""
     start, cpu = time.perf_counter(), cpu_seconds()

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from _common import (
+    add_json_option,
     cold_start,
     compare_jobs,
     describe,
@@ -30,6 +31,7 @@ from _common import (
     print_throughput,
     throughput_parser,
     timed,
+    write_result,
 )
 
 import genrekit
@@ -58,8 +60,10 @@ def measure(model_arg: str | None, files: list[Path], clip: Path, args) -> tuple
 def main() -> None:
     parser = throughput_parser(__doc__)
     parser.add_argument("--compare", metavar="MODEL", help="also measure this model (folder, or 'cnn')")
+    add_json_option(parser)
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_start[0]
     models = [None] if args.compare is None else [None, args.compare]
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,6 +81,7 @@ def main() -> None:
         print(f"\nmodel: {model_arg or 'shipped'}")
         print_throughput(best, args.jobs, load_before)
         print(f"cold start `genrekit predict one.flac`: {describe(cold)}")
+    write_result(args.json, "predict", load_start, _figures(results, len(files)))
     if args.compare:
         (new, new_cold), (old, old_cold) = results[None], results[args.compare]
         for jobs in new:
@@ -84,6 +89,21 @@ def main() -> None:
             print(f"shipped / {args.compare} files/s, jobs={jobs}: {ratio:.3f}")
         cold_ratio = statistics.median(new_cold) / statistics.median(old_cold)
         print(f"shipped / {args.compare} cold start: {cold_ratio:.3f}")
+
+
+def _figures(results: dict, n_files: int) -> dict:
+    """The measured figures of each model, JSON-ready."""
+    return {
+        "files": n_files,
+        "models": {
+            model_arg or "shipped": {
+                "files_per_second": {str(jobs): files / wall for jobs, (files, wall, _) in best.items()},
+                "cpu_seconds_per_file": {str(jobs): cpu / files for jobs, (files, _, cpu) in best.items()},
+                "cold_start_seconds": {"median": statistics.median(cold), "runs": cold},
+            }
+            for model_arg, (best, cold) in results.items()
+        },
+    }
 
 
 if __name__ == "__main__":

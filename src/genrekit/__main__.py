@@ -4,4 +4,5 @@ import sys
 
 from genrekit.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when documentation tools import it
+    sys.exit(main())

@@ -26,7 +26,7 @@ def test_own_genre_folders_train_and_predict(gtzan_flac_dir: Path, tmp_path: Pat
     assert sorted(labels) == ["chiptune"] * 3 + ["folk"] * 3
 
     model = tmp_path / "model"
-    args = ["train", "--data", str(table), "--labels", "any", "-o", str(model)]
+    args = ["train", "--model", "cnn", "--data", str(table), "--labels", "any", "-o", str(model)]
     assert main([*args, "--validation-fraction", "0", "--epochs", "40"]) == 0
     capsys.readouterr()
     assert main(["predict", str(library), "--model", str(model), "--format", "json", "-q"]) == 0

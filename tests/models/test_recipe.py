@@ -12,7 +12,21 @@ from genrekit.cli import main
 
 
 def _train(table: Path, out: Path, capsys, seed: int = 0) -> tuple[dict[str, np.ndarray], dict, dict]:
-    args = ["train", "--data", str(table), "-o", str(out), "--cv", "2", "--epochs", "3", "--seed", str(seed)]
+    args = [
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        str(table),
+        "-o",
+        str(out),
+        "--cv",
+        "2",
+        "--epochs",
+        "3",
+        "--seed",
+        str(seed),
+    ]
     assert main([*args, "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     return load_file(out / "model.safetensors"), json.loads((out / "model.json").read_text()), summary

@@ -35,7 +35,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_training_commands_name_the_extra(gtzan_table: Path, tmp_path: Path):
     for command in (
-        ["train", "--data", str(gtzan_table), "-o", str(tmp_path / "m")],
+        ["train", "--model", "cnn", "--data", str(gtzan_table), "-o", str(tmp_path / "m")],
         ["reproduce", "--data", str(gtzan_table), "--out", str(tmp_path / "r")],
     ):
         done = _run(*command)
@@ -54,9 +54,12 @@ def test_predict_extract_and_model_summary_work(gtzan_flac_dir: Path, tmp_path: 
     done = _run("extract", str(clip), "-o", str(tmp_path / "f.csv"), "--jobs", "1", "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "f.csv").is_file()
-    done = _run("model", "summary", "--format", "json")
+    done = _run("model", "summary", "cnn", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total_params"] == 106_058
+    done = _run("model", "summary", "--format", "json")  # the shipped model
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recipe"] == "ensemble"
 
 
 @pytest.mark.parametrize("name", ["cnn-gru", "attention"])

@@ -130,6 +130,7 @@ def test_features_whole_and_segments(server, clip):
 
 def test_model_metadata(server):
     import genrekit
+    from genrekit.library.catalogue import model_id
 
     model = genrekit.load_model()
     status, _, info = call(server.url + "/v1/model")
@@ -137,7 +138,8 @@ def test_model_metadata(server):
     assert info["classes"] == list(model.classes_)
     assert info["table"]["sha256"] == model.metadata["data"]["sha256"]
     assert info["metrics"] == model.metadata["metrics"]
-    assert info["id"] == model.metadata["weights"]["sha256"][:12]
+    assert info["id"] == model_id(model.metadata)  # the id of the catalogue and `genrekit model info`
+    assert info["weights_sha256"] == model.metadata["weights"]["sha256"]
     assert info["server_version"] == genrekit.__version__
 
 

@@ -16,7 +16,7 @@ orders), the features differ by about 1e-5 of a column's spread over the GTZAN t
 tempo, an argmax, is the same on the test clips.
 
 Definitions (librosa 0.11 defaults, written out because the fast path re-implements them)
-----------------------------------------------------------------------------------------
+-----------------------------------------------------------------------------------------
 Signal: mono float32 at ``sr=22050``. STFT: ``n_fft=2048``, ``hop_length=512``, periodic Hann
 window of 2048, ``center=True`` with zero padding (librosa's ``pad_mode="constant"``) of 1024
 samples each side, so a signal of ``n`` samples has ``1 + n // 512`` frames.

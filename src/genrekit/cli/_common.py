@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 EXIT_OK = 0
@@ -122,6 +122,10 @@ class ProgressLine:
         Seconds between two lines (default: :data:`PROGRESS_INTERVAL`).
     stream : file-like, optional
         Where to print (default: ``sys.stderr`` at the time of printing).
+    work : float, optional
+        The expected cost of all units together when units differ in cost (a CNN run against
+        a k-NN run): the time left is then estimated from the cost done, given to
+        :meth:`update`, instead of from the count.
     """
 
     def __init__(
@@ -131,16 +135,19 @@ class ProgressLine:
         unit: str = "it",
         interval: float | None = None,
         stream: Any = None,
+        work: float | None = None,
     ) -> None:
         self.desc, self.total, self.unit, self.stream = desc, total, unit, stream
         self.interval = PROGRESS_INTERVAL if interval is None else interval
         self.n = 0
+        self.work, self.work_done = work, 0.0
         self.start = self.last = time.monotonic()
         self.printed = False
 
-    def update(self, n: int = 1) -> None:
-        """Count `n` more units done; print a line if the interval has passed."""
+    def update(self, n: int = 1, cost: float | None = None) -> None:
+        """Count `n` more units done (costing `cost` of ``work``); print a line if the interval has passed."""
         self.n += n
+        self.work_done += n if cost is None else cost
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
@@ -169,9 +176,18 @@ class ProgressLine:
         text = f"{self.desc}: {count}, {_duration(elapsed)} elapsed"
         if done:
             return text + ", done"
-        if self.total and self.n:
-            text += f", about {_duration(elapsed * (self.total - self.n) / self.n)} left"
+        left = self._share_left()
+        if left is not None:
+            text += f", about {_duration(elapsed * left)} left"
         return text
+
+    def _share_left(self) -> float | None:
+        """Return the work left per unit of work done (None before any is done or without a total)."""
+        if self.work and self.work_done:
+            return max(self.work - self.work_done, 0.0) / self.work_done
+        if self.total and self.n:
+            return (self.total - self.n) / self.n
+        return None
 
     def _amount(self, n: float) -> str:
         return f"{n / 1e6:.1f}" if self.unit == "B" else str(n)
@@ -179,6 +195,11 @@ class ProgressLine:
     def _print(self, now: float, done: bool = False) -> None:
         self.printed = True
         print(self.line(now, done), file=self.stream or sys.stderr, flush=True)
+
+
+def plural(count: int, noun: str) -> str:
+    """Return ``"1 file"``, ``"2 files"``, ``"0 files"``: a count with its noun in the right number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
@@ -208,7 +229,13 @@ def progress_bar(desc: str, total: int | None = None, unit: str = "it", quiet: b
 
 
 def progress(
-    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it", quiet: bool = False
+    iterable: Iterable[T],
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    quiet: bool = False,
+    cost: Callable[[T], float] | None = None,
+    work: float | None = None,
 ) -> Iterator[T]:
     """Wrap `iterable` in progress output on stderr.
 
@@ -228,20 +255,39 @@ def progress(
         Name of one item ("file", "epoch", ...).
     quiet : bool
         Show nothing.
+    cost, work : optional
+        The cost of each item and of all items together, when items differ in cost: the time
+        left is estimated from the cost done (a terminal's bar then counts cost, not items).
 
     Yields
     ------
     object
         The items of `iterable`, unchanged.
     """
-    bar = progress_bar(desc, total, unit, quiet)
+    weighted = cost is not None and work is not None
+    if quiet:
+        bar: Any = False
+    elif weighted and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left"
+        bar = tqdm(total=work, desc=desc, bar_format=bar_format, dynamic_ncols=True)
+    elif weighted:
+        bar = ProgressLine(desc, total, unit, work=work)
+    else:
+        bar = progress_bar(desc, total, unit, quiet)
     if bar is False:
         yield from iterable
         return
     try:
         for item in iterable:
             yield item
-            bar.update(1)
+            if not weighted:
+                bar.update(1)
+            elif isinstance(bar, ProgressLine):
+                bar.update(1, cost(item))
+            else:
+                bar.update(cost(item))
     finally:
         bar.close()
 

@@ -16,6 +16,7 @@ from genrekit.cli._common import (
     add_quiet_option,
     error,
     info,
+    plural,
     print_json,
     progress,
 )
@@ -23,13 +24,17 @@ from genrekit.cli._common import (
 _EPILOG = """\
 examples:
   genrekit evaluate my_music/                     labels from the folder names (rock/, jazz/, ...)
+  genrekit evaluate clips/ --unknown-as-uncertain  speech/, birds/: should be called uncertain
   genrekit evaluate clips/ --labels labels.csv --label-column nearest_gtzan_genre
   genrekit evaluate clips/ --labels labels.csv --map "Hip-Hop=hiphop,R&B=uncertain"
   genrekit evaluate other_table.csv --model my_model/ --out eval/ --format json
 
+Labels come from --labels, or from the folder names: a folder named by a genre of the model
+labels its files; other folders (albums, artists) label nothing, unless --unknown-as-uncertain.
 Each file's expected answer is the model genre its label names (ignoring case, spaces,
 '-' and '_'; --map translates other names), or "uncertain" when the label names no genre
-of the model (speech, nature, an unknown genre, an empty label). The verdict is
+of the model (speech, nature, an unknown genre, an empty label). The output says where the
+labels came from, and how many items are rows the model was trained on. The verdict is
 `genrekit predict`'s: the most probable genre when its probability reaches
 --min-confidence and the audio is like the training music, else "uncertain".
 
@@ -65,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--label-column", default="label", help="label column of --labels (default: label)")
     parser.add_argument(
         "--map", metavar="L=G,...", help="label -> model genre (or 'uncertain'), comma-separated"
+    )
+    parser.add_argument(
+        "--unknown-as-uncertain",
+        action="store_true",
+        help="without --labels: a folder name of no model genre means 'should be uncertain' "
+        "(default: such folders are not labels)",
     )
     parser.add_argument(
         "--min-confidence",
@@ -110,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
             error("no audio files found in " + ", ".join(map(str, args.paths)))
             return EXIT_USAGE
         wrap = library_check.sampling(partial(progress, quiet=args.quiet), sample)
-        result = evaluate_files(model, files, labels, mapping, args.min_confidence, args.jobs, wrap)
+        result = evaluate_files(
+            model, files, labels, mapping, args.min_confidence, args.jobs, wrap, args.unknown_as_uncertain
+        )
         for row in result["items"]:
             if "error" in row:
                 error(row["error"])
@@ -140,7 +153,15 @@ def _print_summary(result: dict) -> None:
         return "n/a" if value is None else f"{format_percent(value)}%"
 
     counts, at = result["counts"], result["at_threshold"]
-    lines = [
+    lines = [f"labels: {result['label_source']}"]
+    if result.get("skipped_unlabelled"):
+        lines.append(f"not evaluated (no label): {plural(len(result['skipped_unlabelled']), 'file')}")
+    if result["training_rows"]:
+        lines.append(
+            f"note: the model was trained on {plural(result['training_rows'], 'item')} of these (rows of "
+            "its own training table): their scores measure memory, not accuracy on unseen music"
+        )
+    lines += [
         f"items: {counts['items']} ({counts['failed']} failed); of the model's genres: "
         f"{counts['in_model_genres']}; should be uncertain: {counts['expected_uncertain']}",
         f"accuracy (most probable genre): {pct(result['best_guess']['accuracy'])}",

@@ -19,8 +19,7 @@ from genrekit.cli._common import (
 from genrekit.cli.library_learn import EPILOG as LEARN_EPILOG
 from genrekit.cli.library_learn import add_tag_options, plan_learned, register_actions
 
-_EPILOG = f"""\
-examples:
+_EXAMPLES = f"""\
   genrekit library stats --db library.db
       files, hours, files per genre, uncertain, failed, gone
   genrekit library export --db library.db -o table.csv
@@ -39,7 +38,10 @@ examples:
       is the collection unlike the model's training music? (tag refuses then, unless --force)
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
-{LEARN_EPILOG}
+{LEARN_EPILOG}"""
+"""Each example: the command (its third word names the action), then what it does."""
+
+_EXIT = """\
 Existing genre tags are never replaced unless --overwrite is given. Every file is
 counted: written, kept (has a genre), same, uncertain, not music, failed.
 
@@ -50,13 +52,21 @@ read-only, also in a read-only folder.
 """
 
 
+def epilog(action: str | None = None) -> str:
+    """Return the examples of `action` (all actions' when None), then the tag rule and exit status."""
+    lines = _EXAMPLES.splitlines()
+    pairs = [lines[i : i + 2] for i in range(0, len(lines), 2)]
+    chosen = [pair for pair in pairs if action is None or pair[0].split()[2] == action]
+    return "examples:\n" + "".join(f"{command}\n{what}\n" for command, what in chosen) + "\n" + _EXIT
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit library`` and its actions."""
     parser = subparsers.add_parser(
         "library",
         help="use a library catalogue: stats, export, tag, similar, learn, audit, suggest, check",
         description="Query and use a library catalogue made by `genrekit scan`.",
-        epilog=_EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -87,7 +97,7 @@ def _action(actions, name: str, text: str, func) -> argparse.ArgumentParser:
         name,
         help=text,
         description=text[0].upper() + text[1:] + ".",
-        epilog=_EPILOG,
+        epilog=epilog(name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--db", required=True, type=Path, metavar="DB", help="the catalogue (genrekit scan)")

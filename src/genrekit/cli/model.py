@@ -17,11 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     summary = actions.add_parser(
         "summary",
-        help="Keras-style layer table with parameter counts, compared with the paper",
+        help="a model's structure with parameter counts (the paper's CNN: its layer table)",
         description=(
-            "Print the layer table (output shapes as (steps, channels), parameters) computed from the "
-            "network itself, for MODEL_DIR or, without it, the default 57-feature, 10-genre network."
+            "Summarise MODEL_DIR, or without it the shipped model: for the paper's CNN (`cnn`) the "
+            "Keras-style layer table (output shapes as (steps, channels), parameters) compared with "
+            "the paper; for any other model its tree of parts (ensemble members, transforms, "
+            "estimators) with the number of stored values of each."
         ),
+        epilog=(
+            "examples:\n"
+            "  genrekit model summary              the shipped model\n"
+            "  genrekit model summary cnn          the paper's CNN, beside the paper's figures\n"
+            "  genrekit model summary my_model/ --format json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     summary.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="saved model folder (optional)")
     add_format_option(summary)
@@ -41,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Retrain MODEL_DIR's recipe (the shipped model without it) on the folds of a stratified "
             "k-fold cross-validation of TABLE and, on each fold's held-out rows, shuffle one feature, or "
             "one family (chroma, rms, spectral shape, zero crossings, harmonic/percussive, tempo, MFCC), "
-            "at a time: the accuracy drop, mean ± std [95%% t-interval] over folds, is its importance."
+            "at a time: the accuracy drop, mean ± std [95% t-interval] over folds, is its importance."
         ),
         epilog=(
             "examples:\n"
@@ -84,15 +93,10 @@ def run_summary(args: argparse.Namespace) -> int:
     from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
     # The layer table saved with the model (model_summary at save time): no PyTorch needed here.
-    model_dir = args.model_dir or SHIPPED_MODELS["cnn"]
+    model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
     metadata = load_model_dir(model_dir)[1]
     if metadata["kind"] != "paper-cnn":
-        from genrekit.core.errors import ModelError
-
-        raise ModelError(
-            f"{model_dir}: a {metadata.get('recipe', {}).get('name', '?')} model, not the paper's "
-            "CNN: `genrekit model info` describes it"
-        )
+        return _summarise_tree(model_dir, metadata, args.format)
     rows = metadata["architecture"]
     total = sum(row["params"] for row in rows)
     report = {
@@ -118,6 +122,51 @@ def run_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _summarise_tree(model_dir: str, metadata: dict, output: str) -> int:
+    """Print a format-2 model's tree of parts (ensemble members, transforms, estimators) and sizes."""
+    import math
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from genrekit.models.io import SHIPPED_MODELS
+
+    folder = Path(model_dir) if Path(model_dir).exists() else SHIPPED_MODELS[model_dir]
+    with safe_open(str(folder / metadata["weights"]["file"]), framework="numpy") as weights:
+        sizes = {name: math.prod(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    members = [m["name"] for m in metadata.get("recipe", {}).get("members", [])]
+    rows = list(_tree_rows(metadata["model"], sizes, members))
+    recipe = metadata.get("recipe", {}).get("name", metadata["kind"])
+    total = sum(values for _, values in rows)
+    if output == "json":
+        print_json(
+            {
+                "model_dir": model_dir,
+                "recipe": recipe,
+                "parts": [{"part": p, "values": v} for p, v in rows],
+                "total_values": total,
+            }
+        )
+        return EXIT_OK
+    width = max(len(part) for part, _ in rows)
+    print(f"{model_dir}: {recipe} model, {len(metadata['labels'])} genres\n")
+    print(f"{'Part':<{width}}  {'Values':>10}\n" + "-" * (width + 12))
+    for part, values in rows:
+        print(f"{part:<{width}}  {values:>10,}")
+    print(f"\nTotal stored values: {total:,}")
+    return EXIT_OK
+
+
+def _tree_rows(node: dict, sizes: dict[str, int], names: list[str], depth: int = 0, label: str = ""):
+    """Yield ``(indented part name, number of stored values)`` for `node` and its children."""
+    values = sum(sizes.get(array, 0) for array in node.get("arrays", {}).values())
+    yield "  " * depth + (f"{label}: " if label else "") + node["type"], values
+    children = node.get("children", [])
+    for i, child in enumerate(children):
+        child_label = names[i] if depth == 0 and len(names) == len(children) else ""
+        yield from _tree_rows(child, sizes, names, depth + 1, child_label)
+
+
 def _shape(shape: list) -> str:
     """Format ``[None, 55, 32]`` as ``(None, 55, 32)``."""
     return "(" + ", ".join("None" if dim is None else str(dim) for dim in shape) + ")"
@@ -125,16 +174,18 @@ def _shape(shape: list) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a saved model's metadata (everything but the per-epoch history in table form)."""
+    from genrekit.library.catalogue import model_id
     from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
     args.model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
     _, metadata = load_model_dir(args.model_dir)
     if args.format == "json":
-        print_json(metadata)
+        print_json({"id": model_id(metadata), **metadata})
         return EXIT_OK
     data = metadata.get("data", {})
     lines = [
         ("model", args.model_dir),
+        ("id", model_id(metadata)),
         ("kind", f"{metadata['kind']} (format {metadata['format_version']})"),
         ("genrekit", metadata["genrekit_version"]),
         ("created", metadata["created"]),

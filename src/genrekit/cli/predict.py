@@ -16,6 +16,7 @@ from genrekit.cli._common import (
     add_jobs_option,
     error,
     info,
+    plural,
     positive_int,
     print_json,
     progress,
@@ -112,15 +113,19 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
         return EXIT_USAGE
-    writer = _Writer(args, tuple(str(c) for c in model.classes_), _name_width(files))
+    from genrekit.library.catalogue import model_id
+
+    classes = tuple(str(c) for c in model.classes_)
+    writer = _Writer(args, classes, _name_width(files), model_id(model.metadata))
     tagger = _Tagger(args, model.metadata) if args.write_tags else None
     failed = 0
     sample = library_check.folder_sample(args.paths)
     results = model.predict_files(files, jobs=args.jobs)
     try:
-        for _path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
+        for path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
             if isinstance(result, Exception):
                 error(str(result))
+                writer.failed(path, result)
                 failed += 1
                 continue
             writer.row(result, "" if tagger is None else tagger.tag(result))
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     writer.close()
     if sample is not None:
         library_check.warn_shift(model, args.model, *sample.rows())
-    info(f"predicted {len(files) - failed} of {len(files)} files, {failed} failed", args.quiet)
+    info(f"predicted {len(files) - failed} of {plural(len(files), 'file')}, {failed} failed", args.quiet)
     if tagger is not None:
         info("tags: " + tagger.summary(), args.quiet)
     return EXIT_PARTIAL if failed or (tagger is not None and tagger.failed) else EXIT_OK
@@ -204,25 +209,51 @@ def _default_journal() -> Path:
 
 
 class _Writer:
-    """Print predictions on stdout as a table, CSV (both streamed) or JSON (at the end)."""
+    """Print predictions on stdout as a table, CSV (both streamed) or JSON (at the end).
 
-    def __init__(self, args: argparse.Namespace, classes: tuple[str, ...], name_width: int = 40) -> None:
+    In CSV and JSON every input is a record, a failed file included (its ``error`` set, no
+    genre), so a script sees every file it gave. The table (for people) lists the files that
+    were predicted; its header is printed with the first of them, so that a run where every
+    file failed prints no empty table (the errors are on stderr).
+    """
+
+    def __init__(
+        self, args: argparse.Namespace, classes: tuple[str, ...], name_width: int = 40, model: str = ""
+    ) -> None:
         self.args = args
         self.classes = classes
         self.name_width = name_width
+        self.model = model
         self.records: list[dict] = []
+        self.header_done = False
         self.csv = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+
+    def _header(self) -> None:
+        """Print the table's or the CSV's header once, before the first row."""
+        if self.header_done:
+            return
+        self.header_done = True
         if self.csv is not None:
-            self.csv.writerow([*CSV_FIELDS, *classes])
-        elif args.format == "table":
-            print(f"{'file':<{name_width}} {'genre':<10} {'prob':>5}  others")
+            self.csv.writerow([*CSV_FIELDS, *self.classes])
+        elif self.args.format == "table":
+            print(f"{'file':<{self.name_width}} {'genre':<10} {'prob':>5}  others")
+
+    def failed(self, path: Path, exc: Exception) -> None:
+        """Record a file that could not be predicted (CSV and JSON; the table leaves it to stderr)."""
+        record = {"file": str(path), "genre": None, "error": str(exc), "model": self.model}
+        if self.csv is not None:
+            self._header()
+            self.csv.writerow([record.get(field, "") for field in CSV_FIELDS] + [""] * len(self.classes))
+        elif self.args.format == "json":
+            self.records.append(record)
 
     def row(self, prediction, tag_note: str) -> None:
         """Output one file's prediction."""
         confident = prediction.is_confident(self.args.min_confidence)
-        genre = prediction.genre if confident else "uncertain"
+        genre = prediction.verdict(self.args.min_confidence)
+        self._header()
         if self.csv is not None:
-            record = _record(prediction, self.args, tag_note)
+            record = self._record(prediction, tag_note)
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
             self.csv.writerow(
@@ -238,13 +269,17 @@ class _Writer:
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
             print(line.rstrip())
         else:
-            record = _record(prediction, self.args, tag_note)
-            self.records.append(record)
+            self.records.append(self._record(prediction, tag_note))
+
+    def _record(self, prediction, tag_note: str) -> dict:
+        """Return the file's record (as ``genrekit serve`` answers it), the tagging note, the model's id."""
+        record = prediction.to_record(self.args.min_confidence, self.args.top_k)
+        return {**record, **({"tags": tag_note} if tag_note else {}), "model": self.model}
 
     def close(self) -> None:
         """Finish the output (prints the JSON document)."""
         if self.args.format == "json":
-            print_json({"classes": list(self.classes), "files": self.records})
+            print_json({"model": self.model, "classes": list(self.classes), "files": self.records})
 
 
 CSV_FIELDS: tuple[str, ...] = (
@@ -257,14 +292,10 @@ CSV_FIELDS: tuple[str, ...] = (
     "novelty",
     "duration",
     "tags",
+    "error",
+    "model",
 )
 """The CSV's columns before the per-genre probabilities: the JSON's per-file fields (not windows)."""
-
-
-def _record(prediction, args: argparse.Namespace, tag_note: str) -> dict:
-    """Return the file's record (``FilePrediction.to_record``) with what tagging did, if anything."""
-    record = prediction.to_record(args.min_confidence, args.top_k)
-    return {**record, "tags": tag_note} if tag_note else record
 
 
 def _name_width(files: list[Path]) -> int:

@@ -367,14 +367,14 @@ def source_clip(filename: str) -> str:
     ``genrekit extract`` names the rows it derives from a clip after the clip (see
     :func:`genrekit.audio.window.segment_name` and :func:`genrekit.audio.augment.augmented_name`):
 
-    ======================================  ===================================
-    row ``filename``                        source clip
-    ======================================  ===================================
-    ``blues.00000.wav`` (a whole clip)      ``blues.00000.wav`` (itself)
-    ``blues.00000.3.wav`` (segment 3)       ``blues.00000.wav``
-    ``blues.00000.pitch+2.wav`` (augmented) ``blues.00000.wav``
-    ``blues.00000.pitch+2.3.wav``           ``blues.00000.wav``
-    ======================================  ===================================
+    =======================================  ===================================
+    row ``filename``                         source clip
+    =======================================  ===================================
+    ``blues.00000.wav`` (a whole clip)       ``blues.00000.wav`` (itself)
+    ``blues.00000.3.wav`` (segment 3)        ``blues.00000.wav``
+    ``blues.00000.pitch+2.wav`` (augmented)  ``blues.00000.wav``
+    ``blues.00000.pitch+2.3.wav``            ``blues.00000.wav``
+    =======================================  ===================================
 
     A segment number is the last dot-separated part of the stem written without leading zeros
     (``0``, ``3``, ``12``; GTZAN's ``00000`` is an id, not a segment); an augmentation tag is

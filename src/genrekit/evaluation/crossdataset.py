@@ -142,6 +142,55 @@ def label_of(path: Path, labels: Mapping[str, str] | None) -> str | None:
     return None
 
 
+def training_rows(model, names: Iterable[str]) -> int:
+    """Count the items among `names` that are rows of the table `model` was trained on.
+
+    Known for the GTZAN table (the shipped models were trained on all its clips): an item
+    named like a GTZAN clip (``blues.00042.wav``, a segment or other extension of one) is one
+    of its rows when the model's table is that table (checked by its SHA-256).
+
+    Parameters
+    ----------
+    model : GenreModel
+        The model evaluated.
+    names : iterable of str
+        The items' file names or paths.
+
+    Returns
+    -------
+    int
+        How many of them the model was trained on (0 when it cannot tell).
+    """
+    from genrekit.core.schema import GENRES
+    from genrekit.datasets.fetch import GTZAN_TABLE
+
+    if model.metadata.get("data", {}).get("sha256") != GTZAN_TABLE.sha256:
+        return 0
+    clip = re.compile(rf"^(?:{'|'.join(GENRES)})\.\d{{5}}\.")
+    return sum(bool(clip.match(Path(name).name)) for name in names)
+
+
+def folder_labels(paths: Sequence[Path], classes: Sequence[str], mapping: Mapping[str, str] | None) -> dict:
+    """Label files by their folder's name where it names a genre of the model (after `mapping`).
+
+    A folder whose name names no genre (``Album One``, ``Various``) labels nothing: most
+    folders of a music library are albums or artists. A name that `mapping` sends to
+    ``uncertain`` does label its files (they should then be called uncertain).
+
+    Returns
+    -------
+    dict
+        ``{path as str: label}`` for the labelled files only.
+    """
+    explicit = {_key(k) for k, v in (mapping or {}).items() if _key(v) == UNCERTAIN}
+    return {
+        str(path): path.parent.name
+        for path in paths
+        if expected_answer(path.parent.name, classes, mapping) != UNCERTAIN
+        or _key(path.parent.name) in explicit
+    }
+
+
 def evaluate_files(
     model,
     paths: Iterable[str | os.PathLike[str]],
@@ -150,6 +199,7 @@ def evaluate_files(
     min_confidence: float | None = None,
     jobs: int | None = None,
     progress=None,
+    unknown_as_uncertain: bool = False,
 ) -> dict:
     """Predict labelled audio files and score the predictions.
 
@@ -161,7 +211,8 @@ def evaluate_files(
         Audio files (folders expanded by the caller, e.g. :func:`genrekit.audio.decode.audio_files`).
     labels : mapping, optional
         File name (or path) -> label, as from :func:`read_labels`; files it does not list are
-        skipped. Without it, each file's folder name is its label.
+        skipped. Without it, a file's folder name is its label where it names a genre of the
+        model (:func:`folder_labels`), or always with `unknown_as_uncertain`.
     mapping : mapping, optional
         Label -> model genre (see :func:`expected_answer`).
     min_confidence : float, optional
@@ -170,22 +221,36 @@ def evaluate_files(
         Worker processes for decoding and feature extraction.
     progress : callable, optional
         ``progress(iterable, total, desc, unit)`` wrapper over finished files.
+    unknown_as_uncertain : bool
+        Without `labels`: a folder name that names no genre of the model is a label too,
+        meaning "should be called uncertain" (for folders such as ``speech/``).
 
     Returns
     -------
     dict
-        See :func:`score`; ``source`` is ``"audio"``.
+        See :func:`score`; ``source`` is ``"audio"``, ``label_source`` says where the labels
+        came from, ``skipped_unlabelled`` lists the files without one and ``training_rows``
+        counts the items the model was trained on.
     """
     from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     classes = [str(c) for c in model.classes_]
-    chosen = [(Path(p), label_of(Path(p), labels)) for p in paths]
+    paths = [Path(p) for p in paths]
+    if labels is None and not unknown_as_uncertain:
+        labels = folder_labels(paths, classes, mapping)
+        source = "folder names that name a genre of the model (other folders are not labels)"
+    elif labels is None:
+        source = "folder names (a name of no genre of the model: should be called uncertain)"
+    else:
+        source = "the labels file"
+    chosen = [(path, label_of(path, labels)) for path in paths]
     skipped = [str(path) for path, label in chosen if label is None]
     chosen = [(path, label) for path, label in chosen if label is not None]
     if not chosen:
         raise GenrekitError(
-            "no labelled audio files to evaluate" + (" (none is in the labels file)" if labels else "")
+            f"no labelled audio files to evaluate (labels: {source}); name folders by genre, "
+            "give --labels, or count other folder names as uncertain with --unknown-as-uncertain"
         )
     wanted = dict(chosen)
     results = model.predict_files([path for path, _ in chosen], jobs=jobs)
@@ -200,7 +265,12 @@ def evaluate_files(
             continue
         verdict = result.verdict(threshold)
         items.append(Item(str(path), label, expected, result.probabilities, result.familiar, verdict))
-    return score(items, classes, threshold) | {"source": "audio", "skipped_unlabelled": skipped}
+    return score(items, classes, threshold) | {
+        "source": "audio",
+        "label_source": source,
+        "skipped_unlabelled": skipped,
+        "training_rows": training_rows(model, [path for path, _ in chosen]),
+    }
 
 
 def evaluate_table(
@@ -233,7 +303,12 @@ def evaluate_table(
             frame["filename"], frame["label"], proba, familiar, verdicts, strict=True
         )
     ]
-    return score(items, classes, threshold) | {"source": "table", "table": str(table)}
+    return score(items, classes, threshold) | {
+        "source": "table",
+        "table": str(table),
+        "label_source": "the table's label column",
+        "training_rows": training_rows(model, frame["filename"]),
+    }
 
 
 def _table_labels(table: str | os.PathLike[str]) -> list[str] | str:
@@ -378,7 +453,18 @@ def evaluation_blocks(result: dict, title: str) -> list:
             f"{counts['expected_uncertain']} that should be called uncertain (labels naming no genre of "
             "the model: "
             + (", ".join(f"{k} {v}" for k, v in result["labels_as_uncertain"].items()) or "none")
-            + ")."
+            + f"). Labels: {result.get('label_source', 'not recorded')}."
+        ),
+        *(
+            [
+                Paragraph(
+                    f"{result['training_rows']} of these items are rows of the model's own training table: "
+                    "their scores measure memory, not accuracy on unseen music.",
+                    warning=True,
+                )
+            ]
+            if result.get("training_rows")
+            else []
         ),
         Table(
             ["Measure", "Value (%)", "Of"],

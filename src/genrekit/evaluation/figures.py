@@ -383,8 +383,22 @@ def spectrogram_png(path: str | os.PathLike[str], title: str | None = None) -> b
     axes[3].set_ylabel("pitch class")
     axes[3].set_xlabel("time (s)")
     fig.colorbar(image, ax=axes[3], fraction=0.03, pad=0.02, label="energy / frame max")
-    fig.suptitle(title or Path(path).name)
+    fig.suptitle(drawable(title or Path(path).name))
     return _png(fig, palette=True)
+
+
+def drawable(text: str) -> str:
+    """Return `text` with each character that matplotlib's font cannot draw replaced by ``?``.
+
+    File names may be in any script; drawing a character the font lacks prints a glyph
+    warning (naming genrekit's source) and an empty box. Characters the font has are kept,
+    so ``摇滚.flac`` becomes ``??.flac`` with the default font and stays whole with a font
+    that covers Chinese (``matplotlib.rcParams["font.family"]``).
+    """
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    font = get_font(findfont(FontProperties()))
+    return "".join(c if c.isspace() or font.get_char_index(ord(c)) else "?" for c in text)
 
 
 def _mel_hz_ticks(ax, n_mels: int) -> None:

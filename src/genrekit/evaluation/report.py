@@ -257,6 +257,33 @@ def headline_table(metrics: dict) -> Table:
     return Table(header, rows, classes, caption="Percent; ours: mean ± std [95% t-interval of the mean].")
 
 
+def accuracy_table(metrics: dict) -> Table:
+    """Return test accuracy only: one row per protocol (the paper's Table 1 first), one column per model.
+
+    The compact form of :func:`headline_table`, for a README or a summary page.
+    """
+    models = list(dict.fromkeys(entry["model"] for entry in metrics["results"]))
+    names = {"cnn": "CNN (paper's)", "knn": "k-NN", "svm": "SVM", "mlp": "MLP"}
+    paper = metrics["paper_table1"]
+    rows = [
+        [
+            "paper's Table 1 (one split)",
+            *(format_percent(paper[m]["accuracy"]) if m in paper else "" for m in models),
+        ]
+    ]
+    for protocol in metrics["protocols"]:
+        rows.append(
+            [
+                f"`{protocol['name']}`",
+                *(
+                    format_summary(_entry(metrics, protocol["name"], m)["summary"]["accuracy"])
+                    for m in models
+                ),
+            ]
+        )
+    return Table(["test accuracy %", *(names.get(m, m) for m in models)], rows)
+
+
 def per_file_blocks(metrics: dict) -> list:
     """Accuracy per segment and per file, for a table whose rows are segments (or augmented copies).
 
@@ -526,7 +553,15 @@ def _model_summary_table(rows: list[dict]) -> Table:
     return Table(header, [[str(row[key]) for key in header] for row in rows])
 
 
-def _environment_table(metrics: dict) -> Table:
+def _load_text(load: dict | None) -> str:
+    """Return the load averages at the start and end of a run, as text (older runs did not record them)."""
+    if not load or load.get("start") is None:
+        return "not recorded"
+    return " / ".join(", ".join(f"{value:.2f}" for value in load[when]) for when in ("start", "end"))
+
+
+def environment_table(metrics: dict) -> Table:
+    """Return the run's environment: data, settings, wall time, machine, load, command, date and versions."""
     env = metrics["environment"]
     settings = env["settings"]
     items = [
@@ -541,6 +576,8 @@ def _environment_table(metrics: dict) -> Table:
         ("Worker processes (torch threads each: 1)", str(env["jobs"])),
         ("Wall time", f"{env['wall_seconds']:.0f} s ({env['note']})"),
         ("CPU count", str(env["cpu_count"])),
+        ("Load average (1, 5, 15 min) at start / end", _load_text(env.get("load_average"))),
+        ("Command", env.get("command", "not recorded")),
         ("Date (UTC)", env["date"]),
         ("Platform", env["platform"]),
         *((name, env[name]) for name in ("python", "numpy", "torch", "scikit-learn", "librosa", "genrekit")),
@@ -665,7 +702,7 @@ def build_blocks(metrics: dict) -> list:
         Paragraph(detail["params_note"]),
     ]
     blocks += paper_figure_blocks(metrics)
-    blocks += [Heading("Environment"), _environment_table(metrics)]
+    blocks += [Heading("Environment"), environment_table(metrics)]
     return blocks
 
 

@@ -14,6 +14,8 @@ import datetime as _dt
 import multiprocessing
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -62,6 +64,18 @@ MODELS: tuple[str, ...] = PAPER_MODELS
 
 RUN_KEYS: tuple[str, ...] = ("repeat", "seed", "metrics", "fit_seconds", "chosen")
 """What ``metrics.json`` keeps of each run (``chosen``: the inner searches' choices, tuned models only)."""
+
+RUN_COST: dict[str, float] = {"cnn": 1.0, "knn": 0.001, "svm": 0.05, "mlp": 0.11}
+"""The cost of one run of each paper model, relative to one CNN run: the mean ``fit_seconds`` of
+each in the default reproduction (``docs/results/reproduce-default.json``: CNN 87.6 s, k-NN 0.1 s,
+SVM 4.2 s, MLP 9.5 s on a loaded 2-core machine), so that the time left is estimated from the kinds
+of run still to come, not from their number (the 40 CNN runs come first)."""
+
+NEURAL_RUN_COST: float = 1.0
+"""The relative cost assumed for a network of the registry not in :data:`RUN_COST` (trained by PyTorch)."""
+
+OTHER_RUN_COST: float = 0.1
+"""The relative cost assumed for any other registry model not in :data:`RUN_COST`."""
 
 PROTOCOL_NAMES: tuple[str, ...] = (PAPER, "cv", FILTERED, OPTIMISTIC)
 """Protocol names accepted by ``Settings.extra_protocols`` (``cv`` is ``cv<folds>``)."""
@@ -314,6 +328,13 @@ def _worker_run(task: Task) -> dict:
     return run_task(task, worker["X"], worker["y"], worker["classes"], worker["settings"], worker["groups"])
 
 
+def run_cost(task: Task) -> float:
+    """Return the expected cost of `task` relative to one run of the paper's CNN (:data:`RUN_COST`)."""
+    if task.model in RUN_COST:
+        return RUN_COST[task.model]
+    return NEURAL_RUN_COST if recipe(task.model).requires == "torch" else OTHER_RUN_COST
+
+
 def run_tasks(
     tasks: list[Task],
     X: np.ndarray,
@@ -332,8 +353,9 @@ def run_tasks(
     X, y, classes, settings, groups
         As for :func:`run_task`.
     progress : callable, optional
-        ``progress(iterable, total=, desc=, unit=)`` wrapper shown while runs complete
-        (for example :func:`genrekit.cli._common.progress`).
+        ``progress(iterable, total=, desc=, unit=, cost=, work=)`` wrapper shown while runs
+        complete (for example :func:`genrekit.cli._common.progress`); ``cost(item)`` is the
+        expected cost of the run behind an item (:func:`run_cost`), ``work`` that of them all.
 
     Returns
     -------
@@ -341,11 +363,13 @@ def run_tasks(
         One :func:`run_task` result per task, in the order of `tasks`.
     """
     wrap = progress or (lambda iterable, **_: iterable)
+    costs = [run_cost(task) for task in tasks]
+    shown = {"total": len(tasks), "desc": "training", "unit": "run", "work": sum(costs)}
     if settings.jobs <= 1:
         with _single_threaded():
             return [
                 run_task(task, X, y, classes, settings, groups)
-                for task in wrap(tasks, total=len(tasks), desc="training", unit="run")
+                for task in wrap(tasks, cost=run_cost, **shown)
             ]
     results: list[dict | None] = [None] * len(tasks)
     context = multiprocessing.get_context("spawn")
@@ -357,7 +381,7 @@ def run_tasks(
     ) as pool:
         futures = {pool.submit(_worker_run, task): index for index, task in enumerate(tasks)}
         try:
-            for future in wrap(as_completed(futures), total=len(tasks), desc="training", unit="run"):
+            for future in wrap(as_completed(futures), cost=lambda done: costs[futures[done]], **shown):
                 results[futures[future]] = future.result()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -550,6 +574,19 @@ def environment(settings: Settings) -> dict:
     }
 
 
+def machine_load() -> list[float] | None:
+    """Return the 1-, 5- and 15-minute load averages of the machine, or None where there are none."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):  # Windows
+        return None
+
+
+def command_line() -> str:
+    """Return the command line of this process, program name first (``genrekit reproduce --data ...``)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def explain(
     X: np.ndarray,
     y: np.ndarray,
@@ -656,6 +693,7 @@ def reproduce(
     settings = settings or Settings()
     clips = [] if audio is None else genre_clips(audio)  # checked before the long runs
     start = time.perf_counter()
+    load_before = machine_load()
     X, y, filenames, data_info = load_data(data)
     classes = np.unique(y)
     tasks, notes = plan(y, filenames, settings, split_dir)
@@ -680,6 +718,8 @@ def reproduce(
         "data_sha256": data_info["sha256"],
         "wall_seconds": round(time.perf_counter() - start, 1),
         "note": "reading, training and aggregation; the CPUs may have been shared with other processes",
+        "command": command_line(),
+        "load_average": {"start": load_before, "end": machine_load()},
     }
     metrics = jsonable(metrics)
     write_report(metrics, out)

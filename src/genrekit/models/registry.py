@@ -13,27 +13,27 @@ training rows only: nested tuning. The inner folds (and stacking's) are
 :func:`~genrekit.selection.protocols.rows_from_sources`, they keep the rows of one
 source clip (segments, augmented copies) in one fold.
 
-==============  =====================================================================================
-name            recipe
-==============  =====================================================================================
-``cnn``         the paper's 1D CNN (:mod:`genrekit.models.cnn`), early stopping on validation rows
-``cnn-l2``      the same CNN with an L2 penalty (Adam weight decay 1e-3)
-``cnn-dropout`` the same CNN with dropout 0.3 instead of 0.5
-``cnn-gru``     the paper's two conv blocks, then a bidirectional GRU (:mod:`genrekit.models.sequence`)
-``attention``   a 2-layer transformer encoder over the 57 features as tokens (same module)
-``knn``         the paper's k-NN baseline (:mod:`genrekit.models.baselines`), untuned
-``svm``         the paper's SVM baseline, untuned
-``mlp``         the paper's MLP baseline, untuned
-``logreg``      multinomial logistic regression; C tuned
-``knn-tuned``   k-NN with inverse-distance weights; k tuned
-``svm-tuned``   RBF SVM, probabilities by one sigmoid per class (5-fold inner CV); C and gamma tuned
-``mlp-tuned``   MLP (256, 128) with early stopping; L2 penalty alpha tuned
-``extratrees``  extremely randomised trees (300), untuned
-``gbm``         LightGBM gradient-boosted trees (optional extra ``genrekit[gbm]``); leaves tuned
-``ensemble``    soft voting (equal weights) over members (default :data:`ENSEMBLE_MEMBERS`)
-``stacking``    stacking over the same members: a logistic regression on the members'
-                probabilities from a 5-fold inner cross-validation
-==============  =====================================================================================
+===============  =====================================================================================
+name             recipe
+===============  =====================================================================================
+``cnn``          the paper's 1D CNN (:mod:`genrekit.models.cnn`), early stopping on validation rows
+``cnn-l2``       the same CNN with an L2 penalty (Adam weight decay 1e-3)
+``cnn-dropout``  the same CNN with dropout 0.3 instead of 0.5
+``cnn-gru``      the paper's two conv blocks, then a bidirectional GRU (:mod:`genrekit.models.sequence`)
+``attention``    a 2-layer transformer encoder over the 57 features as tokens (same module)
+``knn``          the paper's k-NN baseline (:mod:`genrekit.models.baselines`), untuned
+``svm``          the paper's SVM baseline, untuned
+``mlp``          the paper's MLP baseline, untuned
+``logreg``       multinomial logistic regression; C tuned
+``knn-tuned``    k-NN with inverse-distance weights; k tuned
+``svm-tuned``    RBF SVM, probabilities by one sigmoid per class (5-fold inner CV); C and gamma tuned
+``mlp-tuned``    MLP (256, 128) with early stopping; L2 penalty alpha tuned
+``extratrees``   extremely randomised trees (300), untuned
+``gbm``          LightGBM gradient-boosted trees (optional extra ``genrekit[gbm]``); leaves tuned
+``ensemble``     soft voting (equal weights) over members (default :data:`ENSEMBLE_MEMBERS`)
+``stacking``     stacking over the same members: a logistic regression on the members'
+                 probabilities from a 5-fold inner cross-validation
+===============  =====================================================================================
 
 All recipes but the paper's three baselines and the networks start with
 :class:`~genrekit.models.transforms.FeatureTransform` (``log1p`` of the

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from genrekit.core.version import __version__
+from genrekit.library.catalogue import model_id
 from genrekit.serve import api, stream
 from genrekit.serve.accesslog import AccessLog
 from genrekit.serve.config import ServeConfig
@@ -65,7 +66,8 @@ def model_info(model) -> dict:
     Returns
     -------
     dict
-        ``id`` (the first 12 hex digits of the weights' SHA-256), ``kind``, ``classes``,
+        ``id`` (:func:`genrekit.library.catalogue.model_id`, as the catalogue and
+        ``genrekit model info`` show it), ``kind``, ``classes``,
         ``metrics`` (protocol figures), ``recipe``, ``table`` (name, SHA-256, rows),
         ``calibration``, ``created``, ``genrekit_version`` (that trained it),
         ``format_version`` and ``server_version``.
@@ -74,7 +76,7 @@ def model_info(model) -> dict:
     weights_sha = meta.get("weights", {}).get("sha256", "")
     novelty = meta.get("calibration", {}).get("novelty") or {}
     return {
-        "id": weights_sha[:12],
+        "id": model_id(meta),
         "kind": meta.get("kind"),
         "classes": [str(c) for c in model.classes_],
         "metrics": meta.get("metrics"),
@@ -127,6 +129,8 @@ def create_app(config: ServeConfig, model: dict, routers: Sequence[APIRouter] = 
         version=__version__,
         summary="The genre of music from the 57 GTZAN audio features.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(AccessLog)
     app.add_exception_handler(HTTPException, _http_error)
@@ -136,7 +140,27 @@ def create_app(config: ServeConfig, model: dict, routers: Sequence[APIRouter] = 
         app.include_router(router)
     app.add_api_route("/", _page, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _add_api_docs(app)
     return app
+
+
+def _add_api_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at ``/docs`` from the files of the swagger-ui-bundle package (works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="genrekit API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    app.add_api_route("/docs", docs, include_in_schema=False)
 
 
 def _page() -> FileResponse:

@@ -297,7 +297,7 @@ def reliability(proba: np.ndarray, codes: np.ndarray, bins: int = RELIABILITY_BI
 
 
 def expected_calibration_error(proba: np.ndarray, codes: np.ndarray, bins: int = RELIABILITY_BINS) -> float:
-    """Return the expected calibration error: the row-weighted mean |accuracy - confidence| over bins."""
+    """Return the expected calibration error: the row-weighted mean ``|accuracy - confidence|`` over bins."""
     table = reliability(proba, codes, bins)
     n = sum(row["count"] for row in table)
     return float(
