@@ -138,7 +138,7 @@ def run_tag(args: argparse.Namespace) -> int:
     changes, failed, remote = [], 0, 0
     with _open(args) as catalogue:
         for path, prediction in list(catalogue.predictions()):
-            if prediction.genre == "uncertain":
+            if prediction.genre in ("uncertain", "not music"):  # verdicts, never written as tags
                 continue
             if is_url(path):  # s3://...: the object cannot be tagged in place
                 remote += 1

@@ -28,6 +28,7 @@ examples:
   genrekit predict album/ --top-k 3 --format json
   genrekit predict album/ --write-tags --dry-run   show the genre tags it would write
   genrekit predict album/ --write-tags             write them (confident predictions only)
+  genrekit predict recordings/ --detect-music      speech, noise, silence: "not music"
 
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
@@ -35,7 +36,10 @@ the file's probabilities are the mean over its windows. A model trained on a seg
 table (train records its window_seconds) cuts files into windows of that length.
 Files shorter than 3 s are errors. A top probability below --min-confidence, or audio
 unlike any training music (by its distance from the training features), is reported
-as "uncertain" and never written as a tag.
+as "uncertain" and never written as a tag. With --detect-music a pretrained tagger
+(musicnn MTT, weights obtained with pip on first use, as for `genrekit tags`) also
+decides whether each file is music at all: speech, noise, silence and nature sounds
+are reported as "not music" (before "uncertain"), never written as a tag.
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
 bad model or no audio file found.
@@ -83,6 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how tags spell genres: 'library' (Hip-Hop, Jazz; default), 'lower' (hiphop, jazz) "
         "or pairs such as 'hiphop=Rap,jazz=Jazz'",
     )
+    parser.add_argument(
+        "--detect-music",
+        action="store_true",
+        help="also decide music / not music (speech, noise, silence: 'not music'; needs the tagger weights)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     parser.set_defaults(func=run)
 
@@ -94,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     from genrekit.library.tags import tag_namer
 
     args.tag_name = tag_namer(args.tag_names)  # checked before any work
-    model = load_model(args.model)
+    model = load_model(args.model, detect_music=args.detect_music)
+    if args.detect_music:
+        from genrekit.tagger.music import default_detector
+
+        default_detector()  # weights obtained (or a clear error) before any file
     files = audio_files(args.paths)
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
@@ -129,7 +142,7 @@ def _tag(prediction, args: argparse.Namespace) -> tuple[str, bool]:
     from genrekit.library.tags import TagError, write_genre
 
     if not prediction.is_confident(args.min_confidence):
-        return "not tagged: uncertain", True
+        return f"not tagged: {prediction.verdict(args.min_confidence)}", True
     try:
         change = write_genre(prediction.path, args.tag_name(prediction.genre), dry_run=args.dry_run)
     except TagError as exc:
@@ -158,11 +171,12 @@ class _Writer:
     def row(self, prediction, tag_note: str) -> None:
         """Output one file's prediction."""
         confident = prediction.is_confident(self.args.min_confidence)
-        genre = prediction.genre if confident else "uncertain"
+        genre = prediction.verdict(self.args.min_confidence)
         if self.csv is not None:
             record = prediction_record(prediction, self.args.min_confidence, self.args.top_k, tag_note)
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
+            record["music"] = "" if record["music"] is None else f"{record['music']:.3f}"
             self.csv.writerow(
                 [record.get(field, "") for field in CSV_FIELDS]
                 + [f"{p:.4f}" for p in prediction.probabilities]
@@ -171,6 +185,7 @@ class _Writer:
             others = ", ".join(f"{g} {p:.2f}" for g, p in prediction.top(self.args.top_k)[1:])
             if not confident:
                 why = "" if prediction.familiar else "unlike training music; "
+                why = why if prediction.is_music else f"music {prediction.music:.2f}; "
                 others = f"({why}best guess {prediction.genre}) " + others
             name = _shorten(str(prediction.path), self.name_width)
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
@@ -207,16 +222,15 @@ def prediction_record(prediction, min_confidence: float, top_k: int, tag_note: s
     dict
         Plain JSON types only.
     """
-    confident = prediction.is_confident(min_confidence)
-    genre = prediction.genre if confident else "uncertain"
     return {
         "file": str(prediction.path),
-        "genre": genre,
+        "genre": prediction.verdict(min_confidence),
         "best_guess": prediction.genre,
         "probability": prediction.confidence,
-        "confident": confident,
+        "confident": prediction.is_confident(min_confidence),
         "familiar": prediction.familiar,
         "novelty": None if math.isnan(prediction.novelty) else prediction.novelty,
+        "music": None if math.isnan(prediction.music) else prediction.music,
         "duration": prediction.duration,
         "top_k": [{"genre": g, "probability": p} for g, p in prediction.top(top_k)],
         "probabilities": dict(zip(prediction.classes, prediction.probabilities.tolist(), strict=True)),
@@ -242,6 +256,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "confident",
     "familiar",
     "novelty",
+    "music",
     "duration",
     "tags",
 )

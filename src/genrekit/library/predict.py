@@ -34,6 +34,10 @@ MIN_SECONDS: float = 3.0
 UNCERTAIN: str = "uncertain"
 """The verdict for audio that is not confidently one of the model's genres."""
 
+NOT_MUSIC: str = "not music"
+"""The verdict for audio the music detector rejects (speech, noise, silence, nature; see
+:mod:`genrekit.tagger.music`); it comes before ``"uncertain"``."""
+
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
 
@@ -50,11 +54,14 @@ class FileWindows:
         Start and end sample of each window.
     features : ndarray of shape (n_windows, 57)
         The GTZAN features of each window.
+    music : float
+        Music probability of the decoded signal (:mod:`genrekit.tagger.music`); NaN when not checked.
     """
 
     n_samples: int
     bounds: np.ndarray
     features: np.ndarray
+    music: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,9 @@ class FilePrediction:
     familiar : bool
         False when `novelty` lies beyond the model's novelty threshold: the audio
         is unlike the music the model was trained on, whatever its probabilities.
+    music : float
+        Probability that the file is music (:mod:`genrekit.tagger.music`); NaN when the model
+        does not check (``load_model(detect_music=False)``, the default).
     """
 
     path: Path
@@ -92,6 +102,7 @@ class FilePrediction:
     duration: float
     novelty: float = float("nan")
     familiar: bool = True
+    music: float = float("nan")
 
     def top(self, k: int = 1) -> list[tuple[str, float]]:
         """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
@@ -108,15 +119,30 @@ class FilePrediction:
         """The probability of the most probable genre."""
         return float(self.probabilities.max())
 
+    @property
+    def is_music(self) -> bool:
+        """False when the music detector says the file is not music (True when it was not checked)."""
+        from genrekit.tagger.music import MUSIC_THRESHOLD
+
+        return math.isnan(self.music) or self.music >= MUSIC_THRESHOLD
+
     def is_confident(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         """Whether the top genre may be presented as the answer.
 
-        It must reach `min_confidence` and the audio must be `familiar`.
+        It must reach `min_confidence`, the audio must be `familiar` and music.
         """
-        return self.familiar and self.confidence >= min_confidence
+        return self.is_music and self.familiar and self.confidence >= min_confidence
+
+    def verdict(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
+        """Return what is shown for the file: ``"not music"``, then ``"uncertain"``, else its genre."""
+        if not self.is_music:
+            return NOT_MUSIC
+        return self.genre if self.is_confident(min_confidence) else UNCERTAIN
 
 
-def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> FileWindows:
+def file_windows(
+    path: str | os.PathLike[str], window_seconds: float = 30.0, music: bool = False
+) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
     The file is decoded block by block and each window's features are computed as soon as its
@@ -132,6 +158,9 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
         Window length (a model's ``window_seconds``; 30 by default, the GTZAN clips'),
         ``round(window_seconds * 22050)`` samples; see :func:`genrekit.audio.window.windows`
         for the tail.
+    music : bool
+        Also decide music / not music from the same decoded samples (resampled to the tagger's
+        16 kHz, see :class:`genrekit.tagger.music.MusicStream`): the file is decoded once.
 
     Returns
     -------
@@ -149,6 +178,9 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
     from genrekit.audio.window import stream_windows, windows
 
     with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
+        stream = _music_stream() if music else None
+        if stream is not None:
+            blocks = _teed(blocks, stream)
         try:
             spans = windows(
                 n_samples,
@@ -159,10 +191,25 @@ def file_windows(path: str | os.PathLike[str], window_seconds: float = 30.0) -> 
             features = np.stack(
                 [clip_features(samples, sr=SAMPLE_RATE) for _, _, samples in stream_windows(blocks, spans)]
             )
+            probability = float("nan") if stream is None else stream.finish().probability
         except AudioError as exc:
             message = str(exc)
             raise AudioError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from exc
-    return FileWindows(n_samples, np.asarray(spans, dtype=np.int64).reshape(-1, 2), features)
+    return FileWindows(n_samples, np.asarray(spans, dtype=np.int64).reshape(-1, 2), features, probability)
+
+
+def _music_stream():
+    """Return a new music stream at 22,050 Hz (the detector is built once per process)."""
+    from genrekit.tagger.music import default_detector
+
+    return default_detector().stream(SAMPLE_RATE)
+
+
+def _teed(blocks: Iterable[np.ndarray], stream) -> Iterator[np.ndarray]:
+    """Pass `blocks` on unchanged, feeding each one to the music `stream` as well."""
+    for block in blocks:
+        stream.push(block)
+        yield block
 
 
 class GenreModel:
@@ -193,11 +240,15 @@ class GenreModel:
     window_seconds : float
         Length of the rows it was trained on (metadata ``window_seconds``; 30 when absent):
         files are cut into windows of this length.
+    detect_music : bool
+        Whether files also go through the music detector (:mod:`genrekit.tagger.music`): a file
+        it rejects gets the verdict ``"not music"``.
     """
 
-    def __init__(self, classifier, metadata: dict) -> None:
+    def __init__(self, classifier, metadata: dict, detect_music: bool = False) -> None:
         self.classifier = classifier
         self.metadata = metadata
+        self.detect_music = detect_music
         self.window_seconds = window_seconds(metadata)
         calibration = metadata.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
@@ -265,7 +316,8 @@ class GenreModel:
         Returns
         -------
         ndarray of str, shape (n,)
-            Genre names or ``"uncertain"``.
+            Genre names, ``"uncertain"``, or ``"not music"`` for files the music detector rejects
+            (when the model has ``detect_music``).
 
         Raises
         ------
@@ -284,15 +336,18 @@ class GenreModel:
             results = [self.predict_file(path) for path in X]
             proba = np.stack([result.probabilities for result in results])
             familiar = np.array([result.familiar for result in results], dtype=bool)
+            not_music = np.array([not result.is_music for result in results], dtype=bool)
         else:
             features = _feature_matrix(X)
             proba = self._feature_proba(features)
             familiar = np.ones(len(features), dtype=bool)
+            not_music = np.zeros(len(features), dtype=bool)
             if self.novelty is not None:
                 familiar = self.novelty.distance(features) <= self.novelty.threshold
         confident = familiar & (proba.max(axis=1) >= min_confidence)
         genres = self.classes_[np.argmax(proba, axis=1)].astype(object)
         genres[~confident] = UNCERTAIN
+        genres[not_music] = NOT_MUSIC
         return genres.astype(str)
 
     def predict_file(self, path: str | os.PathLike[str]) -> FilePrediction:
@@ -307,7 +362,9 @@ class GenreModel:
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            return self._predict_windows([(Path(path), file_windows(path, self.window_seconds))])[0]
+            return self._predict_windows(
+                [(Path(path), file_windows(path, self.window_seconds, self.detect_music))]
+            )[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None
@@ -331,7 +388,7 @@ class GenreModel:
         result : FilePrediction or GenrekitError
             Its prediction, or why it failed.
         """
-        cut = functools.partial(file_windows, window_seconds=self.window_seconds)
+        cut = functools.partial(file_windows, window_seconds=self.window_seconds, music=self.detect_music)
         results = map_tasks(cut, [Path(p) for p in paths], jobs, ordered=True)
         while batch := list(islice(results, BATCH_FILES)):
             done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
@@ -379,6 +436,7 @@ class GenreModel:
                 duration=w.n_samples / SAMPLE_RATE,
                 novelty=float(np.median(distance)),
                 familiar=self.novelty is None or bool(np.median(distance) <= self.novelty.threshold),
+                music=w.music,
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
@@ -441,7 +499,7 @@ def _feature_matrix(X):
     return X
 
 
-def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
+def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = False) -> GenreModel:
     """Load a model saved by ``genrekit train``, or the one that ships with genrekit.
 
     Parameters
@@ -449,6 +507,10 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     path : path-like, optional
         A model folder (``model.safetensors`` + ``model.json``). The shipped
         model when omitted.
+    detect_music : bool
+        Also run the music detector on files (:mod:`genrekit.tagger.music`; needs the musicnn
+        weights, obtained with pip on first use as for ``genrekit tags``): speech, noise,
+        silence get the verdict ``"not music"``.
 
     Returns
     -------
@@ -470,4 +532,4 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     from genrekit.models.io import load_model_dir
 
     classifier, metadata = load_model_dir(PRETRAINED_DIR if path is None else path)
-    return GenreModel(classifier, metadata)
+    return GenreModel(classifier, metadata, detect_music)

@@ -822,11 +822,11 @@ def _predict(model, current: str, path: str, windows, min_confidence: float) -> 
 
 
 def _prediction(file_prediction, current: str, min_confidence: float) -> Prediction:
-    """Return a FilePrediction as the catalogue stores it (``uncertain`` when not confident)."""
+    """Return a FilePrediction as the catalogue stores it: its verdict (genre, uncertain, not music)."""
     best = file_prediction.genre
     return Prediction(
         model_id=current,
-        genre=best if file_prediction.is_confident(min_confidence) else "uncertain",
+        genre=file_prediction.verdict(min_confidence),
         best_guess=best,
         confidence=file_prediction.confidence,
         novelty=file_prediction.novelty,
