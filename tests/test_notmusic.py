@@ -181,3 +181,21 @@ def test_cli_predict_says_not_music_and_never_tags_it(
     assert main(["predict", str(speech), "--format", "json", "-q", "--jobs", "1"]) == 0  # not asked: no check
     record = json.loads(capsys.readouterr().out)["files"][0]
     assert record["music"] is None and record["genre"] != NOT_MUSIC and not math.isnan(record["probability"])
+
+
+def test_http_predict_answers_not_music(
+    detector: MusicDetector, data_root: Path, gtzan_flac_dir: Path
+) -> None:
+    """A real ``genrekit serve --detect-music`` on 127.0.0.1: the answer is predict's record."""
+    pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
+    from serve_client import post_file
+
+    from genrekit.serve.process import ServerProcess, child_env
+
+    with ServerProcess(["--workers", "1", "--detect-music"], env=child_env()) as server:
+        status, _, speech = post_file(server.url + "/v1/predict", data_root / SPEECH)
+        assert status == 200 and speech["genre"] == NOT_MUSIC and speech["music"] < MUSIC_THRESHOLD
+        status, _, music = post_file(
+            server.url + "/v1/predict", gtzan_flac_dir / "metal" / "metal.00000.flac"
+        )
+        assert status == 200 and music["genre"] != NOT_MUSIC and music["music"] >= MUSIC_THRESHOLD

@@ -79,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="most live streams at once (default: 8)",
     )
+    parser.add_argument(
+        "--detect-music",
+        action="store_true",
+        help="predictions also decide music / not music ('not music' verdict; needs the tagger weights)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -106,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         error(problem)
         return EXIT_USAGE
     model = genrekit.load_model(args.model)
+    if args.detect_music:
+        from genrekit.tagger.music import default_detector
+
+        default_detector()  # weights obtained (or a clear error) before the workers start
     config = ServeConfig(
         model_dir=args.model,
         workers=args.workers,
@@ -114,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         queue=args.queue,
         max_streams=args.max_streams,
         token=token,
+        detect_music=args.detect_music,
     )
     try:
         sock = _bind(args.host, args.port)

@@ -34,6 +34,8 @@ class ServeConfig:
         Secret every ``/v1`` call must present; None accepts calls without one.
     min_confidence : float
         Default of ``?min_confidence=``.
+    detect_music : bool
+        Whether predictions also run the music detector (verdict ``"not music"``).
     """
 
     model_dir: Path | None = None
@@ -44,6 +46,7 @@ class ServeConfig:
     max_streams: int = 8
     token: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    detect_music: bool = False
 
     @property
     def max_upload_bytes(self) -> int:

@@ -28,7 +28,7 @@ class TooLongError(GenrekitError):
     """The audio is longer than the service accepts (``--max-seconds``)."""
 
 
-def init_worker(model_dir: str | None) -> None:
+def init_worker(model_dir: str | None, detect_music: bool = False) -> None:
     """Set up a worker process: one BLAS thread, Ctrl-C left to the server, the model loaded."""
     from threadpoolctl import threadpool_limits
 
@@ -37,7 +37,7 @@ def init_worker(model_dir: str | None) -> None:
     global _MODEL
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)
-    _MODEL = genrekit.load_model(model_dir)
+    _MODEL = genrekit.load_model(model_dir, detect_music=detect_music)
 
 
 def ping() -> int:
