@@ -122,9 +122,11 @@ class FilePrediction:
     @property
     def is_music(self) -> bool:
         """False when the music detector says the file is not music (True when it was not checked)."""
+        if math.isnan(self.music):
+            return True
         from genrekit.tagger.music import MUSIC_THRESHOLD
 
-        return math.isnan(self.music) or self.music >= MUSIC_THRESHOLD
+        return self.music >= MUSIC_THRESHOLD
 
     def is_confident(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         """Whether the top genre may be presented as the answer.
