@@ -199,3 +199,27 @@ def test_http_predict_answers_not_music(
             server.url + "/v1/predict", gtzan_flac_dir / "metal" / "metal.00000.flac"
         )
         assert status == 200 and music["genre"] != NOT_MUSIC and music["music"] >= MUSIC_THRESHOLD
+
+
+def test_page_shows_not_music(detector: MusicDetector, data_root: Path) -> None:
+    """The page of ``genrekit serve --detect-music`` in headless Chromium, as test_serve_page.py drives it."""
+    pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install -e '.[dev]'")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium; .ci/run does)")
+    from genrekit.serve.process import ServerProcess, child_env
+
+    with ServerProcess(["--workers", "1", "--detect-music"], env=child_env()) as server:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server.url + "/")
+            page.set_input_files("#files", [str(data_root / SPEECH)])
+            page.wait_for_selector("#cards article[data-state=done]", timeout=60_000)
+            verdict = page.locator("#cards .verdict").inner_text()
+            browser.close()
+    assert verdict.startswith("Not music (music probability ") and verdict.endswith("%)"), verdict
+    assert float(verdict.split()[-1].strip("()%")) < 100 * MUSIC_THRESHOLD and not errors
