@@ -163,3 +163,23 @@ def local_rows(library, tmp_path_factory, model):
     with Catalogue(db) as catalogue:
         scan(library, catalogue, model, run_local(2))
     return catalogue_rows(db)
+
+
+@pytest.fixture(scope="session")
+def musicnn_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The musicnn 0.1.0 wheel: ``$GENREKIT_MUSICNN_WHEEL``, else downloaded with pip (the real path)."""
+    named = os.environ.get("GENREKIT_MUSICNN_WHEEL")
+    if named:
+        return Path(named)
+    from genrekit.tagger.weights import download_wheel
+
+    return download_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def tagger_cache(tmp_path_factory: pytest.TempPathFactory, musicnn_wheel: Path):
+    """A fresh weights cache (``GENREKIT_TAGGER_DIR``) filled from the wheel for the session."""
+    cache = tmp_path_factory.mktemp("tagger-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENREKIT_TAGGER_DIR", str(cache))
+        yield cache

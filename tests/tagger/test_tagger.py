@@ -25,7 +25,7 @@ from genrekit.tagger import Tagger, tag_file
 from genrekit.tagger.checkpoint import read_checkpoint, read_index
 from genrekit.tagger.frontend import LogMelStream, log_mel, patches
 from genrekit.tagger.network import PATCH_FRAMES, variable_names
-from genrekit.tagger.weights import CHECKPOINTS, download_wheel, load_weights
+from genrekit.tagger.weights import CHECKPOINTS, load_weights
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tagger"
 REFERENCE = json.loads((FIXTURES / "reference.json").read_text())
@@ -41,24 +41,6 @@ NET_ATOL = {"probabilities": 1e-5, "embeddings": 1e-4}
 #   differences: probabilities 1e-6, embeddings 1e-5);
 AUDIO_ATOL = {"probabilities": 1e-4, "embeddings": 1e-3}
 MEL_ATOL, MEL_FRACTION = 1e-3, 1e-3
-
-
-@pytest.fixture(scope="session")
-def musicnn_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The musicnn 0.1.0 wheel: ``$GENREKIT_MUSICNN_WHEEL``, else downloaded with pip (the real path)."""
-    named = os.environ.get("GENREKIT_MUSICNN_WHEEL")
-    if named:
-        return Path(named)
-    return download_wheel(tmp_path_factory.mktemp("wheel"))
-
-
-@pytest.fixture(scope="session")
-def tagger_cache(tmp_path_factory: pytest.TempPathFactory, musicnn_wheel: Path):
-    """A fresh weights cache (``GENREKIT_TAGGER_DIR``) filled from the wheel for the session."""
-    cache = tmp_path_factory.mktemp("tagger-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GENREKIT_TAGGER_DIR", str(cache))
-        yield cache
 
 
 @pytest.fixture(scope="session")

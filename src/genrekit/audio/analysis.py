@@ -14,7 +14,7 @@ those of the same spans of :func:`genrekit.audio.decode.load_audio`'s whole sign
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +90,7 @@ def analyse_file(
     segment_seconds: float | None = None,
     min_seconds: float = MIN_SECONDS,
     max_seconds: float | None = None,
+    tap: Callable[[np.ndarray], None] | None = None,
 ) -> FileAnalysis:
     """Decode `path` once into the features of its windows and, optionally, of its segments.
 
@@ -107,6 +108,9 @@ def analyse_file(
         Shortest file analysed.
     max_seconds : float, optional
         Longest file analysed: a longer one is refused before it is decoded.
+    tap : callable, optional
+        Called with every decoded block, in order (another analysis of the same pass, e.g.
+        the music detector's resampler); a block is valid only during the call.
 
     Returns
     -------
@@ -136,6 +140,8 @@ def analyse_file(
             )
             # both kinds of span from the same blocks, in order of their starts
             spans = sorted({*window_bounds, *segment_bounds})
+            if tap is not None:
+                blocks = _tapped(blocks, tap)
             features = {(a, b): clip_features(y, sr=SAMPLE_RATE) for a, b, y in stream_windows(blocks, spans)}
         except AudioError as exc:
             message = str(exc)
@@ -145,6 +151,13 @@ def analyse_file(
         _spans(window_bounds, features),
         None if segment_seconds is None else _spans(segment_bounds, features),
     )
+
+
+def _tapped(blocks: Iterable[np.ndarray], tap: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    """Pass `blocks` on unchanged, handing each one to `tap` as well."""
+    for block in blocks:
+        tap(block)
+        yield block
 
 
 def _spans(bounds: Sequence[tuple[int, int]], features: dict[tuple[int, int], np.ndarray]) -> Spans:

@@ -30,6 +30,7 @@ examples:
   genrekit predict album/ --write-tags --dry-run   show the genre tags it would write
   genrekit predict album/ --write-tags             fill in missing genre tags (confident only)
   genrekit predict album/ --write-tags --overwrite also replace genre tags files have
+  genrekit predict recordings/ --detect-music      speech, noise, silence: "not music"
 
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
@@ -40,6 +41,10 @@ unlike any training music (by its distance from the training features), is repor
 as "uncertain" and never written as a tag. --write-tags never replaces a genre a
 file has unless --overwrite; every write is atomic, verified and journalled in the
 catalogue --db (undo: `genrekit library tag --db DB --undo`).
+With --detect-music a pretrained tagger (musicnn MTT, weights obtained with pip on
+first use, as for `genrekit tags`) also decides whether each file is music at all:
+speech, noise, silence and nature sounds are reported as "not music" (before
+"uncertain"), never written as a tag.
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
 bad model or no audio file found.
@@ -97,6 +102,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how tags spell genres: 'library' (Hip-Hop, Jazz; default), 'lower' (hiphop, jazz) "
         "or pairs such as 'hiphop=Rap,jazz=Jazz'",
     )
+    parser.add_argument(
+        "--detect-music",
+        action="store_true",
+        help="also decide music / not music (speech, noise, silence: 'not music'; needs the tagger weights)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     parser.set_defaults(func=run)
 
@@ -108,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
     from genrekit.prediction.model import load_model
 
     args.tag_name = tag_namer(args.tag_names)  # checked before any work
-    model = load_model(args.model)
+    model = load_model(args.model, detect_music=args.detect_music)
+    if args.detect_music:
+        from genrekit.tagger.music import default_detector
+
+        default_detector()  # weights obtained (or a clear error) before any file
     files = audio_files(args.paths)
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
@@ -158,11 +172,10 @@ class _Tagger:
 
     def tag(self, prediction) -> str:
         """Tag one file (or, on a dry run, say what would be done); return the note for the output."""
-        from genrekit.library.tagging import describe, execute, propose
+        from genrekit.library.tagging import describe, execute, propose, tag_verdict
 
-        verdict = "ok"
-        if not prediction.is_confident(self.args.min_confidence):
-            verdict = "uncertain" if prediction.familiar else "not music"
+        shown = prediction.verdict(self.args.min_confidence)
+        verdict = tag_verdict(shown, prediction.genre, prediction.familiar)
         proposal = propose(
             str(prediction.path),
             (self.args.tag_name(prediction.genre),),
@@ -256,6 +269,7 @@ class _Writer:
             record = self._record(prediction, tag_note)
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
+            record["music"] = "" if record["music"] is None else f"{record['music']:.3f}"
             self.csv.writerow(
                 [record.get(field, "") for field in CSV_FIELDS]
                 + [f"{p:.4f}" for p in prediction.probabilities]
@@ -264,6 +278,7 @@ class _Writer:
             others = ", ".join(f"{g} {p:.2f}" for g, p in prediction.top(self.args.top_k)[1:])
             if not confident:
                 why = "" if prediction.familiar else "unlike training music; "
+                why = why if prediction.is_music else f"music {prediction.music:.2f}; "
                 others = f"({why}best guess {prediction.genre}) " + others
             name = _shorten(str(prediction.path), self.name_width)
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
@@ -290,6 +305,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "confident",
     "familiar",
     "novelty",
+    "music",
     "duration",
     "tags",
     "error",

@@ -86,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="most live streams at once (default: 8)",
     )
+    parser.add_argument(
+        "--detect-music",
+        action="store_true",
+        help="predictions also decide music / not music ('not music' verdict; needs the tagger weights)",
+    )
     limits = parser.add_argument_group("slow clients (see docs/guide/serve-limits.md)")
     limits.add_argument(
         "--upload-timeout", type=positive_number, default=30.0, metavar="S",
@@ -141,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
         error(f"--db: {problem}")
         return problem.exit_status  # 3 for a damaged catalogue
     model = genrekit.load_model(args.model)
+    if args.detect_music:
+        from genrekit.tagger.music import default_detector
+
+        default_detector()  # weights obtained (or a clear error) before the workers start
     config = ServeConfig(
         model_dir=args.model,
         workers=args.workers,
@@ -153,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         stream_hello_timeout=args.stream_hello_timeout,
         stream_idle_timeout=args.stream_idle_timeout,
         token=token,
+        detect_music=args.detect_music,
     )
     try:
         sock = _bind(args.host, args.port)

@@ -806,7 +806,7 @@ def _predict(model, current: str, path: str, windows, min_confidence: float) -> 
 
 
 def _prediction(file_prediction, current: str, min_confidence: float) -> Prediction:
-    """Return a FilePrediction as the catalogue stores it (``uncertain`` when not confident)."""
+    """Return a FilePrediction as the catalogue stores it: its verdict (genre, uncertain, not music)."""
     best = file_prediction.genre
     return Prediction(
         model_id=current,

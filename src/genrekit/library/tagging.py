@@ -49,6 +49,7 @@ from genrekit.library.tags import (
     write_fields,
 )
 from genrekit.library.taxonomy import Taxonomy, load_taxonomy
+from genrekit.prediction.model import NOT_MUSIC, UNCERTAIN
 
 COUNTED: tuple[str, ...] = ("written", "kept", "same", "uncertain", "not music", "failed")
 """What a tagging run counts, every file in exactly one (a dry run says ``write`` for ``written``;
@@ -462,6 +463,17 @@ def _restore(catalogue, journal, path: str, entries, target: dict, last: dict) -
     return replace(base, action="written")
 
 
+def tag_verdict(shown: str, genre: str, familiar: bool) -> str:
+    """Return what a file's verdict means for tagging: ``ok`` (write `genre`), ``uncertain`` or ``not music``.
+
+    `shown` is the file's verdict (:meth:`~genrekit.prediction.model.FilePrediction.verdict`);
+    audio unlike any music the model knows counts as not music too.
+    """
+    if shown == genre:
+        return "ok"
+    return NOT_MUSIC if shown == NOT_MUSIC or not familiar else UNCERTAIN
+
+
 def catalogue_proposals(catalogue: Catalogue, namer, overwrite: bool = False) -> list[Proposal]:
     """Propose a tag for every file of the catalogue from its stored prediction.
 
@@ -483,15 +495,14 @@ def catalogue_proposals(catalogue: Catalogue, namer, overwrite: bool = False) ->
     taxonomy = load_taxonomy(None)
     proposals = []
     for path, prediction in list(catalogue.predictions()):
-        klass = prediction.best_guess if prediction.genre == "uncertain" else prediction.genre
+        shown = prediction.genre  # the stored verdict: a genre, "uncertain" or "not music"
+        klass = prediction.best_guess if shown in (UNCERTAIN, NOT_MUSIC) else shown
         info = {"probability": prediction.confidence, "familiar": prediction.familiar}
         if is_url(path):
             reason = "behind a URL: cannot be tagged in place; tag a local copy"
             proposals.append(Proposal(path, "remote", klass=klass, model=prediction.model_id, reason=reason))
             continue
-        verdict = "ok"
-        if prediction.genre == "uncertain":
-            verdict = "uncertain" if prediction.familiar else "not music"
+        verdict = tag_verdict(shown, klass, prediction.familiar)
         proposals.append(
             propose(
                 path,

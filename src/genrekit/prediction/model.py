@@ -29,6 +29,10 @@ from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, sc
 UNCERTAIN: str = "uncertain"
 """The verdict for audio that is not confidently one of the model's genres."""
 
+NOT_MUSIC: str = "not music"
+"""The verdict for audio the music detector rejects (speech, noise, silence, nature; see
+:mod:`genrekit.tagger.music`); it comes before ``"uncertain"``."""
+
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
 
@@ -45,11 +49,14 @@ class FileWindows:
         Start and end sample of each window.
     features : ndarray of shape (n_windows, 57)
         The GTZAN features of each window.
+    music : float
+        Music probability of the decoded signal (:mod:`genrekit.tagger.music`); NaN when not checked.
     """
 
     n_samples: int
     bounds: np.ndarray
     features: np.ndarray
+    music: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class FilePrediction:
         is unlike the music the model was trained on, whatever its probabilities.
     window_features : ndarray of shape (n_windows, 57) or None
         The features of each window (for the collection's shift check, :mod:`genrekit.shift`).
+    music : float
+        Probability that the file is music (:mod:`genrekit.tagger.music`); NaN when the model
+        does not check (``load_model(detect_music=False)``, the default).
     """
 
     path: Path
@@ -90,6 +100,7 @@ class FilePrediction:
     novelty: float = float("nan")
     familiar: bool = True
     window_features: np.ndarray | None = None
+    music: float = float("nan")
 
     def top(self, k: int = 1) -> list[tuple[str, float]]:
         """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
@@ -106,18 +117,30 @@ class FilePrediction:
         """The probability of the most probable genre."""
         return float(self.probabilities.max())
 
+    @property
+    def is_music(self) -> bool:
+        """False when the music detector says the file is not music (True when it was not checked)."""
+        if math.isnan(self.music):
+            return True
+        from genrekit.tagger.music import MUSIC_THRESHOLD
+
+        return self.music >= MUSIC_THRESHOLD
+
     def is_confident(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         """Whether the top genre may be presented as the answer.
 
-        It must reach `min_confidence` and the audio must be `familiar`.
+        It must reach `min_confidence`, the audio must be `familiar` and music.
         """
-        return self.familiar and self.confidence >= min_confidence
+        return self.is_music and self.familiar and self.confidence >= min_confidence
 
     def verdict(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> str:
-        """Return what genrekit says of the file: its genre, or ``"uncertain"`` unless `is_confident`.
+        """Return what genrekit says of the file: ``"not music"``, its genre, or ``"uncertain"``.
 
-        Every command and the HTTP API show this one verdict.
+        Not music when the music detector says so; the genre when `is_confident`. Every command,
+        the HTTP API and the catalogue show this one verdict.
         """
+        if not self.is_music:
+            return NOT_MUSIC
         return self.genre if self.is_confident(min_confidence) else UNCERTAIN
 
     def to_record(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, top_k: int = 2) -> dict:
@@ -146,6 +169,7 @@ class FilePrediction:
             "confident": self.is_confident(min_confidence),
             "familiar": self.familiar,
             "novelty": None if math.isnan(self.novelty) else self.novelty,
+            "music": None if math.isnan(self.music) else self.music,
             "duration": self.duration,
             "top_k": [{"genre": g, "probability": p} for g, p in self.top(top_k)],
             "probabilities": dict(zip(self.classes, self.probabilities.tolist(), strict=True)),
@@ -161,7 +185,10 @@ class FilePrediction:
 
 
 def file_windows(
-    path: str | os.PathLike[str], window_seconds: float = 30.0, max_seconds: float | None = None
+    path: str | os.PathLike[str],
+    window_seconds: float = 30.0,
+    max_seconds: float | None = None,
+    music: bool = False,
 ) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
@@ -179,6 +206,9 @@ def file_windows(
     max_seconds : float, optional
         Longest audio accepted: a longer file is refused before it is decoded (see
         :func:`genrekit.audio.decode.open_audio`).
+    music : bool
+        Also decide music / not music from the same decoded samples (resampled to the tagger's
+        16 kHz, see :class:`genrekit.tagger.music.MusicStream`): the file is decoded once.
 
     Returns
     -------
@@ -195,8 +225,23 @@ def file_windows(
     """
     from genrekit.audio.analysis import analyse_file
 
-    analysis = analyse_file(path, window_seconds, min_seconds=MIN_SECONDS, max_seconds=max_seconds)
-    return FileWindows(analysis.n_samples, analysis.windows.bounds, analysis.windows.features)
+    stream = _music_stream() if music else None
+    analysis = analyse_file(
+        path,
+        window_seconds,
+        min_seconds=MIN_SECONDS,
+        max_seconds=max_seconds,
+        tap=None if stream is None else stream.push,
+    )
+    probability = float("nan") if stream is None else stream.finish().probability
+    return FileWindows(analysis.n_samples, analysis.windows.bounds, analysis.windows.features, probability)
+
+
+def _music_stream():
+    """Return a new music stream at 22,050 Hz (the detector is built once per process)."""
+    from genrekit.tagger.music import default_detector
+
+    return default_detector().stream(SAMPLE_RATE)
 
 
 class GenreModel:
@@ -227,11 +272,15 @@ class GenreModel:
     window_seconds : float
         Length of the rows it was trained on (metadata ``window_seconds``; 30 when absent):
         files are cut into windows of this length.
+    detect_music : bool
+        Whether files also go through the music detector (:mod:`genrekit.tagger.music`): a file
+        it rejects gets the verdict ``"not music"``.
     """
 
-    def __init__(self, classifier, metadata: dict) -> None:
+    def __init__(self, classifier, metadata: dict, detect_music: bool = False) -> None:
         self.classifier = classifier
         self.metadata = metadata
+        self.detect_music = detect_music
         self.window_seconds = window_seconds(metadata)
         calibration = metadata.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
@@ -299,7 +348,8 @@ class GenreModel:
         Returns
         -------
         ndarray of str, shape (n,)
-            Genre names or ``"uncertain"``.
+            Genre names, ``"uncertain"``, or ``"not music"`` for files the music detector rejects
+            (when the model has ``detect_music``).
 
         Raises
         ------
@@ -318,15 +368,18 @@ class GenreModel:
             results = [self.predict_file(path) for path in X]
             proba = np.stack([result.probabilities for result in results])
             familiar = np.array([result.familiar for result in results], dtype=bool)
+            not_music = np.array([not result.is_music for result in results], dtype=bool)
         else:
             features = _feature_matrix(X)
             proba = self._feature_proba(features)
             familiar = np.ones(len(features), dtype=bool)
+            not_music = np.zeros(len(features), dtype=bool)
             if self.novelty is not None:
                 familiar = self.novelty.distance(features) <= self.novelty.threshold
         confident = familiar & (proba.max(axis=1) >= min_confidence)
         genres = self.classes_[np.argmax(proba, axis=1)].astype(object)
         genres[~confident] = UNCERTAIN
+        genres[not_music] = NOT_MUSIC
         return genres.astype(str)
 
     def predict_file(self, path: str | os.PathLike[str], max_seconds: float | None = None) -> FilePrediction:
@@ -350,7 +403,7 @@ class GenreModel:
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            windows = file_windows(path, self.window_seconds, max_seconds)
+            windows = file_windows(path, self.window_seconds, max_seconds, self.detect_music)
             return self._predict_windows([(Path(path), windows)])[0]
 
     def predict_files(
@@ -375,7 +428,7 @@ class GenreModel:
         result : FilePrediction or GenrekitError
             Its prediction, or why it failed.
         """
-        cut = functools.partial(file_windows, window_seconds=self.window_seconds)
+        cut = functools.partial(file_windows, window_seconds=self.window_seconds, music=self.detect_music)
         results = map_tasks(cut, [Path(p) for p in paths], jobs, ordered=True)
         while batch := list(islice(results, BATCH_FILES)):
             done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
@@ -424,6 +477,7 @@ class GenreModel:
                 novelty=float(np.median(distance)),
                 familiar=self.novelty is None or bool(np.median(distance) <= self.novelty.threshold),
                 window_features=w.features,
+                music=w.music,
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
@@ -523,7 +577,7 @@ def predict(
     yield from model.predict_files(audio_files(paths), jobs)
 
 
-def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
+def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = False) -> GenreModel:
     """Load a model saved by ``genrekit train``, or the one that ships with genrekit.
 
     Parameters
@@ -532,6 +586,10 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
         A model folder (``model.safetensors`` + ``model.json``), or the name of a
         shipped model: ``"shipped"`` (the default ensemble) or ``"cnn"`` (the paper's
         CNN). The shipped model when omitted.
+    detect_music : bool
+        Also run the music detector on files (:mod:`genrekit.tagger.music`; needs the musicnn
+        weights, obtained with pip on first use as for ``genrekit tags``): speech, noise,
+        silence get the verdict ``"not music"``.
 
     Returns
     -------
@@ -553,4 +611,4 @@ def load_model(path: str | os.PathLike[str] | None = None) -> GenreModel:
     from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
     classifier, metadata = load_model_dir(SHIPPED_MODELS["shipped"] if path is None else path)
-    return GenreModel(classifier, metadata)
+    return GenreModel(classifier, metadata, detect_music)

@@ -42,6 +42,8 @@ class ServeConfig:
         Secret every ``/v1`` call must present; None accepts calls without one.
     min_confidence : float
         Default of ``?min_confidence=``.
+    detect_music : bool
+        Whether predictions also run the music detector (verdict ``"not music"``).
     """
 
     model_dir: Path | None = None
@@ -56,6 +58,7 @@ class ServeConfig:
     stream_idle_timeout: float = 60.0
     token: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    detect_music: bool = False
 
     @property
     def max_upload_bytes(self) -> int:

@@ -49,10 +49,15 @@ class WorkerPool:
         Worker processes.
     capacity : int
         Most requests in progress at once.
+    detect_music : bool
+        Whether the workers' model runs the music detector.
     """
 
-    def __init__(self, model_dir: str | None, workers: int, capacity: int) -> None:
+    def __init__(
+        self, model_dir: str | None, workers: int, capacity: int, detect_music: bool = False
+    ) -> None:
         self.model_dir = model_dir
+        self.detect_music = detect_music
         self.workers = workers
         self.capacity = capacity
         self.active = 0
@@ -65,7 +70,7 @@ class WorkerPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,  # genrekit's common set-up (exit with the server), then the model
-            initargs=(work.init_worker, self.model_dir),
+            initargs=(work.init_worker, self.model_dir, self.detect_music),
         )
 
     async def warm_up(self) -> None:

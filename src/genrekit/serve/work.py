@@ -24,7 +24,7 @@ _MODEL = None
 """The model of this worker process (set by :func:`init_worker`)."""
 
 
-def init_worker(model_dir: str | None) -> None:
+def init_worker(model_dir: str | None, detect_music: bool = False) -> None:
     """Set up a worker process: one BLAS thread, Ctrl-C left to the server, the model loaded."""
     from threadpoolctl import threadpool_limits
 
@@ -33,7 +33,7 @@ def init_worker(model_dir: str | None) -> None:
     global _MODEL
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)
-    _MODEL = genrekit.load_model(model_dir)
+    _MODEL = genrekit.load_model(model_dir, detect_music=detect_music)
 
 
 def ping() -> int:

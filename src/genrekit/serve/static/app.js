@@ -71,7 +71,9 @@ function bars(probabilities) {
 
 function verdict(result) {
   const line = el("p", { class: "verdict" });
-  if (result.genre === "uncertain") {
+  if (result.genre === "not music") {
+    line.append(el("strong", { text: "Not music" }), ` (music probability ${percent(result.music)})`);
+  } else if (result.genre === "uncertain") {
     line.append("Uncertain — best guess ", el("strong", { text: result.best_guess }),
       ` (${percent(result.probability)})`);
   } else {

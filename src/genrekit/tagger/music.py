@@ -1,0 +1,210 @@
+"""Music or not: speech, noise, silence and nature sounds never get a genre.
+
+The decision is a logistic regression on the 200-d embedding of the MTT tagger (musicnn's
+penultimate layer, :class:`genrekit.tagger.Tagger` ``"mtt"``), applied to every 2.99-s patch; a
+file's music probability is the mean over its patches. Silence (an RMS level below
+:data:`SILENCE_DBFS`) is not music whatever the network says. The regression's coefficients
+(:data:`COEFFICIENTS_PATH`) were fitted by ``benchmarks/bench_notmusic.py --fit`` on development
+data only: espeak-ng speech (8 voices in 6 languages, 3 rates and pitches), white, pink and
+brown noise, silence, and the 14 GTZAN clips of the test data as music. See
+``docs/guide/not-music.md`` for how it was chosen and its measured errors.
+
+:class:`MusicStream` takes the 22,050-Hz blocks genrekit already decodes for genre prediction
+and resamples them to the tagger's 16 kHz as they come, so a file is decoded once for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genrekit.core.errors import AudioError, ModelError
+from genrekit.tagger.frontend import SAMPLE_RATE, LogMelStream, patches
+from genrekit.tagger.model import BATCH_PATCHES, Tagger
+from genrekit.tagger.network import PATCH_FRAMES
+
+NOT_MUSIC: str = "not music"
+"""The verdict for audio that is not music (distinct from ``"uncertain"``)."""
+
+COEFFICIENTS_PATH: Path = Path(__file__).with_name("music.json")
+"""The fitted regression: ``{"tagger", "coef" (200), "intercept", "threshold", "silence_dbfs", ...}``."""
+
+
+@functools.cache
+def _coefficients() -> dict:
+    try:
+        data = json.loads(COEFFICIENTS_PATH.read_text())
+        data["coef"] = np.asarray(data["coef"], dtype=np.float64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{COEFFICIENTS_PATH.name}: cannot read the music detector: {exc}") from exc
+    return data
+
+
+MUSIC_THRESHOLD: float = float(_coefficients()["threshold"])
+"""A file whose music probability is below this is "not music"."""
+
+SILENCE_DBFS: float = float(_coefficients()["silence_dbfs"])
+"""RMS level (dB re full scale) below which a file is silence, hence not music."""
+
+
+@dataclass(frozen=True)
+class MusicDecision:
+    """Whether a signal is music.
+
+    Attributes
+    ----------
+    probability : float
+        Mean over patches of the regression's music probability (0 for silence).
+    level_dbfs : float
+        RMS level of the whole signal in dB re full scale.
+    """
+
+    probability: float
+    level_dbfs: float
+
+    @property
+    def is_music(self) -> bool:
+        """False when the signal is silence or its music probability is below :data:`MUSIC_THRESHOLD`."""
+        return self.probability >= MUSIC_THRESHOLD
+
+
+def patch_music_probabilities(embeddings: np.ndarray) -> np.ndarray:
+    """Music probability of each patch from its MTT embedding, shape ``(patches, 200)`` -> ``(patches,)``."""
+    coef = _coefficients()
+    logits = np.asarray(embeddings, dtype=np.float64) @ coef["coef"] + coef["intercept"]
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def decide(embeddings: np.ndarray, level_dbfs: float) -> MusicDecision:
+    """Decide for a signal from its MTT patch embeddings and its RMS level."""
+    if level_dbfs < SILENCE_DBFS or len(embeddings) == 0:
+        return MusicDecision(0.0, level_dbfs)
+    return MusicDecision(float(patch_music_probabilities(embeddings).mean()), level_dbfs)
+
+
+class MusicDetector:
+    """Decides music / not music with the MTT tagger (weights obtained as for ``genrekit tags``).
+
+    Parameters
+    ----------
+    weights : path-like, optional
+        As for :class:`genrekit.tagger.Tagger`.
+
+    Examples
+    --------
+    >>> detector = MusicDetector()                                   # doctest: +SKIP
+    >>> detector.signal(y, 22050).is_music                           # doctest: +SKIP
+    False
+    """
+
+    def __init__(self, weights: str | os.PathLike[str] | None = None) -> None:
+        name = _coefficients()["tagger"]
+        self.tagger = Tagger(name, weights)
+
+    def stream(self, sr: int) -> MusicStream:
+        """Return a :class:`MusicStream` for blocks of samples at `sr`."""
+        return MusicStream(self.tagger, sr)
+
+    def signal(self, y: np.ndarray, sr: int) -> MusicDecision:
+        """Decide for a whole mono signal at `sr`."""
+        stream = self.stream(sr)
+        stream.push(y)
+        return stream.finish()
+
+
+class MusicStream:
+    """The music decision of a signal fed block by block (bounded memory).
+
+    Parameters
+    ----------
+    tagger : Tagger
+        The MTT tagger.
+    sr : int
+        The blocks' sample rate (resampled to 16 kHz with soxr as they come).
+
+    Attributes
+    ----------
+    embeddings : ndarray of shape (patches, 200)
+        The MTT patch embeddings, once :meth:`finish` has run.
+    """
+
+    def __init__(self, tagger: Tagger, sr: int) -> None:
+        import soxr
+
+        self._tagger = tagger
+        self._resampler = (
+            None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, "float32", "HQ")
+        )
+        self._mel = LogMelStream()
+        self._frames: list[np.ndarray] = []
+        self._held = 0
+        self._embeddings: list[np.ndarray] = []
+        self._energy = 0.0
+        self._count = 0
+
+    def push(self, block: np.ndarray) -> None:
+        """Add a block of mono samples."""
+        block = np.asarray(block, dtype=np.float32)
+        if not np.isfinite(block).all():
+            raise AudioError("signal holds NaN or infinite samples")
+        self._energy += float(np.dot(block.astype(np.float64), block))
+        self._count += len(block)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        self._add_frames(self._mel.push(block))
+
+    def finish(self) -> MusicDecision:
+        """End of signal: run the last patches and return the decision."""
+        if self._resampler is not None:
+            self._add_frames(
+                self._mel.push(self._resampler.resample_chunk(np.empty(0, np.float32), last=True))
+            )
+        self._add_frames(self._mel.finish(), last=True)
+        if not self._embeddings and self._held:  # shorter than one patch: repeated to fill it, as tags do
+            for batch in patches([np.concatenate(self._frames)]):
+                self._embeddings.append(self._tagger.run(batch).penultimate)
+        if self._count == 0:
+            raise AudioError("no audio samples")
+        level = 10 * math.log10(max(self._energy / self._count, 1e-30))
+        self.embeddings = np.concatenate(self._embeddings) if self._embeddings else np.empty((0, 200))
+        return decide(self.embeddings, level)
+
+    def _add_frames(self, frames: np.ndarray, last: bool = False) -> None:
+        """Hold `frames`; run the complete patches once a batch is in (all of them when `last`)."""
+        self._frames.append(frames)
+        self._held += len(frames)
+        if self._held < (PATCH_FRAMES if last else PATCH_FRAMES * BATCH_PATCHES):
+            return
+        frames = np.concatenate(self._frames)
+        n = len(frames) // PATCH_FRAMES
+        for start in range(0, n, BATCH_PATCHES):
+            batch = frames[start * PATCH_FRAMES : min(n, start + BATCH_PATCHES) * PATCH_FRAMES]
+            self._embeddings.append(
+                self._tagger.run(batch.reshape(-1, PATCH_FRAMES, frames.shape[1])).penultimate
+            )
+        self._frames, self._held = [frames[n * PATCH_FRAMES :]], len(frames) - n * PATCH_FRAMES
+
+
+@functools.cache
+def default_detector() -> MusicDetector:
+    """Return the detector with the cached weights, built once per process (workers reuse it)."""
+    return MusicDetector()
+
+
+__all__ = [
+    "MUSIC_THRESHOLD",
+    "NOT_MUSIC",
+    "SILENCE_DBFS",
+    "MusicDecision",
+    "MusicDetector",
+    "MusicStream",
+    "decide",
+    "default_detector",
+    "patch_music_probabilities",
+]
