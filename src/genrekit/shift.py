@@ -61,7 +61,7 @@ REFERENCE_FORMAT: int = 1
 """Version of the layout of ``shift.json``."""
 
 MODERATE_AUC: float = 0.75
-"""AUC above which (and above the permutations' 95th percentile) a collection is ``moderate``ly shifted."""
+"""AUC above which (and above the permutations' 95th percentile) a collection's shift is ``moderate``."""
 
 LARGE_AUC: float = 0.90
 """Lower interval end above which (and the AUC above every permutation) the shift is ``large``."""
@@ -472,9 +472,9 @@ def shift_of_rows(
 
 def table_rows(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return the features of a feature table and the source clip of each row (labels not needed)."""
-    from genrekit.datasets.table import feature_matrix, read_table, source_groups
+    from genrekit.datasets.table import feature_matrix, read_table, source_groups, table_labels
 
-    frame = read_table(path, labels="any", require_labels=False)
+    frame = read_table(path, labels=table_labels(path), require_labels=False)
     return feature_matrix(frame), source_groups(frame["filename"].tolist())
 
 

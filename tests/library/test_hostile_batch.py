@@ -82,9 +82,12 @@ def test_scan_stores_the_good_files_and_fails_the_huge_one(music, tmp_path, caps
 def test_predict_prints_the_good_files_and_names_the_huge_one(music, capsys):
     code, out, err = _cli(capsys, "predict", str(music), "--format", "json", "--jobs", "2", "--quiet")
     assert code == 1
-    assert sorted(Path(r["file"]).name for r in json.loads(out)["files"]) == sorted(
+    records = json.loads(out)["files"]  # every input is a record; a failed one carries its error
+    assert sorted(Path(r["file"]).name for r in records if not r.get("error")) == sorted(
         p.name for p in music.iterdir() if p.name != "huge.wav"
     )
+    (failed,) = [r for r in records if r.get("error")]
+    assert Path(failed["file"]).name == "huge.wav" and "features are not finite" in failed["error"]
     assert "huge.wav: features are not finite" in err
 
 

@@ -71,12 +71,13 @@ def split_reference(split_frames, model):
 
 @pytest.fixture(scope="module")
 def chain_library(tmp_path_factory, gtzan_flac_dir) -> Path:
-    """Eight real GTZAN clips through a 4 kHz low-pass (a recording chain), as WAV files."""
+    """Eight real GTZAN clips through a 4 kHz low-pass (a recording chain), as WAV files in genre folders."""
     root = tmp_path_factory.mktemp("chain") / "music"
-    root.mkdir()
     for i, clip in enumerate(sorted(gtzan_flac_dir.rglob("*.flac"))[:CHAIN_CLIPS]):
         y, sr = sf.read(clip, dtype="float32")
-        sf.write(root / f"{clip.stem}.wav", recording_chain(y, sr, "lowpass4k", seed=(0, i)), sr)
+        (root / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        chained = recording_chain(y, sr, "lowpass4k", seed=(0, i))
+        sf.write(root / clip.parent.name / f"{clip.stem}.wav", chained, sr)
     return root
 
 

@@ -184,7 +184,7 @@ def span_features(
     bounds : sequence of (int, int)
         The spans.
     where : str
-        What the signal is, for error messages (``"song.flac: "``).
+        What the signal is, the start of its error messages (the file name and a colon).
     features_fn : callable
         ``features_fn(samples, sr=...)``: :func:`genrekit.audio.features.clip_features`
         or the plain librosa recipe.

@@ -506,3 +506,19 @@ def source_groups(filenames: Sequence[str], labels: Sequence[str] | None = None)
     pairs = pd.DataFrame({"source": groups, "label": np.asarray(labels, dtype=str)})
     mixed = pairs.groupby("source")["label"].transform("nunique").to_numpy() > 1
     return np.where(mixed, np.asarray(filenames, dtype=str), groups)
+
+
+def table_labels(table: str | os.PathLike[str]) -> list[str] | str:
+    """Return the labels a table holds, so that :func:`read_table` accepts them all.
+
+    For readers to whom labels are free text (a mapping, or nobody, judges them); ``"any"`` when
+    the column cannot be read, so that :func:`read_table` reports the problem in its own words.
+    """
+    try:
+        if str(table).lower().endswith(".parquet"):
+            column = pd.read_parquet(table, columns=["label"])["label"]
+        else:
+            column = pd.read_csv(table, usecols=["label"], dtype=str, keep_default_na=False)["label"]
+    except (OSError, ValueError, KeyError):
+        return "any"
+    return sorted({str(value).strip() for value in column.dropna()} - {""}) or "any"

@@ -286,12 +286,12 @@ def evaluate_table(
     dict
         See :func:`score`; ``source`` is ``"table"``.
     """
-    from genrekit.datasets.table import feature_matrix, read_table
+    from genrekit.datasets.table import feature_matrix, read_table, table_labels
     from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     classes = [str(c) for c in model.classes_]
-    frame = read_table(table, labels=_table_labels(table), require_labels=False)
+    frame = read_table(table, labels=table_labels(table), require_labels=False)
     proba = np.asarray(model.predict_proba(frame))
     verdicts = model.verdict(frame, threshold)
     familiar = np.ones(len(frame), dtype=bool)
@@ -309,24 +309,6 @@ def evaluate_table(
         "label_source": "the table's label column",
         "training_rows": training_rows(model, frame["filename"]),
     }
-
-
-def _table_labels(table: str | os.PathLike[str]) -> list[str] | str:
-    """Return the labels a table holds, so that :func:`read_table` accepts them all.
-
-    Labels are free text here (the mapping judges them); ``"any"`` when the column cannot be
-    read, so that :func:`read_table` reports the problem in its own words.
-    """
-    import pandas as pd
-
-    try:
-        if str(table).lower().endswith(".parquet"):
-            column = pd.read_parquet(table, columns=["label"])["label"]
-        else:
-            column = pd.read_csv(table, usecols=["label"], dtype=str, keep_default_na=False)["label"]
-    except (OSError, ValueError, KeyError):
-        return "any"
-    return sorted({str(value).strip() for value in column.dropna()} - {""}) or "any"
 
 
 def score(items: Sequence[Item], classes: Sequence[str], min_confidence: float) -> dict:
