@@ -18,8 +18,13 @@ python -m pip install --quiet --upgrade pip
 if python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '${TORCH#torch==}')" 2>/dev/null; then
     step "PyTorch ${TORCH#torch==} already installed"
 else
-    step "installing PyTorch ${TORCH#torch==}, CPU build, from ${CPU_INDEX} (about 200 MB to download)"
-    if ! python -m pip install --quiet "$TORCH" --index-url "$CPU_INDEX"; then
+    # One quick look at the CPU index first: where it cannot be reached, pip would retry every
+    # package against it for minutes before failing.
+    if python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" "$CPU_INDEX/torch/" \
+        >/dev/null 2>&1; then
+        step "installing PyTorch ${TORCH#torch==}, CPU build, from ${CPU_INDEX} (about 200 MB to download)"
+        python -m pip install --quiet "$TORCH" --index-url "$CPU_INDEX"
+    else
         step "the CPU index cannot be reached: installing $TORCH from the default index instead"
         python -m pip install --quiet "$TORCH"
     fi
