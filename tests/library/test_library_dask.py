@@ -217,6 +217,8 @@ def test_a_file_that_crashes_its_workers_is_reported_failed(cluster, library, tm
     folder.mkdir()
     for name in ("a.wav", "CRASH.wav", "b.wav"):
         shutil.copyfile(library / "rock" / "rock.00000.wav", folder / name)
+    with distributed.Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)  # an earlier test's killed worker may be restarting
     db = tmp_path / "dask.db"
     proc = _cli_scan(folder, db, cluster, "--batch-files", "3")
     stdout, stderr = proc.communicate(timeout=300)

@@ -189,7 +189,7 @@ def span_features(
         ``features_fn(samples, sr=...)``: :func:`genrekit.audio.features.clip_features`
         or the plain librosa recipe.
     name_segments : bool
-        Name the span (``segment i: ``) in an error message.
+        Name the span in an error message (``segment 3`` and a colon).
 
     Returns
     -------
