@@ -18,10 +18,14 @@ with it; the scheduler gives them to another worker, so nothing is lost, and
 since the client stores each file once, by path, nothing is duplicated. A task
 that was on workers that died more than ``distributed.scheduler.allowed-failures``
 times (a scheduler setting, 3 by default) fails with ``KilledWorker``: its batch
-is then split and each of its files submitted alone, and a file that kills
-workers again on its own is stored as failed. So a file that crashes every
-worker that reads it costs at most ``2 * (allowed_failures + 1)`` worker
-deaths. Any other error of a batch (the cluster gone, genrekit missing on a
+is then split and each of its files submitted on its own. Dask counts a death
+against every task the worker held, so an innocent file queued beside a crashing
+one can fail too: a file that fails on its own is tried once more, alone on
+the whole cluster (no new batches go out until the tasks in flight are done),
+and stored as failed only if it kills the workers there too. So a file that
+crashes every worker that reads it costs at most ``3 * (allowed_failures + 1)``
+worker deaths, and a file that never crashes is never stored as failed for it.
+Any other error of a batch (the cluster gone, genrekit missing on a
 worker) leaves its files :class:`~genrekit.library.scan.Lost`: not stored, so
 the next scan retries them.
 
@@ -139,30 +143,35 @@ def run_dask(
 
         lost = False
         try:
-            threads = max(sum(client.nthreads().values()), 1)
-            batches: dict = {}
+            ahead = AHEAD_PER_WORKER * max(sum(client.nthreads().values()), 1)
+            batches: dict = {}  # future -> (its files, whether it runs alone on the cluster)
+            suspects: list[Todo] = []  # files that failed on their own, to try alone
+            running = as_completed()
 
-            def submit(items: list[Todo]) -> None:
+            def submit(items: list[Todo], alone: bool = False) -> None:
                 future = client.submit(analyse_batch, items, segment_seconds, timeout, pure=False)
-                batches[future] = items
+                batches[future] = (items, alone)
                 running.add(future)
 
-            running = as_completed()
-            for _ in range(AHEAD_PER_WORKER * threads):
-                if not (items := list(islice(todo, batch_files))):
-                    break
-                submit(items)
+            def top_up() -> None:
+                if suspects:  # drain the cluster, then try one suspect alone
+                    if not batches:
+                        submit([suspects.pop(0)], alone=True)
+                    return
+                while len(batches) < ahead and (items := list(islice(todo, batch_files))):
+                    submit(items)
+
+            top_up()
             for future in _completed(client, running, address):
-                items = batches.pop(future)
+                items, alone = batches.pop(future)
                 try:
                     outcome = future.result()
                 except Exception as exc:  # sorted out by _settle
                     outcome = exc
                 future.release()  # first: a restarted worker's results are not computed again
-                if results := _settle(client, items, outcome, submit):
+                if results := _settle(client, items, outcome, submit, suspects if not alone else None):
                     yield results
-                if items := list(islice(todo, batch_files)):
-                    submit(items)
+                top_up()
         except ClusterLostError:
             lost = True
             raise
@@ -227,11 +236,13 @@ def _settle(
     items: list[Todo],
     outcome: list[Analysis] | BaseException,
     submit: Callable[[list[Todo]], None],
+    suspects: list[Todo] | None,
 ) -> list[Analysis | Lost]:
     """Turn the outcome of a batch's task into results, submitting again what must be.
 
     A batch whose workers died (``KilledWorker``) is split into one task per
-    file; a file alone that killed them is failed. Any other error leaves
+    file; a file on its own that killed them is added to `suspects`, or failed
+    when it ran alone on the cluster (`suspects` None). Any other error leaves
     the batch's files :class:`~genrekit.library.scan.Lost`. Of a finished batch,
     the workers that timed out are restarted (before the results are handed on,
     so that this happens even if the consumer stops there) and the files left
@@ -247,6 +258,8 @@ def _settle(
         What the task returned, or what it raised.
     submit : callable
         Submits a list of files as one task.
+    suspects : list of Todo, or None
+        The files to try alone on the cluster; None when this task ran alone.
 
     Returns
     -------
@@ -259,6 +272,9 @@ def _settle(
         if len(items) > 1:
             for item in items:
                 submit([item])
+            return []
+        if suspects is not None:
+            suspects.append(items[0])
             return []
         return [killed_repeatedly(items[0], f"Dask: {type(outcome).__name__}: {outcome}")]
     if isinstance(outcome, BaseException):  # the cluster, not the files: leave them for the next scan
