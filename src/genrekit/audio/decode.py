@@ -57,6 +57,17 @@ CHATTY_EXTENSIONS: frozenset[str] = frozenset({".mp3", ".mp2", ".mpga"})
 BLOCK_FRAMES: int = 1 << 16
 """Frames read (and resampled) at a time."""
 
+ESTIMATED_LENGTH_FORMATS: frozenset[str] = frozenset({"MP3", "MPEG"})
+"""libsndfile formats whose frame count is an estimate (an MP3 without a Xing/LAME header is
+measured from its size and bit rate; encoder delay and padding are counted or not)."""
+
+MP3_FRAME: int = 1152
+"""Samples per MPEG-1 Layer III frame (two MPEG-2 frames): MP3 is read in multiples of it, since
+libsndfile's MP3 decoder returns other samples when a read ends inside an MPEG-2 frame."""
+
+ESTIMATE_SHORTFALL: float = 0.1
+"""Share of an estimated frame count that may be missing before the file counts as truncated."""
+
 MIN_SAMPLE_RATE: int = 4000
 """Lowest sample rate accepted, in Hz: below it a file holds nothing of the spectrum the features
 describe (up to 11 kHz), and each stored sample would become many resampled ones."""
@@ -256,18 +267,22 @@ def _soundfile_blocks(
     import soxr
 
     n_frames, sr_orig = handle.frames, handle.samplerate
+    estimated = handle.format in ESTIMATED_LENGTH_FORMATS
     stream = None if sr_orig == sr else soxr.ResampleStream(sr_orig, sr, 1, dtype="float32", quality="HQ")
     read_frames = max(1, min(block_frames, block_frames * sr_orig // sr))
+    if estimated:
+        read_frames = max(MP3_FRAME, read_frames - read_frames % MP3_FRAME)
     filled = read = 0
+    flushed = stream is None
     try:
         for block in _mono_blocks(handle, read_frames, quiet):
             _check_finite(block, read, sr_orig, path)
             read += len(block)
-            if read > n_frames:
+            if read > n_frames and not estimated:
                 raise AudioError(f"{path}: holds more frames than its header declares ({n_frames})")
-            chunk = block if stream is None else stream.resample_chunk(block, last=read == n_frames)
-            take = min(len(chunk), n_out - filled)
-            if take:
+            flushed = flushed or (read == n_frames and not estimated)
+            chunk = block if stream is None else stream.resample_chunk(block, last=flushed)
+            if take := min(len(chunk), n_out - filled):
                 yield chunk[:take]
             filled += take
     except (sf.SoundFileError, RuntimeError) as exc:
@@ -275,10 +290,25 @@ def _soundfile_blocks(
             f"{path}: truncated or corrupt: decoding failed after {read} of {n_frames} frames "
             f"({_sf_reason(exc)})"
         ) from exc
-    if read < n_frames:
-        raise AudioError(f"{path}: truncated: header declares {n_frames} frames, only {read} could be read")
+    _check_complete(path, n_frames, read, estimated)
+    if not flushed and (take := n_out - filled) > 0:  # the resampler's last samples
+        tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)[:take]
+        yield tail
+        filled += len(tail)
     if filled < n_out:
         yield np.zeros(n_out - filled, dtype=np.float32)
+
+
+def _check_complete(path: Path, n_frames: int, read: int, estimated: bool) -> None:
+    """Raise `AudioError` when fewer frames were read than the header declares.
+
+    An estimated count (see :data:`ESTIMATED_LENGTH_FORMATS`) may fall short by
+    :data:`ESTIMATE_SHORTFALL` of it: the samples that were not there become silence at the end,
+    as the length promised before decoding requires.
+    """
+    if read >= n_frames or (estimated and n_frames - read <= ESTIMATE_SHORTFALL * n_frames):
+        return
+    raise AudioError(f"{path}: truncated: header declares {n_frames} frames, only {read} could be read")
 
 
 def _check_finite(block: np.ndarray, offset: int, sr: int, path: Path) -> None:
