@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from genrekit.audio.decode import TooLongError
 from genrekit.core.errors import GenrekitError
+from genrekit.prediction.model import TOP_TAGS
 from genrekit.serve import work
 from genrekit.serve.limits import Upload, received_upload, require_token, work_slot
 from genrekit.serve.pool import WorkerDiedError
@@ -42,7 +43,7 @@ ERRORS: dict = {
 }
 
 TAGS_OFF = "tags are off on this server: start it with `genrekit serve --tags` (needs the tagger weights)"
-"""The answer (404) of a tag request to a service started without ``--tags``."""
+"""Why a service without ``--tags`` refuses tags (404 on ``/v1/tags``, 422 for ``/v1/predict?tags=``)."""
 
 MIN_SEGMENT_SECONDS = 1.0
 """Shortest ``segment_seconds``: it bounds the segments, hence the work, per second of audio."""
@@ -147,7 +148,7 @@ async def predict(
         description="also the file's deep tags (`deep_tags`) from these taggers, comma-separated: msd, mtt "
         "(needs `genrekit serve --tags`)",
     ),
-    top_tags: int = Query(5, ge=1, le=50, description="with `tags`: tags per tagger"),
+    top_tags: int = Query(TOP_TAGS, ge=1, le=50, description="with `tags`: tags per tagger"),
 ) -> dict:
     """Predict the genre of one audio file: the record of `genrekit predict --format json`, plus `model`."""
     service = request.app.state.service
@@ -178,7 +179,7 @@ async def tags(
     request: Request,
     upload: UploadedFile,
     tagger: str = Query("msd", description="comma-separated taggers: msd, mtt"),
-    top: int = Query(5, ge=1, le=50, description="tags per tagger"),
+    top: int = Query(TOP_TAGS, ge=1, le=50, description="tags per tagger"),
 ) -> dict:
     """Tag one audio file with the pretrained musicnn taggers: the record of `genrekit tags --format json`.
 

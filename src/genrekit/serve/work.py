@@ -21,6 +21,7 @@ import soundfile
 
 from genrekit.core.errors import GenrekitError
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.prediction.model import TOP_TAGS
 
 _MODEL = None
 """The model of this worker process (set by :func:`init_worker`)."""
@@ -60,7 +61,7 @@ def predict_task(
     min_confidence: float,
     top_k: int,
     tags: Sequence[str] = (),
-    top_tags: int = 5,
+    top_tags: int = TOP_TAGS,
 ) -> dict:
     """Predict the genre of one uploaded file (and tag it, from the same decoding, when asked).
 
