@@ -608,6 +608,7 @@ def predict(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     model: GenreModel | str | os.PathLike[str] | None = None,
     jobs: int | None = None,
+    tags: Sequence[str] = (),
 ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
     """Predict the genre of audio files and folders, as ``genrekit predict`` does.
 
@@ -620,6 +621,9 @@ def predict(
         the shipped model when omitted.
     jobs : int, optional
         Worker processes; all cores when None, this process when 1.
+    tags : sequence of str
+        Also tag each file with these musicnn taggers (``"msd"``, ``"mtt"``; ``predict --tags``),
+        from the same decoding: ``result.tags``.
 
     Yields
     ------
@@ -638,7 +642,7 @@ def predict(
 
     if not isinstance(model, GenreModel):
         model = load_model(model)
-    yield from model.predict_files(audio_files(paths), jobs)
+    yield from model.predict_files(audio_files(paths), jobs, tags)
 
 
 def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = False) -> GenreModel:
