@@ -78,7 +78,7 @@ def test_table_and_csv_show_the_tags(taggers, clips, capsys) -> None:
     status, out, _ = _run(capsys, str(clips["jazz"]), "--tags", "--top-tags", "2")
     assert status == 0
     row, tags = out.splitlines()[1:3]
-    assert "jazz.wav" in row and "jazz" in row.split()[1:3]
+    assert row.split()[0].endswith("jazz.wav")  # the tags line follows its file's row
     assert tags.startswith("  msd  ") and len(tags.split(",")) == 2
 
     status, out, _ = _run(capsys, str(clips["jazz"]), "--tags", "--top-tags", "2", "--format", "csv")
