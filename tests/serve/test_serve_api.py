@@ -143,6 +143,18 @@ def test_model_metadata(server):
     assert info["server_version"] == genrekit.__version__
 
 
+def test_tags_are_off_without_serve_tags(server, clip, wav_bytes):
+    assert call(server.url + "/v1/model")[2]["taggers"] == []
+    sock = partial_upload(server.url + "/v1/tags?filename=a.wav", len(wav_bytes), wav_bytes[:1000])
+    try:
+        head = sock.recv(4096)
+    finally:
+        sock.close()
+    assert head.startswith(b"HTTP/1.1 404") and b"genrekit serve --tags" in head  # before the upload
+    status, _, answer = post_file(server.url + "/v1/predict?tags=msd", clip)
+    assert status == 422 and answer["error"].startswith("invalid request: tags: tags are off"), answer
+
+
 def _assert_error(answer, status: int, expected: int, *words: str) -> None:
     assert status == expected, answer
     assert set(answer) == {"error"}, answer

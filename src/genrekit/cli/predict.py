@@ -21,6 +21,7 @@ from genrekit.cli._common import (
     print_json,
     progress,
 )
+from genrekit.cli.tags import _joined, _tagger_list
 
 EPILOG = """\
 examples:
@@ -31,6 +32,7 @@ examples:
   genrekit predict album/ --write-tags             fill in missing genre tags (confident only)
   genrekit predict album/ --write-tags --overwrite also replace genre tags files have
   genrekit predict recordings/ --detect-music      speech, noise, silence: "not music"
+  genrekit predict album/ --tags --tagger msd,mtt --top-tags 3   genre and deep tags
 
 A file is cut into 30-second windows like the GTZAN training clips (a tail shorter
 than 15 s joins the last window; a longer one gets its own window, aligned to the end);
@@ -44,10 +46,12 @@ catalogue --db (undo: `genrekit library tag --db DB --undo`).
 With --detect-music a pretrained tagger (musicnn MTT, weights obtained with pip on
 first use, as for `genrekit tags`) also decides whether each file is music at all:
 speech, noise, silence and nature sounds are reported as "not music" (before
-"uncertain"), never written as a tag.
+"uncertain"), never written as a tag. With --tags each file also gets the tags of
+the musicnn taggers (as `genrekit tags` gives them; JSON field deep_tags), from the
+same decoding of the file.
 
 exit status: 0 all files predicted (and tagged), 1 some files failed, 2 usage error,
-bad model or no audio file found.
+bad model, tagger weights not available or no audio file found.
 """
 
 
@@ -107,6 +111,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also decide music / not music (speech, noise, silence: 'not music'; needs the tagger weights)",
     )
+    parser.add_argument(
+        "--tags",
+        action="store_true",
+        help="also the deep tags of each file (musicnn, as `genrekit tags`; needs the tagger weights)",
+    )
+    parser.add_argument(
+        "--tagger",
+        type=_tagger_list,
+        metavar="NAMES",
+        help="with --tags: comma-separated taggers: msd, mtt (default: msd)",
+    )
+    parser.add_argument(
+        "--top-tags", type=positive_int, metavar="N", help="with --tags: tags per tagger (default: 5)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     parser.set_defaults(func=run)
 
@@ -115,14 +133,21 @@ def run(args: argparse.Namespace) -> int:
     """Predict, print and optionally tag; return the exit status."""
     from genrekit.audio.decode import audio_files
     from genrekit.library.tags import tag_namer
-    from genrekit.prediction.model import load_model
+    from genrekit.prediction.model import TOP_TAGS, load_model
 
     args.tag_name = tag_namer(args.tag_names)  # checked before any work
+    if not args.tags and (args.tagger or args.top_tags):
+        error("--tagger and --top-tags go with --tags")
+        return EXIT_USAGE
+    taggers = (args.tagger or ("msd",)) if args.tags else ()
+    args.top_tags = args.top_tags or TOP_TAGS
     model = load_model(args.model, detect_music=args.detect_music)
     if args.detect_music:
         from genrekit.tagger.music import default_detector
 
         default_detector()  # weights obtained (or a clear error) before any file
+    if taggers:
+        load_taggers(taggers, args.quiet)  # likewise
     files = audio_files(args.paths)
     if not files:
         error("no audio files found in " + ", ".join(map(str, args.paths)))
@@ -134,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     tagger = _Tagger(args, model.metadata) if args.write_tags else None
     failed = 0
     sample = library_check.folder_sample(args.paths)
-    results = model.predict_files(files, jobs=args.jobs)
+    results = model.predict_files(files, jobs=args.jobs, tags=taggers)
     try:
         for path, result in progress(results, len(files), "predict", "file", quiet=args.quiet):
             if isinstance(result, Exception):
@@ -155,6 +180,24 @@ def run(args: argparse.Namespace) -> int:
     if tagger is not None:
         info("tags: " + tagger.summary(), args.quiet)
     return EXIT_PARTIAL if failed or (tagger is not None and tagger.failed) else EXIT_OK
+
+
+def load_taggers(names: tuple[str, ...], quiet: bool) -> None:
+    """Build the taggers `names` here (pip fetches their weights once; workers read the cache)."""
+    from genrekit.core.errors import ModelError
+    from genrekit.tagger.model import default_tagger
+    from genrekit.tagger.weights import is_cached
+
+    if not all(is_cached(name) for name in names):
+        info("tagger weights not in the cache yet: downloading musicnn 0.1.0 with pip (once)", quiet)
+    try:
+        for name in names:
+            default_tagger(name)
+    except ModelError as exc:
+        raise ModelError(
+            f"--tags: {exc} to `genrekit tags FILE --tagger {','.join(names)} --weights WHEEL` once "
+            "(it fills the cache that --tags reads)"
+        ) from exc
 
 
 class _Tagger:
@@ -240,6 +283,7 @@ class _Writer:
         self.records: list[dict] = []
         self.header_done = False
         self.csv = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+        self.fields = (*CSV_FIELDS, "deep_tags") if args.tags else CSV_FIELDS
 
     def _header(self) -> None:
         """Print the table's or the CSV's header once, before the first row."""
@@ -247,7 +291,7 @@ class _Writer:
             return
         self.header_done = True
         if self.csv is not None:
-            self.csv.writerow([*CSV_FIELDS, *self.classes])
+            self.csv.writerow([*self.fields, *self.classes])
         elif self.args.format == "table":
             print(f"{'file':<{self.name_width}} {'genre':<10} {'prob':>5}  others")
 
@@ -256,7 +300,7 @@ class _Writer:
         record = {"file": str(path), "genre": None, "error": str(exc), "model": self.model}
         if self.csv is not None:
             self._header()
-            self.csv.writerow([record.get(field, "") for field in CSV_FIELDS] + [""] * len(self.classes))
+            self.csv.writerow([record.get(field, "") for field in self.fields] + [""] * len(self.classes))
         elif self.args.format == "json":
             self.records.append(record)
 
@@ -270,8 +314,11 @@ class _Writer:
             record["probability"] = f"{record['probability']:.4f}"
             record["novelty"] = "" if record["novelty"] is None else f"{record['novelty']:.3f}"
             record["music"] = "" if record["music"] is None else f"{record['music']:.3f}"
+            record["deep_tags"] = "; ".join(
+                f"{t['tagger']}:{t['tag']}={t['probability']:.4f}" for t in record.get("deep_tags", ())
+            )
             self.csv.writerow(
-                [record.get(field, "") for field in CSV_FIELDS]
+                [record.get(field, "") for field in self.fields]
                 + [f"{p:.4f}" for p in prediction.probabilities]
             )
         elif self.args.format == "table":
@@ -283,12 +330,14 @@ class _Writer:
             name = _shorten(str(prediction.path), self.name_width)
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
             print(line.rstrip())
+            for result in prediction.tags:
+                print(f"  {result.tagger}  {_joined(result.top(self.args.top_tags))}")
         else:
             self.records.append(self._record(prediction, tag_note))
 
     def _record(self, prediction, tag_note: str) -> dict:
         """Return the file's record (as ``genrekit serve`` answers it), the tagging note, the model's id."""
-        record = prediction.to_record(self.args.min_confidence, self.args.top_k)
+        record = prediction.to_record(self.args.min_confidence, self.args.top_k, self.args.top_tags)
         return {**record, **({"tags": tag_note} if tag_note else {}), "model": self.model}
 
     def close(self) -> None:
@@ -311,7 +360,8 @@ CSV_FIELDS: tuple[str, ...] = (
     "error",
     "model",
 )
-"""The CSV's columns before the per-genre probabilities: the JSON's per-file fields (not windows)."""
+"""The CSV's columns before the per-genre probabilities: the JSON's per-file fields (not windows);
+with ``--tags`` a ``deep_tags`` column follows (``tagger:tag=probability`` entries joined by ``"; "``)."""
 
 
 def _name_width(files: list[Path]) -> int:

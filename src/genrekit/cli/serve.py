@@ -25,16 +25,19 @@ examples:
   curl -F file=@song.mp3 http://127.0.0.1:8000/v1/predict
   curl --data-binary @song.flac 'http://127.0.0.1:8000/v1/predict?filename=song.flac&top_k=3'
   genrekit serve --db library.db                 the page also shows the library of `genrekit scan`
+  genrekit serve --tags                          also deep tags: POST /v1/tags, shown on the page
+  curl -F file=@song.mp3 'http://127.0.0.1:8000/v1/tags?tagger=msd,mtt&top=5'
 
-The page is at /, the API under /v1 (predict, features, model, stream; library with --db), its docs at /docs,
-/healthz and /readyz for probes. Binding to a host that is not loopback-only (every address it
-resolves to in 127.0.0.0/8 or ::1) needs a token (--token or $GENREKIT_TOKEN) that every /v1 call
-must send as 'Authorization: Bearer TOKEN'.
+The page is at /, the API under /v1 (predict, features, model, stream; library with --db; tags
+with --tags), its docs at /docs, /healthz and /readyz for probes. Binding to a host that is
+not loopback-only (every address it resolves to in 127.0.0.0/8 or ::1) needs a token (--token
+or $GENREKIT_TOKEN) that every /v1 call must send as 'Authorization: Bearer TOKEN'.
 Each request line is logged on stderr as JSON. Needs the serve extra:
 pip install 'genrekit[serve]'.
 
 exit status: 0 stopped (Ctrl-C or SIGTERM, after finishing the requests in progress),
-2 usage error (bad model, not a catalogue, no token for a public address, port in use),
+2 usage error (bad model, not a catalogue, no token for a public address, port in use,
+tagger weights not available),
 3 the catalogue (--db) is damaged (it fails SQLite's quick_check, run at start).
 """
 
@@ -90,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detect-music",
         action="store_true",
         help="predictions also decide music / not music ('not music' verdict; needs the tagger weights)",
+    )
+    parser.add_argument(
+        "--tags",
+        action="store_true",
+        help="serve the musicnn tags: /v1/tags, /v1/predict?tags=, the page (needs the tagger weights)",
     )
     limits = parser.add_argument_group("slow clients (see docs/guide/serve-limits.md)")
     limits.add_argument(
@@ -150,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         from genrekit.tagger.music import default_detector
 
         default_detector()  # weights obtained (or a clear error) before the workers start
+    taggers = _taggers() if args.tags else ()
     config = ServeConfig(
         model_dir=args.model,
         workers=args.workers,
@@ -163,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         stream_idle_timeout=args.stream_idle_timeout,
         token=token,
         detect_music=args.detect_music,
+        taggers=taggers,
     )
     try:
         sock = _bind(args.host, args.port)
@@ -195,6 +205,16 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print("genrekit serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _taggers() -> tuple[str, ...]:
+    """Return every musicnn tagger's name, their weights obtained (or a clear error) before any worker."""
+    from genrekit.cli.predict import load_taggers
+    from genrekit.tagger.model import TAGGERS
+
+    names = tuple(TAGGERS)
+    load_taggers(names, quiet=False)
+    return names
 
 
 def _catalogue_problem(db: Path) -> GenrekitError | None:

@@ -13,10 +13,11 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from genrekit.core.errors import GenrekitError, ModelError
 from genrekit.core.parallel import map_tasks, one_blas_thread
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE, FeatureNovelty, scaled_probabilities
+
+if TYPE_CHECKING:
+    from genrekit.tagger.model import TagResult
 
 UNCERTAIN: str = "uncertain"
 """The verdict for audio that is not confidently one of the model's genres."""
@@ -35,6 +39,9 @@ NOT_MUSIC: str = "not music"
 
 BATCH_FILES: int = 32
 """Files whose windows go through the model together in one batch."""
+
+TOP_TAGS: int = 5
+"""Tags per tagger in a record (``predict --top-tags``, as ``genrekit tags --top``)."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +58,16 @@ class FileWindows:
         The GTZAN features of each window.
     music : float
         Music probability of the decoded signal (:mod:`genrekit.tagger.music`); NaN when not checked.
+    tags : tuple of TagResult
+        The musicnn taggers' results on the same decoded signal (:class:`genrekit.tagger.model.TagStream`);
+        empty when not asked.
     """
 
     n_samples: int
     bounds: np.ndarray
     features: np.ndarray
     music: float = float("nan")
+    tags: tuple[TagResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,9 @@ class FilePrediction:
     music : float
         Probability that the file is music (:mod:`genrekit.tagger.music`); NaN when the model
         does not check (``load_model(detect_music=False)``, the default).
+    tags : tuple of TagResult
+        The musicnn taggers' tags of the file (``predict_files(..., tags=("msd",))``); empty when
+        not asked.
     """
 
     path: Path
@@ -101,6 +115,7 @@ class FilePrediction:
     familiar: bool = True
     window_features: np.ndarray | None = None
     music: float = float("nan")
+    tags: tuple[TagResult, ...] = ()
 
     def top(self, k: int = 1) -> list[tuple[str, float]]:
         """Return the `k` most probable genres as ``(genre, probability)``, most probable first."""
@@ -143,7 +158,9 @@ class FilePrediction:
             return NOT_MUSIC
         return self.genre if self.is_confident(min_confidence) else UNCERTAIN
 
-    def to_record(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, top_k: int = 2) -> dict:
+    def to_record(
+        self, min_confidence: float = DEFAULT_MIN_CONFIDENCE, top_k: int = 2, top_tags: int = TOP_TAGS
+    ) -> dict:
         """Return the prediction as a JSON-ready dict, windows included.
 
         The record of ``genrekit predict --format json`` (one item of its ``files``), also
@@ -155,13 +172,16 @@ class FilePrediction:
             Top probability below which the genre is ``"uncertain"``.
         top_k : int
             Genres listed in ``top_k``.
+        top_tags : int
+            Tags per tagger listed in ``deep_tags`` (when the file was tagged).
 
         Returns
         -------
         dict
-            Plain JSON types only.
+            Plain JSON types only. A tagged file also has ``deep_tags``: each tagger's `top_tags`
+            tags as ``{"tagger", "tag", "probability"}``, the entries of ``genrekit tags``.
         """
-        return {
+        record = {
             "file": str(self.path),
             "genre": self.verdict(min_confidence),
             "best_guess": self.genre,
@@ -182,6 +202,11 @@ class FilePrediction:
                 for (start, end), proba in zip(self.window_bounds, self.window_probabilities, strict=True)
             ],
         }
+        if self.tags:
+            from genrekit.tagger.model import tags_record
+
+            record["deep_tags"] = tags_record(self.path, self.tags, top_tags)["tags"]
+        return record
 
 
 def file_windows(
@@ -189,6 +214,7 @@ def file_windows(
     window_seconds: float = 30.0,
     max_seconds: float | None = None,
     music: bool = False,
+    tags: Sequence[str] = (),
 ) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
@@ -209,6 +235,9 @@ def file_windows(
     music : bool
         Also decide music / not music from the same decoded samples (resampled to the tagger's
         16 kHz, see :class:`genrekit.tagger.music.MusicStream`): the file is decoded once.
+    tags : sequence of str
+        Also run these musicnn taggers (``"msd"``, ``"mtt"``) on the same decoded samples
+        (:class:`genrekit.tagger.model.TagStream`).
 
     Returns
     -------
@@ -226,15 +255,19 @@ def file_windows(
     from genrekit.audio.analysis import analyse_file
 
     stream = _music_stream() if music else None
+    tagging = _tag_stream(tags) if tags else None
     analysis = analyse_file(
         path,
         window_seconds,
         min_seconds=MIN_SECONDS,
         max_seconds=max_seconds,
-        tap=None if stream is None else stream.push,
+        tap=_taps([s.push for s in (stream, tagging) if s is not None]),
     )
     probability = float("nan") if stream is None else stream.finish().probability
-    return FileWindows(analysis.n_samples, analysis.windows.bounds, analysis.windows.features, probability)
+    results = () if tagging is None else tuple(tagging.finish().values())
+    return FileWindows(
+        analysis.n_samples, analysis.windows.bounds, analysis.windows.features, probability, results
+    )
 
 
 def _music_stream():
@@ -242,6 +275,27 @@ def _music_stream():
     from genrekit.tagger.music import default_detector
 
     return default_detector().stream(SAMPLE_RATE)
+
+
+def _tag_stream(names: Sequence[str]):
+    """Return a new tag stream at 22,050 Hz for the taggers `names` (each built once per process)."""
+    from genrekit.tagger.model import TagStream, default_tagger
+
+    return TagStream([default_tagger(name) for name in names], SAMPLE_RATE)
+
+
+def _taps(taps: Sequence[Callable[[np.ndarray], None]]) -> Callable[[np.ndarray], None] | None:
+    """Return one tap that hands each decoded block to every one of `taps` (None for none)."""
+    if not taps:
+        return None
+    if len(taps) == 1:
+        return taps[0]
+
+    def tap(block: np.ndarray) -> None:
+        for each in taps:
+            each(block)
+
+    return tap
 
 
 class GenreModel:
@@ -382,7 +436,9 @@ class GenreModel:
         genres[not_music] = NOT_MUSIC
         return genres.astype(str)
 
-    def predict_file(self, path: str | os.PathLike[str], max_seconds: float | None = None) -> FilePrediction:
+    def predict_file(
+        self, path: str | os.PathLike[str], max_seconds: float | None = None, tags: Sequence[str] = ()
+    ) -> FilePrediction:
         """Predict the genre of one audio file, with per-window detail.
 
         Like the command line, it computes with one BLAS thread (see
@@ -394,6 +450,9 @@ class GenreModel:
             The audio file.
         max_seconds : float, optional
             Longest audio accepted; a longer file is refused before it is decoded.
+        tags : sequence of str
+            Also tag the file with these musicnn taggers (``"msd"``, ``"mtt"``), from the same
+            decoding (:attr:`FilePrediction.tags`).
 
         Raises
         ------
@@ -403,11 +462,11 @@ class GenreModel:
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            windows = file_windows(path, self.window_seconds, max_seconds, self.detect_music)
+            windows = file_windows(path, self.window_seconds, max_seconds, self.detect_music, tags)
             return self._predict_windows([(Path(path), windows)])[0]
 
     def predict_files(
-        self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None
+        self, paths: Iterable[str | os.PathLike[str]], jobs: int | None = None, tags: Sequence[str] = ()
     ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
         """Predict many files, extracting on `jobs` processes and batching the model.
 
@@ -420,6 +479,8 @@ class GenreModel:
             Audio files.
         jobs : int, optional
             Worker processes; all cores when None, in this process when 1.
+        tags : sequence of str
+            Also tag each file with these musicnn taggers, from the same decoding.
 
         Yields
         ------
@@ -428,7 +489,9 @@ class GenreModel:
         result : FilePrediction or GenrekitError
             Its prediction, or why it failed.
         """
-        cut = functools.partial(file_windows, window_seconds=self.window_seconds, music=self.detect_music)
+        cut = functools.partial(
+            file_windows, window_seconds=self.window_seconds, music=self.detect_music, tags=tuple(tags)
+        )
         results = map_tasks(cut, [Path(p) for p in paths], jobs, ordered=True)
         while batch := list(islice(results, BATCH_FILES)):
             done = [(path, res) for path, res in batch if isinstance(res, FileWindows)]
@@ -478,6 +541,7 @@ class GenreModel:
                 familiar=self.novelty is None or bool(np.median(distance) <= self.novelty.threshold),
                 window_features=w.features,
                 music=w.music,
+                tags=w.tags,
             )
             for (path, w), window_proba, distance in zip(items, proba, distances, strict=True)
         ]
@@ -544,6 +608,7 @@ def predict(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     model: GenreModel | str | os.PathLike[str] | None = None,
     jobs: int | None = None,
+    tags: Sequence[str] = (),
 ) -> Iterator[tuple[Path, FilePrediction | GenrekitError]]:
     """Predict the genre of audio files and folders, as ``genrekit predict`` does.
 
@@ -556,6 +621,9 @@ def predict(
         the shipped model when omitted.
     jobs : int, optional
         Worker processes; all cores when None, this process when 1.
+    tags : sequence of str
+        Also tag each file with these musicnn taggers (``"msd"``, ``"mtt"``; ``predict --tags``),
+        from the same decoding: ``result.tags``.
 
     Yields
     ------
@@ -574,7 +642,7 @@ def predict(
 
     if not isinstance(model, GenreModel):
         model = load_model(model)
-    yield from model.predict_files(audio_files(paths), jobs)
+    yield from model.predict_files(audio_files(paths), jobs, tags)
 
 
 def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = False) -> GenreModel:

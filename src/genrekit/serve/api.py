@@ -1,4 +1,4 @@
-"""The HTTP API: ``/v1/predict``, ``/v1/features``, ``/v1/model``, ``/healthz`` and ``/readyz``."""
+"""The HTTP API: ``/v1/predict``, ``/v1/features``, ``/v1/tags``, ``/v1/model``, ``/healthz``, ``/readyz``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from genrekit.audio.decode import TooLongError
 from genrekit.core.errors import GenrekitError
+from genrekit.prediction.model import TOP_TAGS
 from genrekit.serve import work
 from genrekit.serve.limits import Upload, received_upload, require_token, work_slot
 from genrekit.serve.pool import WorkerDiedError
@@ -40,11 +42,30 @@ ERRORS: dict = {
     503: {"description": "too many requests at work; see Retry-After"},
 }
 
+TAGS_OFF = "tags are off on this server: start it with `genrekit serve --tags` (needs the tagger weights)"
+"""Why a service without ``--tags`` refuses tags (404 on ``/v1/tags``, 422 for ``/v1/predict?tags=``)."""
+
 MIN_SEGMENT_SECONDS = 1.0
 """Shortest ``segment_seconds``: it bounds the segments, hence the work, per second of audio."""
 
 UploadedFile = Annotated[Upload, Depends(received_upload)]
 """The request's audio, streamed to a temporary file (deleted when the request ends)."""
+
+
+class Tag(BaseModel):
+    """One tag of a file, as ``genrekit tags --format json`` lists it."""
+
+    tagger: str = Field(description="the tagger: msd (Million Song Dataset tags) or mtt (MagnaTagATune)")
+    tag: str = Field(description="the tag, e.g. rock, jazz, female vocalists, guitar")
+    probability: float = Field(description="the mean over 3-s patches of the tag's probability (multi-label)")
+
+
+class TagsAnswer(BaseModel):
+    """The answer of ``/v1/tags``: the record of ``genrekit tags --format json``."""
+
+    file: str = Field(description="the upload's name")
+    tags: list[Tag] = Field(description="each tagger's `top` tags, most probable first, taggers in order")
+
 
 health = APIRouter(tags=["health"])
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["v1"], responses=ERRORS)
@@ -81,8 +102,37 @@ def readyz(request: Request) -> JSONResponse:
 
 @v1.get("/model")
 def model(request: Request) -> dict:
-    """Return the loaded model's metadata: id, classes, protocol figures, table SHA-256, versions."""
-    return request.app.state.service.model
+    """Return the loaded model's metadata: id, classes, protocol figures, table SHA-256, versions.
+
+    Also ``taggers``: the musicnn taggers of ``/v1/tags`` (empty when the service runs without ``--tags``).
+    """
+    service = request.app.state.service
+    return {**service.model, "taggers": list(service.config.taggers)}
+
+
+def require_tags(request: Request) -> None:
+    """Refuse a tag request (404, before its upload is read) when the service runs without ``--tags``."""
+    if not request.app.state.service.config.taggers:
+        raise HTTPException(404, TAGS_OFF)
+
+
+def tagger_names(text: str, enabled: tuple[str, ...], parameter: str) -> tuple[str, ...]:
+    """Parse ``?tagger=`` or ``?tags=`` (`parameter`): comma-separated tagger names, in order, no duplicates.
+
+    Raises
+    ------
+    HTTPException
+        422 naming `parameter` when the service has no taggers, for an unknown tagger or an empty list.
+    """
+    if not enabled:
+        raise HTTPException(422, f"invalid request: {parameter}: {TAGS_OFF}")
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in enabled]
+    if unknown or not names:
+        given, choices = ", ".join(unknown) or repr(text), ", ".join(enabled)
+        message = f"invalid request: {parameter}: unknown tagger {given}; choose from {choices}"
+        raise HTTPException(422, message)
+    return names
 
 
 @v1.post("/predict", openapi_extra=AUDIO_BODY)
@@ -93,10 +143,17 @@ async def predict(
     min_confidence: float | None = Query(
         None, ge=0, le=1, description="top probability below which the genre is 'uncertain' (default 0.5)"
     ),
+    tags: str | None = Query(
+        None,
+        description="also the file's deep tags (`deep_tags`) from these taggers, comma-separated: msd, mtt "
+        "(needs `genrekit serve --tags`)",
+    ),
+    top_tags: int = Query(TOP_TAGS, ge=1, le=50, description="with `tags`: tags per tagger"),
 ) -> dict:
     """Predict the genre of one audio file: the record of `genrekit predict --format json`, plus `model`."""
     service = request.app.state.service
     threshold = service.config.min_confidence if min_confidence is None else min_confidence
+    taggers = () if tags is None else tagger_names(tags, service.config.taggers, "tags")
     record = await _work(
         service,
         work.predict_task,
@@ -105,8 +162,35 @@ async def predict(
         service.config.max_seconds,
         threshold,
         top_k,
+        taggers,
+        top_tags,
     )
     return {**record, "model": service.model["id"]}
+
+
+@v1.post(
+    "/tags",
+    openapi_extra=AUDIO_BODY,
+    response_model=TagsAnswer,
+    dependencies=[Depends(require_tags)],
+    responses={404: {"description": "the service runs without `--tags`"}},
+)
+async def tags(
+    request: Request,
+    upload: UploadedFile,
+    tagger: str = Query("msd", description="comma-separated taggers: msd, mtt"),
+    top: int = Query(TOP_TAGS, ge=1, le=50, description="tags per tagger"),
+) -> dict:
+    """Tag one audio file with the pretrained musicnn taggers: the record of `genrekit tags --format json`.
+
+    Genres, moods, eras, instruments and voice; the probabilities are independent (multi-label).
+    Needs `genrekit serve --tags`.
+    """
+    service = request.app.state.service
+    names = tagger_names(tagger, service.config.taggers, "tagger")
+    return await _work(
+        service, work.tags_task, str(upload.path), upload.name, service.config.max_seconds, names, top
+    )
 
 
 @v1.post("/features", openapi_extra=AUDIO_BODY)

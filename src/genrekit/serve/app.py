@@ -113,7 +113,7 @@ def create_app(config: ServeConfig, model: dict, routers: Sequence[APIRouter] = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upload_dir = Path(tempfile.mkdtemp(prefix="genrekit-serve-"))
         model_dir = None if config.model_dir is None else str(config.model_dir)
-        pool = WorkerPool(model_dir, config.workers, config.queue, config.detect_music)
+        pool = WorkerPool(model_dir, config.workers, config.queue, config.detect_music, config.taggers)
         app.state.service = Service(config, pool, upload_dir, model)
         warm_up = asyncio.create_task(pool.warm_up())
         warm_up.add_done_callback(_log_failure)

@@ -44,6 +44,9 @@ class ServeConfig:
         Default of ``?min_confidence=``.
     detect_music : bool
         Whether predictions also run the music detector (verdict ``"not music"``).
+    taggers : tuple of str
+        The musicnn taggers the workers hold (``serve --tags``: ``msd`` and ``mtt``), run by
+        ``/v1/tags`` and ``/v1/predict?tags=``; empty: tags are off.
     """
 
     model_dir: Path | None = None
@@ -59,6 +62,7 @@ class ServeConfig:
     token: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     detect_music: bool = False
+    taggers: tuple[str, ...] = ()
 
     @property
     def max_upload_bytes(self) -> int:

@@ -51,13 +51,21 @@ class WorkerPool:
         Most requests in progress at once.
     detect_music : bool
         Whether the workers' model runs the music detector.
+    taggers : tuple of str
+        The musicnn taggers each worker loads (none: tags are off).
     """
 
     def __init__(
-        self, model_dir: str | None, workers: int, capacity: int, detect_music: bool = False
+        self,
+        model_dir: str | None,
+        workers: int,
+        capacity: int,
+        detect_music: bool = False,
+        taggers: tuple[str, ...] = (),
     ) -> None:
         self.model_dir = model_dir
         self.detect_music = detect_music
+        self.taggers = taggers
         self.workers = workers
         self.capacity = capacity
         self.active = 0
@@ -70,7 +78,7 @@ class WorkerPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,  # genrekit's common set-up (exit with the server), then the model
-            initargs=(work.init_worker, self.model_dir, self.detect_music),
+            initargs=(work.init_worker, self.model_dir, self.detect_music, self.taggers),
         )
 
     async def warm_up(self) -> None:

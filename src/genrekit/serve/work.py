@@ -1,7 +1,8 @@
 """What the worker processes run: one task per upload or live update.
 
-Each worker process loads the model once (:func:`init_worker`) and then runs
-:func:`predict_task`, :func:`features_task` or :func:`live_task` on a temporary file
+Each worker process loads the model (and, with ``serve --tags``, the taggers) once
+(:func:`init_worker`) and then runs :func:`predict_task`, :func:`features_task`,
+:func:`tags_task` or :func:`live_task` on a temporary file
 that the event loop wrote. Errors are raised as :class:`~genrekit.core.errors.GenrekitError`
 subclasses whose message names the upload (never the temporary path), so the
 service can turn them into 4xx answers.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +21,14 @@ import soundfile
 
 from genrekit.core.errors import GenrekitError
 from genrekit.core.schema import FEATURE_NAMES, SAMPLE_RATE
+from genrekit.prediction.model import TOP_TAGS
 
 _MODEL = None
 """The model of this worker process (set by :func:`init_worker`)."""
 
 
-def init_worker(model_dir: str | None, detect_music: bool = False) -> None:
-    """Set up a worker process: one BLAS thread, Ctrl-C left to the server, the model loaded."""
+def init_worker(model_dir: str | None, detect_music: bool = False, taggers: Sequence[str] = ()) -> None:
+    """Set up a worker process: one BLAS thread, Ctrl-C left to the server, the model and taggers loaded."""
     from threadpoolctl import threadpool_limits
 
     import genrekit
@@ -34,6 +37,11 @@ def init_worker(model_dir: str | None, detect_music: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)
     _MODEL = genrekit.load_model(model_dir, detect_music=detect_music)
+    if taggers:
+        from genrekit.tagger.model import default_tagger
+
+        for name in taggers:
+            default_tagger(name)  # read from the cache that `genrekit serve --tags` filled
 
 
 def ping() -> int:
@@ -46,8 +54,16 @@ def _named(exc: GenrekitError, path: Path, name: str) -> GenrekitError:
     return type(exc)(str(exc).replace(str(path), name))
 
 
-def predict_task(path: str, name: str, max_seconds: float | None, min_confidence: float, top_k: int) -> dict:
-    """Predict the genre of one uploaded file.
+def predict_task(
+    path: str,
+    name: str,
+    max_seconds: float | None,
+    min_confidence: float,
+    top_k: int,
+    tags: Sequence[str] = (),
+    top_tags: int = TOP_TAGS,
+) -> dict:
+    """Predict the genre of one uploaded file (and tag it, from the same decoding, when asked).
 
     Parameters
     ----------
@@ -61,6 +77,10 @@ def predict_task(path: str, name: str, max_seconds: float | None, min_confidence
         Top probability below which the genre is ``"uncertain"``.
     top_k : int
         Genres listed in ``top_k``.
+    tags : sequence of str
+        Also tag the file with these musicnn taggers (the record's ``deep_tags``).
+    top_tags : int
+        Tags per tagger.
 
     Returns
     -------
@@ -74,10 +94,47 @@ def predict_task(path: str, name: str, max_seconds: float | None, min_confidence
     """
     path_ = Path(path)
     try:
-        prediction = _MODEL.predict_file(path_, max_seconds)
+        prediction = _MODEL.predict_file(path_, max_seconds, tags)
     except GenrekitError as exc:
         raise _named(exc, path_, name) from None
-    return {**prediction.to_record(min_confidence, top_k), "file": name}
+    return {**prediction.to_record(min_confidence, top_k, top_tags), "file": name}
+
+
+def tags_task(path: str, name: str, max_seconds: float, taggers: Sequence[str], top: int) -> dict:
+    """Tag one uploaded file with musicnn taggers, as ``genrekit tags`` does.
+
+    Parameters
+    ----------
+    path : str
+        The temporary file.
+    name : str
+        The client's name for it.
+    max_seconds : float
+        Longest audio accepted: a longer file is refused before it is decoded.
+    taggers : sequence of str
+        The taggers to run (``"msd"``, ``"mtt"``), in the answer's order.
+    top : int
+        Tags per tagger.
+
+    Returns
+    -------
+    dict
+        The record of ``genrekit tags --format json``: ``file`` (`name`) and ``tags``
+        (``{"tagger", "tag", "probability"}``, each tagger's `top` tags, most probable first).
+
+    Raises
+    ------
+    TooLongError, AudioError
+        With messages naming `name`.
+    """
+    from genrekit.tagger.model import default_tagger, tag_file, tags_record
+
+    path_ = Path(path)
+    try:
+        results = tag_file(path_, [default_tagger(t) for t in taggers], max_seconds)
+    except GenrekitError as exc:
+        raise _named(exc, path_, name) from None
+    return tags_record(name, [results[t] for t in taggers], top)
 
 
 def features_task(path: str, name: str, max_seconds: float, segment_seconds: float | None) -> dict:

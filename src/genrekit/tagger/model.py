@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,7 +14,7 @@ from genrekit.audio.decode import open_audio
 from genrekit.core.errors import AudioError, ModelError
 from genrekit.tagger.frontend import PATCH_SECONDS, SAMPLE_RATE, LogMelStream, patches
 from genrekit.tagger.labels import MSD_LABELS, MTT_LABELS
-from genrekit.tagger.network import MusicnnNet, Outputs
+from genrekit.tagger.network import PATCH_FRAMES, MusicnnNet, Outputs
 from genrekit.tagger.weights import load_weights
 
 TAGGERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -225,18 +226,120 @@ def tag_signal(y: np.ndarray, sr: int, taggers: Sequence[Tagger]) -> dict[str, T
     return _results(_frames([resample(y, sr)]), taggers)
 
 
-def tag_file(path: str | os.PathLike[str], taggers: Sequence[Tagger]) -> dict[str, TagResult]:
+def tag_file(
+    path: str | os.PathLike[str], taggers: Sequence[Tagger], max_seconds: float | None = None
+) -> dict[str, TagResult]:
     """Tag an audio file with several taggers sharing one decoding and front end.
 
     Memory stays bounded whatever the file's length: samples are decoded, turned into log-mel
     frames and run through the networks a few patches at a time.
 
+    Parameters
+    ----------
+    path : path-like
+        The audio file.
+    taggers : sequence of Tagger
+        The taggers to run.
+    max_seconds : float, optional
+        Longest audio accepted: a longer file is refused before it is decoded.
+
     Raises
     ------
+    TooLongError
+        If the audio is longer than `max_seconds`.
     AudioError
         If the file cannot be decoded or holds no samples (the message names the file).
     """
-    with open_audio(path, sr=SAMPLE_RATE) as (n_samples, blocks):
+    with open_audio(path, sr=SAMPLE_RATE, max_seconds=max_seconds) as (n_samples, blocks):
         if n_samples == 0:
             raise AudioError(f"{path}: no audio samples")
         return _results(_frames(blocks), taggers)
+
+
+class TagStream:
+    """The tags of a signal fed block by block at any sample rate (bounded memory).
+
+    A tap of the one analysis path (:func:`genrekit.audio.analysis.analyse_file`): genre
+    prediction hands it the 22,050-Hz blocks it decodes, so a file is decoded once for both. The
+    blocks are resampled to 16 kHz with soxr as they come; the results equal :func:`tag_signal`'s
+    on the same samples (and :func:`tag_file`'s to within the second resampling, for files not
+    stored at `sr`).
+
+    Parameters
+    ----------
+    taggers : sequence of Tagger
+        The taggers to run (one front end for all).
+    sr : int
+        The blocks' sample rate.
+    """
+
+    def __init__(self, taggers: Sequence[Tagger], sr: int) -> None:
+        import soxr
+
+        self._taggers = tuple(taggers)
+        self._resampler = (
+            None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, "float32", "HQ")
+        )
+        self._mel = LogMelStream()
+        self._frames: list[np.ndarray] = []
+        self._held = 0
+        self._count = 0
+        self._outputs: dict[str, list[Outputs]] = {t.name: [] for t in self._taggers}
+
+    def push(self, block: np.ndarray) -> None:
+        """Add a block of mono samples (copied as needed: the caller may reuse its buffer)."""
+        block = np.asarray(block, dtype=np.float32)
+        self._count += len(block)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        self._add(self._mel.push(block))
+
+    def finish(self) -> dict[str, TagResult]:
+        """End of signal: run the last patches and return each tagger's result, by name.
+
+        Raises
+        ------
+        AudioError
+            If no samples came.
+        """
+        if self._count == 0:
+            raise AudioError("no audio samples")
+        if self._resampler is not None:
+            self._add(self._mel.push(self._resampler.resample_chunk(np.empty(0, np.float32), last=True)))
+        self._add(self._mel.finish(), last=True)
+        return {
+            t.name: TagResult(
+                t.name,
+                t.labels,
+                np.concatenate([out.probabilities for out in self._outputs[t.name]]),
+                np.concatenate([out.penultimate for out in self._outputs[t.name]]),
+            )
+            for t in self._taggers
+        }
+
+    def _add(self, frames: np.ndarray, last: bool = False) -> None:
+        """Hold `frames`; run the complete patches once a batch is in (at the end, as :func:`patches`)."""
+        self._frames.append(frames)
+        self._held += len(frames)
+        if not last and self._held < PATCH_FRAMES * BATCH_PATCHES:
+            return
+        held = np.concatenate(self._frames)
+        started = any(self._outputs.values())
+        complete = len(held) // PATCH_FRAMES * PATCH_FRAMES
+        ready = held if last and not started else held[:complete]  # a short signal fills one patch
+        for batch in patches([ready], BATCH_PATCHES):
+            for tagger in self._taggers:
+                self._outputs[tagger.name].append(tagger.run(batch))
+        self._frames, self._held = [held[complete:]], len(held) - complete
+
+
+@functools.cache
+def default_tagger(name: str) -> Tagger:
+    """Return the tagger `name` with the cached weights, built once per process (workers reuse it).
+
+    Raises
+    ------
+    ModelError
+        If `name` is unknown or the weights cannot be obtained.
+    """
+    return Tagger(name)

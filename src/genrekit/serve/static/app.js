@@ -3,7 +3,9 @@
 
 const PARALLEL_UPLOADS = 2;
 const TOKEN_KEY = "genrekit-token";
-const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", queue: [], running: 0, live: null };
+const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", queue: [], running: 0, live: null, taggers: [] };
+const TAGGER_TITLES = { msd: "Tags (Million Song Dataset)", mtt: "Tags (MagnaTagATune)" };
+const TOP_TAGS = 5;
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +42,7 @@ async function loadModel() {
   }
   const model = await answer.json();
   $("token-box").hidden = true;
+  state.taggers = model.taggers || [];
   const cv = model.metrics && model.metrics.cv_accuracy;
   const figure = cv ? `, ${percent(cv.mean)} accuracy (${model.metrics.protocol})` : "";
   $("model-line").textContent = `Model ${model.id}: ${model.classes.length} genres${figure}.`;
@@ -82,6 +85,21 @@ function verdict(result) {
   return line;
 }
 
+// The deep tags of a file (served with `genrekit serve --tags`), one line per tagger.
+function tagList(result) {
+  if (!result.deep_tags || !result.deep_tags.length) return null;
+  const byTagger = new Map();
+  for (const t of result.deep_tags) {
+    if (!byTagger.has(t.tagger)) byTagger.set(t.tagger, []);
+    byTagger.get(t.tagger).push(`${t.tag} ${percent(t.probability)}`);
+  }
+  const list = el("dl", { class: "tags", "aria-label": "deep tags of the file" });
+  for (const [tagger, tags] of byTagger) {
+    list.append(el("dt", { text: TAGGER_TITLES[tagger] || tagger }), el("dd", { text: tags.join(", ") }));
+  }
+  return list;
+}
+
 function topGenre(probabilities) {
   return Object.entries(probabilities).sort((a, b) => b[1] - a[1])[0];
 }
@@ -103,6 +121,7 @@ function timeline(result) {
 function showResult(card, result) {
   const parts = [
     verdict(result),
+    tagList(result),
     result.familiar ? null : el("p", { class: "note",
       text: "Note: this sound is unlike the music the model was trained on." }),
     el("p", { class: "note muted", text: `Length ${clock(result.duration)}` }),
@@ -132,7 +151,8 @@ function newCard(file) {
 function upload(file, card) {
   return new Promise((resolve) => {
     const request = new XMLHttpRequest();
-    request.open("POST", `/v1/predict?top_k=3&filename=${encodeURIComponent(file.name)}`);
+    const tags = state.taggers.length ? `&tags=${state.taggers.join(",")}&top_tags=${TOP_TAGS}` : "";
+    request.open("POST", `/v1/predict?top_k=3&filename=${encodeURIComponent(file.name)}${tags}`);
     for (const [key, value] of Object.entries(authHeaders())) request.setRequestHeader(key, value);
     request.setRequestHeader("Content-Type", "application/octet-stream");
     const progress = card.querySelector("progress");
