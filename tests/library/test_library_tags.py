@@ -6,6 +6,7 @@ Real SQLite files, the real local process pool, the real musicnn weights (the se
 
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -115,19 +116,33 @@ def test_scan_tags_later_adds_tags_without_recomputing_features(library, tmp_pat
         assert counts["taggers"] == {"msd": 4, "mtt": 4} and counts["not_music"] == 1
 
 
-def test_a_changed_file_is_analysed_and_tagged_in_one_pass(library, tmp_path, model, weights, monkeypatch):
+def test_a_changed_file_is_analysed_and_tagged_in_one_pass_and_a_failure_stays_the_files(
+    library, tmp_path, model, weights
+):
     db = tmp_path / "lib.db"
     with Catalogue(db) as catalogue:
-        scan(library, catalogue, model, run_local(1), taggers=("msd",), tagger_weights=weights)
+        scan(library, catalogue, model, run_local(2), taggers=("msd",), tagger_weights=weights)
         metal = library / "metal" / "metal.00000.wav"
         y, sr = sf.read(metal, dtype="float32")
         sf.write(metal, y[: 5 * sr], sr, subtype="FLOAT")  # changed
-        report = scan(library, catalogue, model, run_local(1), taggers=("msd", "mtt"))
+        blues = library / "blues" / "blues.00000.wav"  # now garbage, with the same size and time
+        stat = blues.stat()
+        blues.write_bytes(b"\xff" * stat.st_size)
+        os.utime(blues, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        before = catalogue_rows(db)
+        report = scan(library, catalogue, model, run_local(2), taggers=("msd", "mtt"))
         # the changed file analysed with both taggers; the others only get the tagger they lacked
         assert (report.changed, report.analysed, report.tagged) == (1, 1, 3)
+        assert [path for path, _ in report.failed] == [str(blues.resolve())]
+        assert report.failed[0][1].startswith(str(blues.resolve()))
         tags, music = _tables(db)
-        assert len(tags) == 8 and music == {}
-        assert len(catalogue.embeddings(["mtt", "msd"])[0]) == 4
+        assert len(tags) == 7 and music == {} and ("blues.00000.wav", "mtt") not in tags
+        assert len(catalogue.embeddings(["mtt", "msd"])[0]) == 3
+        after = catalogue_rows(db)
+        stored = [
+            [row for table in rows for row in table if "blues.00000" in row[0]] for rows in (before, after)
+        ]
+        assert stored[0] == stored[1]  # its features and prediction kept, still ok
 
 
 def _old_catalogue(db: Path, source: Path) -> None:

@@ -259,8 +259,12 @@ def _decode_into(path: str, stream) -> None:
     from genrekit.core.schema import SAMPLE_RATE
 
     with open_audio(path, sr=SAMPLE_RATE) as (_, blocks):
-        for block in blocks:
-            stream.push(block)
+        try:
+            for block in blocks:
+                stream.push(block)
+        except AudioError as exc:
+            message = str(exc)
+            raise AudioError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from exc
 
 
 def _tag_fields(stream, taggers: tuple[str, ...], music: bool, path: str) -> dict:
