@@ -359,10 +359,16 @@ class Catalogue:
     verify : bool
         Run SQLite's ``quick_check`` first (the commands do: a damaged file is named at once).
 
+    Attributes
+    ----------
+    version : int
+        The schema version of the file as opened: :data:`SCHEMA_VERSION`, or 1 for an older
+        catalogue opened read-only (read without tags; a writer upgrades it first).
+
     Raises
     ------
     CatalogueError
-        If the file is not a genrekit catalogue, is of another schema version or
+        If the file is not a genrekit catalogue, is of a newer schema version or
         cannot be opened.
     CatalogueStorageError
         If it is damaged or its disk is full (then, too, when a later call meets it).
