@@ -21,7 +21,17 @@ standard deviation), cut into 1 to 8 windows (uniform), each window adding its o
 std); its genre is the row's. Timed: the grouped 5-fold cross-validation and the final fit, as
 ``genrekit library learn`` runs them for one option.
 
-Run: ``python benchmarks/bench_learn.py [--seeds 10] [--model gbm|logreg] [--files 10000]``.
+Embeddings against features (``--feature-sets``): the real clips of the test data, whole files
+(the 14 GTZAN clips in their genre folders and the Ogg clips of ``cross_dataset`` whose
+``labels.csv`` names a GTZAN genre), scanned into a catalogue with ``scan --tags`` (both taggers),
+then measured as ``genrekit library learn --features both`` does
+(:func:`genrekit.library.learn.compare_feature_sets`: the 57 features, the embeddings, both; same
+files, same grouped folds). Genres with fewer than two files are left out. On so few files the
+figures say almost nothing; a user measures their own library with ``genrekit scan --tags`` and
+``genrekit library learn --features both``.
+
+Run: ``python benchmarks/bench_learn.py [--seeds 10] [--model gbm|logreg] [--files 10000]``, or
+``python benchmarks/bench_learn.py --feature-sets [--model logreg]``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,6 +130,53 @@ def time_learning(table: pd.DataFrame, files: int, model: str) -> dict:
     }
 
 
+def feature_sets(model: str, seed: int = 0) -> dict:
+    """Scan the labelled test clips with tags into a catalogue; compare the feature sets (see above)."""
+    import shutil
+    import tempfile
+    from collections import Counter
+
+    from genrekit.audio.decode import genre_from_path
+    from genrekit.library.catalogue import Catalogue
+    from genrekit.library.learn import compare_feature_sets
+    from genrekit.library.learned import library_embeddings, library_windows
+    from genrekit.library.scan import run_local, scan
+    from genrekit.prediction.model import load_model
+
+    root = data_root()
+    with tempfile.TemporaryDirectory() as tmp:
+        music = Path(tmp) / "music"
+        for clip in sorted((root / "gtzan" / "audio").rglob("*.flac")):
+            (music / clip.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(clip, music / clip.parent.name / clip.name)
+        cross = root / "cross_dataset" / "librosa_data"
+        for row in pd.read_csv(cross / "labels.csv").itertuples():
+            if row.kind == "music" and isinstance(row.nearest_gtzan_genre, str):
+                (music / row.nearest_gtzan_genre).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cross / row.file, music / row.nearest_gtzan_genre / row.file)
+        with Catalogue(Path(tmp) / "library.db") as catalogue:
+            report = scan(music, catalogue, load_model(), run_local(2), taggers=("msd", "mtt"))
+            windows, (embeddings, taggers) = library_windows(catalogue), library_embeddings(catalogue)
+    folder = {path: genre_from_path(path, None) for path in embeddings}
+    counts = Counter(folder.values())
+    labels = {path: genre for path, genre in folder.items() if counts[genre] >= 2}
+    sets = compare_feature_sets(windows, embeddings, labels, models=(model,), seed=seed)
+    return {"scanned": report.analysed, "taggers": taggers, "classes": dict(Counter(labels.values())), **sets}
+
+
+def _print_feature_sets(result: dict) -> None:
+    print(
+        f"{result['scanned']} files scanned; {result['files']} labelled in {len(result['classes'])} genres "
+        f"{result['classes']}; {result['protocol']}; embeddings of {', '.join(result['taggers'])}"
+    )
+    print("| features | accuracy per file | 95% Wilson interval | best option |")
+    print("|---|---|---|---|")
+    for name in ("gtzan", "embedding", "both"):
+        row = result[name]
+        low, high = 100 * row["ci_low"], 100 * row["ci_high"]
+        print(f"| {name} | {100 * row['accuracy']:.1f}% | [{low:.1f}, {high:.1f}] | {row['chosen']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,7 +184,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="repeats per fraction (default 10)")
     parser.add_argument("--model", default="gbm", help="registry recipe (default gbm)")
     parser.add_argument("--files", type=int, default=10_000, help="files of the timed library (0: skip)")
+    parser.add_argument(
+        "--feature-sets", action="store_true", help="only compare features, embeddings, both (see above)"
+    )
     args = parser.parse_args()
+    if args.feature_sets:
+        print(f"before: {_uptime()}")
+        _print_feature_sets(feature_sets(args.model))
+        print(f"after: {_uptime()}")
+        return
     root = data_root() / "gtzan"
     table = pd.read_csv(root / "features_30_sec.csv")
     print(f"before: {_uptime()}")

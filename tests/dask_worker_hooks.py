@@ -16,7 +16,7 @@ _analyse_file = getattr(scan, "_test_unhooked", scan.analyse_file)  # the worker
 scan._test_unhooked = _analyse_file
 
 
-def _hooked(path, segment_seconds=None):
+def _hooked(path, *args):
     if "CRASH" in os.path.basename(path):
         os._exit(70)
     if "HANG" in os.path.basename(path):
@@ -24,7 +24,7 @@ def _hooked(path, segment_seconds=None):
             handle.write(str(os.getpid()))
         time.sleep(3600)
     time.sleep(float(os.environ.get("GENREKIT_TEST_SLOW", "0")))
-    return _analyse_file(path, segment_seconds)
+    return _analyse_file(path, *args)
 
 
 scan.analyse_file = _hooked

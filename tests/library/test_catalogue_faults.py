@@ -26,8 +26,7 @@ import soundfile
 
 from genrekit.cli import main
 from genrekit.core.errors import CatalogueError
-from genrekit.core.store import SCHEMA_VERSION
-from genrekit.library.catalogue import APPLICATION_ID, Catalogue
+from genrekit.library.catalogue import APPLICATION_ID, SCHEMA_VERSION, Catalogue
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
@@ -145,7 +144,7 @@ def _no_room_beyond(limit: int):
 
 def test_a_full_disk_stops_the_scan_with_exit_status_3_and_keeps_the_commits(clips, tmp_path, capsys):
     db = tmp_path / "full.db"
-    result = _run(["scan", str(clips), "--db", str(db), "--jobs", "1"], _no_room_beyond(40_000))
+    result = _run(["scan", str(clips), "--db", str(db), "--jobs", "1"], _no_room_beyond(48_000))
     assert result.returncode == 3, result.stderr
     assert "full.db: cannot read or write the catalogue: the disk failed or is full" in result.stderr
     assert "Traceback" not in result.stderr

@@ -89,7 +89,7 @@ def test_rescan_stats_unchanged_files_and_follows_changes(
     db = tmp_path / "lib.db"
     calls = []
     real = scan_mod.analyse_file
-    monkeypatch.setattr(scan_mod, "analyse_file", lambda p, s=None: calls.append(Path(p).name) or real(p, s))
+    monkeypatch.setattr(scan_mod, "analyse_file", lambda p, *a: calls.append(Path(p).name) or real(p, *a))
     with Catalogue(db) as catalogue:
         scan(library, catalogue, model, run_local(1))
         calls.clear()
@@ -267,13 +267,13 @@ def test_local_timeouts_and_crashes_fail_the_file_and_recycle_the_process(
     pids, real = tmp_path / "pids", scan_mod.analyse_file
     pids.mkdir()
 
-    def hooked(path, segment_seconds=None):  # runs in the (forked) worker processes
+    def hooked(path, *args):  # runs in the (forked) worker processes
         (pids / Path(path).name).write_text(str(os.getpid()))
         if "CRASH" in path:
             os._exit(70)  # a decoder crash
         if "HANG" in path:
             time.sleep(3600)  # a decoder stuck in a loop
-        return real(path, segment_seconds)
+        return real(path, *args)
 
     monkeypatch.setattr(scan_mod, "analyse_file", hooked)
     with Catalogue(tmp_path / "lib.db") as catalogue:
@@ -294,12 +294,12 @@ def test_an_exception_in_a_local_worker_is_the_files_result_not_a_crash(jobs, tm
         (folder / name).write_bytes(b"RIFF not really audio")
     real = scan_mod.analyse_file
 
-    def hooked(path, segment_seconds=None):  # runs in the (forked) worker processes when jobs > 1
+    def hooked(path, *args):  # runs in the (forked) worker processes when jobs > 1
         if "BACKEND" in path:
             raise scan_mod.remote.BackendError(f"{path}: reading xy:// URLs needs xyfs: pip install xyfs")
         if "BUG" in path:
             raise KeyError("a bug")
-        return real(path, segment_seconds)
+        return real(path, *args)
 
     monkeypatch.setattr(scan_mod, "analyse_file", hooked)
     with Catalogue(tmp_path / "lib.db") as catalogue:
@@ -331,7 +331,7 @@ def test_a_file_url_library_equals_the_local_scan(library, tmp_path, model):
 
 def test_a_batch_analysed_outside_a_dask_worker(tmp_path, monkeypatch):
     hung = threading.Event()  # set at the end, so that the hung thread ends with the test
-    monkeypatch.setattr(scan_mod, "analyse_file", lambda path, segment_seconds=None: hung.wait(60))
+    monkeypatch.setattr(scan_mod, "analyse_file", lambda path, *args: hung.wait(60))
     monkeypatch.setattr(scan_mod.remote, "_scratch", "unchanged")
     items = [scan_mod.Todo(str(tmp_path / name), 1, 2) for name in ("HANG.wav", "b.wav")]
     (result,) = scan_mod.analyse_batch(items, timeout=0.1)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from library_helpers import as_local, catalogue_rows, upload
 
@@ -98,10 +99,11 @@ def _env(request) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, request):
+def cluster(tmp_path_factory, request, tagger_cache):
     """A scheduler (allowed-failures 1) and two single-threaded workers; yields the scheduler address.
 
-    The workers reach the test S3 endpoint through their environment, as real ones would.
+    The workers reach the test S3 endpoint and the session's tagger weights cache through their
+    environment, as real ones would.
     """
     with dask_cluster(tmp_path_factory.mktemp("dask"), _env(request)) as (address, _):
         yield address
@@ -150,6 +152,27 @@ def test_dask_scan_equals_local_scan_row_for_row(cluster, library, local_rows, t
         report = scan(library, catalogue, model, run_dask(cluster, batch_files=3))
     assert report.analysed == 7 and len(report.failed) == 1 and not report.lost
     assert catalogue_rows(db) == local_rows
+
+
+def test_dask_scan_tags_equal_a_local_scan(cluster, library, tmp_path, model, musicnn_wheel):
+    stored = {}
+    for name, runner in (("local", run_local(2)), ("dask", run_dask(cluster, batch_files=3))):
+        with Catalogue(tmp_path / f"{name}.db") as catalogue:
+            report = scan(
+                library,
+                catalogue,
+                model,
+                runner,
+                taggers=("mtt",),
+                detect_music=True,
+                tagger_weights=musicnn_wheel,
+            )
+            assert report.analysed == 7 and len(report.failed) == 1 and not report.lost
+            _, paths, matrix = catalogue.embeddings(["mtt"])
+            stored[name] = (paths, matrix, [p.genre for _, p in catalogue.predictions()])
+    assert stored["dask"][0] == stored["local"][0] and len(stored["dask"][0]) == 7
+    np.testing.assert_allclose(stored["dask"][1], stored["local"][1], rtol=1e-5, atol=1e-6)
+    assert stored["dask"][2] == stored["local"][2]
 
 
 def test_worker_killed_mid_scan_loses_and_duplicates_nothing(cluster, library, local_rows, tmp_path):

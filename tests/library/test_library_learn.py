@@ -279,3 +279,26 @@ def test_learn_leaves_out_the_tags_genrekit_wrote(library: dict, learned: dict, 
     code, mixed = _run(capsys, "learn", db, "--min-files", "3", "--include-genrekit-tags")
     assert code == 0 and mixed["labelled"] > learned["labelled"]
     assert mixed["genrekit_tags"]["left_out"] == 0
+
+
+def test_learn_measures_embeddings_beside_the_features_on_the_same_folds(
+    library: dict, tmp_path: Path, capsys, tagger_cache: Path, musicnn_wheel: Path
+) -> None:
+    db = tmp_path / "library.db"
+    db.write_bytes(library["db"].read_bytes())
+    capsys.readouterr()
+    assert main(["library", "learn", "--db", str(db), "--features", "embedding"]) == 2
+    assert "no embeddings in the catalogue; run genrekit scan --tags" in capsys.readouterr().err
+    scan = ["scan", str(library["folder"]), "--db", str(db), "--tags", "--tagger", "mtt", "-q"]
+    assert main([*scan, "--weights", str(musicnn_wheel), "--jobs", "2"]) == 0
+    options = ("--min-files", "3", "--models", "logreg", "--features", "both")
+    code, report = _run(capsys, "learn", db, *options)
+    sets = report["feature_sets"]
+    assert code == 0 and sets["taggers"] == ["mtt"] and sets["left_out"] == 0
+    assert sets["files"] == report["labelled"] and set(sets) >= {"gtzan", "embedding", "both"}
+    for name in ("gtzan", "embedding", "both"):
+        assert 0 <= sets[name]["ci_low"] <= sets[name]["accuracy"] <= sets[name]["ci_high"] <= 1
+    # the same files and folds: the 57 features score as in the main report
+    option = "logreg, own scaling, no extra rows"
+    assert sets["gtzan"]["options"][option] == report["options"][option]["accuracy"]
+    assert sets["protocol"] == report["protocol"]

@@ -38,6 +38,8 @@ _EXAMPLES = f"""\
       is the collection unlike the model's training music? (tag refuses then, unless --force)
   genrekit library similar ~/Music/song.mp3 --db library.db -n 10
       the 10 nearest tracks in the standardised feature space (a playlist)
+  genrekit library similar ~/Music/song.mp3 --db library.db --space embedding
+      nearest by cosine between musicnn embeddings (needs `genrekit scan --tags`)
 {LEARN_EPILOG}"""
 """Each example: the command (its third word names the action), then what it does."""
 
@@ -83,9 +85,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tag = _action(actions, "tag", "write the stored genres into the files' genre tags", run_tag)
     add_tag_options(tag)
     add_format_option(tag)
-    similar = _action(actions, "similar", "nearest tracks of a file (standardised features)", run_similar)
+    similar = _action(
+        actions, "similar", "nearest tracks of a file (standardised features or embeddings)", run_similar
+    )
     similar.add_argument("file", metavar="FILE", help="a file (or URL) of the catalogue")
     similar.add_argument("-n", type=positive_int, default=10, metavar="N", help="how many (default: 10)")
+    similar.add_argument(
+        "--space",
+        choices=("features", "embedding"),
+        default="features",
+        help="features: the 57 standardised features (Euclidean); embedding: the musicnn embeddings "
+        "stored by `scan --tags` (cosine distance) (default: features)",
+    )
     add_format_option(similar)
     register_actions(actions, _action)
     library_check.register(actions)
@@ -132,6 +143,11 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"  {genre:<10} {n:>8}")
     if len(counts["models"]) > 1:
         print(f"predictions from {len(counts['models'])} models; run `genrekit scan` to re-classify")
+    if counts["taggers"]:
+        tagged = ", ".join(f"{name} {n}" for name, n in counts["taggers"].items())
+        print(f"files with musicnn tags and embeddings: {tagged}")
+    if counts["music_checked"]:
+        print(f"music detector: {counts['not_music']} of {counts['music_checked']} files not music")
     return EXIT_OK
 
 
@@ -208,7 +224,7 @@ def run_similar(args: argparse.Namespace) -> int:
     from genrekit.library.query import file_key, similar
 
     with _open(args) as catalogue:
-        near = similar(catalogue, args.file, args.n)
+        near = similar(catalogue, args.file, args.n, args.space)
     if args.format == "json":
         print_json({"file": file_key(args.file), "similar": near})
         return EXIT_OK

@@ -13,6 +13,8 @@ EPILOG = """\
       learn the library's own genres from the files it has tagged (grouped CV per genre)
   genrekit library learn --db library.db --map genres.json --with-table features_30_sec.csv
       your own spellings -> classes; measure whether adding GTZAN's rows helps
+  genrekit library learn --db library.db --features both
+      also measure the musicnn embeddings (scan --tags) and both feature sets, same folds
   genrekit library tag --db library.db --model learned --dry-run
       the untagged files the learned model would tag (confident and like its genre only)
   genrekit library audit --db library.db
@@ -63,6 +65,14 @@ def register_actions(actions: argparse._SubParsersAction, action: MapFn) -> None
         "--folds", type=positive_int, default=DEFAULT_FOLDS, metavar="K", help="CV folds (default: 5)"
     )
     learn.add_argument("--seed", type=int, default=0, help="seed of the folds and the model (default: 0)")
+    learn.add_argument(
+        "--features",
+        choices=("gtzan", "embedding", "both"),
+        default="gtzan",
+        help="gtzan: the 57 features (default); embedding: also measure the musicnn embeddings stored "
+        "by `scan --tags`; both: also the two side by side (same files and folds; the stored model "
+        "uses the 57 features)",
+    )
     learn.add_argument(
         "--include-genrekit-tags",
         action="store_true",
@@ -174,7 +184,24 @@ def _print_learn(report: dict) -> None:
             f"{name:<14} {row['threshold']:8.2f}  {row['own_accepted']} of {row['files']}, "
             f"{row['other_accepted']} of {row['other_files']}"
         )
+    if report.get("feature_sets"):
+        _print_feature_sets(report["feature_sets"])
     print(f"model stored in {report['folder']}")
+
+
+def _print_feature_sets(sets: dict) -> None:
+    """Print the accuracy of each feature set measured side by side."""
+    print(
+        f"feature sets on the same {sets['files']} files and folds ({sets['protocol']}; embeddings of "
+        f"{', '.join(sets['taggers'])}; {sets['left_out']} labelled files without an embedding left out):"
+    )
+    for name in ("gtzan", "embedding", "both"):
+        if name in sets:
+            row = sets[name]
+            print(
+                f"  {name:<10} {_percent(row['accuracy'])} [{_percent(row['ci_low'])}, "
+                f"{_percent(row['ci_high'])}]  best option: {row['chosen']}"
+            )
 
 
 def run_learn(args: argparse.Namespace) -> int:
@@ -192,6 +219,7 @@ def run_learn(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         include_own=args.include_genrekit_tags,
+        features=args.features,
     )
     if args.format == "json":
         print_json(run.report)

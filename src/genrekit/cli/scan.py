@@ -18,6 +18,7 @@ from genrekit.cli._common import (
     positive_int,
     print_json,
 )
+from genrekit.cli.tags import _tagger_list as tagger_list
 
 _EPILOG = """\
 examples:
@@ -37,10 +38,20 @@ examples:
       objects themselves; FSSPEC_S3_ENDPOINT_URL=http://host:9000 for MinIO & co
   genrekit scan ~/Music --db library.db --timeout 120
       a file still running after 120 s is stopped (its process recycled) and failed
+  genrekit scan ~/Music --db library.db --tags
+      also store the musicnn tags and 200-d embeddings of both taggers (for
+      `library similar --space embedding`, `library learn --features embedding`);
+      files already scanned get them without their features being computed again
+  genrekit scan ~/Music --db library.db --tags --tagger msd --detect-music
+      one tagger, and the music detector: speech, noise, silence are "not music"
 
 Per file the catalogue keeps its path, size, modification time, duration, the
 57 features of each 30-s window (and of each segment when asked), the model's
-prediction (genre or "uncertain", probabilities, novelty, model id) or the error.
+prediction (genre, "uncertain" or "not music", probabilities, novelty, model id) or
+the error; with --tags each tagger's file-level tag probabilities and embedding;
+with --detect-music the music probability and verdict (the stored genre follows it).
+The tagger weights (musicnn 0.1.0, see `genrekit tags --about`) are obtained once,
+before any file, and each file is still decoded once.
 New and changed files are analysed, unchanged ones only stat'ed (a URL library
 only listed), vanished ones marked gone; failed files (timed-out ones included)
 are retried with --retry-failed. Each file is
@@ -99,6 +110,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--retry-failed", action="store_true", help="analyse again the files that failed before"
+    )
+    parser.add_argument(
+        "--tags",
+        action="store_true",
+        help="also store the musicnn tags and embeddings of each file (the taggers of --tagger)",
+    )
+    parser.add_argument(
+        "--tagger",
+        type=tagger_list,
+        default=("msd", "mtt"),
+        metavar="NAMES",
+        help="comma-separated taggers for --tags: msd, mtt (default: msd,mtt)",
+    )
+    parser.add_argument(
+        "--detect-music",
+        action="store_true",
+        help="also store each file's music probability; speech, noise, silence: 'not music'",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="W",
+        help="musicnn 0.1.0 wheel, package folder or checkpoint for the taggers (offline use)",
     )
     add_jobs_option(parser)
     parser.add_argument(
@@ -168,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             min_confidence=args.min_confidence,
             on_stored=stored,
+            taggers=args.tagger if args.tags else (),
+            detect_music=args.detect_music,
+            tagger_weights=args.weights,
         )
         shift = library_check.catalogue_report(catalogue, model, args.model)
     bar.close()
@@ -181,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         "unchanged": report.unchanged,
         "gone": report.gone,
         "retried": report.retried,
+        "tagged": report.tagged,
         "analysed": report.analysed,
         "failed": len(report.failed),
         "lost": len(report.lost),
@@ -194,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     elif report.failed or report.lost or not args.quiet:
         print(
             f"{report.analysed} analysed ({report.new} new, {report.changed} changed, "
-            f"{report.retried} retried), "
+            f"{report.retried} retried), {report.tagged} tagged, "
             f"{len(report.failed)} failed, {len(report.lost)} left for the next scan; "
             f"{report.unchanged} unchanged, {report.gone} gone, {report.reclassified} re-classified; "
             f"catalogue {args.db}",

@@ -25,7 +25,11 @@ from genrekit.core.errors import CatalogueError, CatalogueStorageError
 from genrekit.core.schema import FEATURE_NAMES
 
 SCHEMA_VERSION: int = 1
-"""Version of the catalogue's tables; a catalogue of another version is refused, never altered."""
+"""Default version of a store's tables (an extract checkpoint's); a file of another version is refused,
+never altered, unless its kind upgrades older versions (``connect``'s `upgrade`)."""
+
+Upgrade = Callable[[sqlite3.Connection, int], None]
+"""Brings the tables of a file from the version it names up to the current one, inside a transaction."""
 
 
 def _storage_error(path: Path, kind: str, exc: sqlite3.Error) -> CatalogueError:
@@ -107,6 +111,8 @@ def connect(
     create: bool,
     readonly: bool = False,
     verify: bool = False,
+    version: int = SCHEMA_VERSION,
+    upgrade: Upgrade | None = None,
 ) -> sqlite3.Connection:
     """Open (or create) an SQLite file of `kind`, checking its identity, format and version.
 
@@ -114,6 +120,11 @@ def connect(
     anything is written to it: a file that is neither new, nor empty, nor of `kind` is refused.
     A `readonly` connection never writes nor creates anything. With `verify`, SQLite's
     ``quick_check`` runs first.
+
+    A file of an older `version` is refused unless `upgrade` is given: a writable connection
+    then upgrades it in one transaction (its tables, the ``meta`` version and ``user_version``;
+    all of it or nothing), a read-only one reads it as it is (the caller reads ``meta`` to learn
+    its version). A file of a newer version is always refused.
 
     Raises
     ------
@@ -132,20 +143,48 @@ def connect(
         with translated(path, kind):
             if verify:
                 _quick_check(conn, path, kind)
-            meta = _identify(conn, path, kind, fmt, app_id, create and not readonly, schema)
+            meta = _identify(conn, path, kind, fmt, app_id, create and not readonly, schema, version)
             if not readonly:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
+            found = _version(meta)
+            if upgrade is not None and found is not None and found < version and not readonly:
+                _upgrade(conn, app_id, version, upgrade)
+                found = version
     except BaseException:
         conn.close()
         raise
-    if meta.get("version") != str(SCHEMA_VERSION):
+    if found != version and not (upgrade is not None and readonly and found is not None and found < version):
         conn.close()
         raise CatalogueError(
-            f"{path}: {kind} of version {meta.get('version')}; this genrekit reads version {SCHEMA_VERSION}"
+            f"{path}: {kind} of version {meta.get('version')}; this genrekit reads version {version}"
+            + (
+                " (made by a newer genrekit: upgrade genrekit)"
+                if found is not None and found > version
+                else ""
+            )
         )
     return conn
+
+
+def _version(meta: dict[str, str]) -> int | None:
+    """Return the version a ``meta`` table names, None when it names none or no number."""
+    try:
+        return int(meta.get("version", ""))
+    except ValueError:
+        return None
+
+
+def _upgrade(conn: sqlite3.Connection, app_id: int, version: int, upgrade: Upgrade) -> None:
+    """Upgrade a file to `version` in one transaction (read again inside it: another process may have)."""
+    with transaction(conn):
+        found = _version(read_meta(conn) or {})
+        if found is None or found >= version:
+            return
+        upgrade(conn, found)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(version),))
+        _stamp(conn, app_id, version)
 
 
 def _open_writable(path: Path, create: bool) -> sqlite3.Connection:
@@ -205,7 +244,14 @@ def _quick_check(conn: sqlite3.Connection, path: Path, kind: str) -> None:
 
 
 def _identify(
-    conn: sqlite3.Connection, path: Path, kind: str, fmt: str, app_id: int, create: bool, schema: str
+    conn: sqlite3.Connection,
+    path: Path,
+    kind: str,
+    fmt: str,
+    app_id: int,
+    create: bool,
+    schema: str,
+    version: int = SCHEMA_VERSION,
 ) -> dict[str, str]:
     """Return the ``meta`` of a file of `kind`: stamp an older genrekit's, create it in an empty file.
 
@@ -223,7 +269,7 @@ def _identify(
     if ours:
         if found == 0 and create:  # made by a genrekit older than the stamp
             with transaction(conn):
-                _stamp(conn, app_id)
+                _stamp(conn, app_id, _version(meta) or 0)
         return meta
     tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     if tables:
@@ -238,16 +284,16 @@ def _identify(
         if read_meta(conn) is None:  # another process may have created it meanwhile
             for statement in filter(str.strip, schema.split(";")):
                 conn.execute(statement)
-            rows = [("format", fmt), ("version", str(SCHEMA_VERSION))]
+            rows = [("format", fmt), ("version", str(version))]
             conn.executemany("INSERT INTO meta VALUES (?, ?)", rows)
-            _stamp(conn, app_id)
+            _stamp(conn, app_id, version)
     return read_meta(conn) or {}
 
 
-def _stamp(conn: sqlite3.Connection, app_id: int) -> None:
+def _stamp(conn: sqlite3.Connection, app_id: int, version: int) -> None:
     """Write the identity of a genrekit file: its application id and schema version."""
     conn.execute(f"PRAGMA application_id = {int(app_id)}")
-    conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+    conn.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str] | None:

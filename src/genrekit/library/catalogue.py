@@ -16,12 +16,24 @@ catalogue (``genrekit scan PATH --db library.db``) holds, per audio file:
     ``genre`` (the best genre, or ``uncertain``), ``best_guess``, ``confidence``,
     ``novelty`` (NULL when the model has none), ``familiar``, ``probabilities``
     (JSON, genre -> probability).
+``tags`` (``scan --tags``)
+    Per file and musicnn tagger (``tagger``: ``msd`` or ``mtt``): the file-level tag
+    ``probabilities`` (JSON, tag -> probability: the mean over 3-s patches) and the 200-d
+    ``embedding`` (the mean of the patch embeddings, 200 little-endian float32 values).
+``music`` (``scan --detect-music``)
+    Per file: the music ``probability`` of the detector (:mod:`genrekit.tagger.music`), the
+    RMS ``level_dbfs`` and ``is_music``, the verdict then. A file's stored prediction takes it
+    into account (its genre is ``not music`` when the detector rejected it).
 
 Identity: a catalogue carries SQLite's ``application_id`` :data:`APPLICATION_ID` and
 ``user_version`` :data:`SCHEMA_VERSION` (an extract checkpoint :data:`CHECKPOINT_APPLICATION_ID`).
 genrekit creates its tables only in a new or empty file and refuses any other SQLite file, so it
 never writes into another program's database; a catalogue of an older genrekit, which has the
 ``meta`` table but no stamp, is stamped when it is first opened for writing.
+
+Versions: a catalogue of version 1 (before ``tags`` and ``music``) is upgraded in place, in one
+transaction, the first time a command opens it for writing (``scan``, ``library tag``); a
+read-only command reads it as it is (no tags). A catalogue of a newer genrekit is refused.
 
 Damage: a file that fails SQLite's ``PRAGMA quick_check`` (checked when a command opens it), or
 that cannot be written (disk full, I/O error), raises :class:`CatalogueStorageError`; the files
@@ -57,10 +69,24 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.store import blob_features, connect, features_blob, guarded, transaction
+from genrekit.core.store import (
+    blob_features,
+    connect,
+    features_blob,
+    guarded,
+    read_meta,
+    transaction,
+    translated,
+)
 
 APPLICATION_ID: int = 0x47524B43
 """SQLite ``PRAGMA application_id`` of a catalogue (``GRKC`` in ASCII)."""
+
+SCHEMA_VERSION: int = 2
+"""Version of the catalogue's tables: 2 added ``tags`` and ``music`` (version 1 is upgraded)."""
+
+EMBEDDING_DIM: int = 200
+"""Length of a stored embedding (musicnn's penultimate layer)."""
 
 
 WINDOW, SEGMENT = 0, 1
@@ -105,6 +131,34 @@ CREATE TABLE predictions (
 CREATE INDEX predictions_model ON predictions(model_id);
 """
 
+_TAG_TABLES = """
+CREATE {temp}TABLE tags (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    tagger TEXT NOT NULL,
+    probabilities TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    PRIMARY KEY (file_id, tagger)
+) WITHOUT ROWID;
+CREATE {temp}TABLE music (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+    probability REAL NOT NULL,
+    level_dbfs REAL NOT NULL,
+    is_music INTEGER NOT NULL
+);
+"""
+
+
+def _create_tag_tables(conn, temp: bool = False) -> None:
+    """Create the tables of version 2 (``TEMP`` ones, empty, to read a version-1 file as it is)."""
+    for statement in filter(str.strip, _TAG_TABLES.format(temp="TEMP " if temp else "").split(";")):
+        conn.execute(statement)
+
+
+def _upgrade(conn, found: int) -> None:
+    """Bring a catalogue of version `found` to :data:`SCHEMA_VERSION` (run inside a transaction)."""
+    if found < 2:
+        _create_tag_tables(conn)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -124,6 +178,10 @@ class Entry:
         ``ok``, ``failed`` or ``gone``.
     segment_seconds : float or None
         Length of the stored segments, None when none are stored.
+    taggers : frozenset of str
+        The taggers whose tags are stored.
+    music : bool
+        Whether the music detector's decision is stored.
     """
 
     id: int
@@ -132,6 +190,36 @@ class Entry:
     mtime_ns: int
     status: str
     segment_seconds: float | None
+    taggers: frozenset[str] = frozenset()
+    music: bool = False
+
+
+@dataclass(frozen=True)
+class FileTags:
+    """One tagger's file-level output, as a catalogue stores it.
+
+    Attributes
+    ----------
+    tagger : str
+        ``msd`` or ``mtt``.
+    probabilities : dict of str to float
+        Tag -> probability (the mean over the file's 3-s patches).
+    embedding : ndarray of shape (200,), float32
+        The mean of the patch embeddings.
+    """
+
+    tagger: str
+    probabilities: dict[str, float]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class MusicCheck:
+    """The music detector's decision on one file (see :class:`genrekit.tagger.music.MusicDecision`)."""
+
+    probability: float
+    level_dbfs: float
+    is_music: bool
 
 
 @dataclass(frozen=True)
@@ -156,6 +244,12 @@ class Analysis:
         The same for the segments.
     error : str or None
         Why the file failed (the message names it); None when it did not.
+    tags : tuple of FileTags
+        The taggers' outputs, when asked for.
+    music : MusicCheck or None
+        The music detector's decision, when asked for.
+    tags_only : bool
+        Only `tags` and `music` were computed (a file whose stored features are kept).
     """
 
     path: str
@@ -168,6 +262,9 @@ class Analysis:
     segment_bounds: np.ndarray | None = None
     segment_features: np.ndarray | None = None
     error: str | None = None
+    tags: tuple[FileTags, ...] = ()
+    music: MusicCheck | None = None
+    tags_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,6 +301,16 @@ def model_id(metadata: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def embedding_blob(values: np.ndarray) -> bytes:
+    """Return an embedding as little-endian float32 bytes."""
+    return np.ascontiguousarray(values, dtype="<f4").tobytes()
+
+
+def blob_embedding(blob: bytes) -> np.ndarray:
+    """Read an embedding of :func:`embedding_blob` back, as float64 of shape (200,)."""
+    return np.frombuffer(blob, dtype="<f4").astype(np.float64)
+
+
 def _nan_to_null(value: float) -> float | None:
     """SQLite stores NaN as NULL; say so explicitly."""
     return None if math.isnan(value) else float(value)
@@ -225,6 +332,8 @@ class StoredFile:
         First and last (exclusive) sample of each window or segment.
     features : ndarray of shape (n, 57)
         Their features.
+    music : float
+        The stored music probability (NaN when the detector did not run on it).
     """
 
     id: int
@@ -232,6 +341,7 @@ class StoredFile:
     n_samples: int
     bounds: np.ndarray
     features: np.ndarray
+    music: float = math.nan
 
 
 class Catalogue:
@@ -249,10 +359,16 @@ class Catalogue:
     verify : bool
         Run SQLite's ``quick_check`` first (the commands do: a damaged file is named at once).
 
+    Attributes
+    ----------
+    version : int
+        The schema version of the file as opened: :data:`SCHEMA_VERSION`, or 1 for an older
+        catalogue opened read-only (read without tags; a writer upgrades it first).
+
     Raises
     ------
     CatalogueError
-        If the file is not a genrekit catalogue, is of another schema version or
+        If the file is not a genrekit catalogue, is of a newer schema version or
         cannot be opened.
     CatalogueStorageError
         If it is damaged or its disk is full (then, too, when a later call meets it).
@@ -265,8 +381,21 @@ class Catalogue:
     ) -> None:
         self.path = Path(path)
         self._conn = connect(
-            self.path, _SCHEMA, self.KIND, _FORMAT, APPLICATION_ID, create, readonly=readonly, verify=verify
+            self.path,
+            _SCHEMA + _TAG_TABLES.format(temp=""),
+            self.KIND,
+            _FORMAT,
+            APPLICATION_ID,
+            create,
+            readonly=readonly,
+            verify=verify,
+            version=SCHEMA_VERSION,
+            upgrade=_upgrade,
         )
+        self.version = int((read_meta(self._conn) or {})["version"])
+        if self.version < SCHEMA_VERSION:  # read-only: an older catalogue read as it is, without tags
+            with translated(self.path, self.KIND):
+                _create_tag_tables(self._conn, temp=True)
 
     def close(self) -> None:
         """Close the database."""
@@ -308,15 +437,59 @@ class Catalogue:
                     analysis.error,
                 ),
             ).fetchone()
-            self._conn.execute("DELETE FROM windows WHERE file_id = ?", (file_id,))
-            self._conn.execute("DELETE FROM predictions WHERE file_id = ?", (file_id,))
+            for table in ("windows", "predictions", "tags", "music"):
+                self._conn.execute(f"DELETE FROM {table} WHERE file_id = ?", (file_id,))
             if failed:
                 return
             self._insert_windows(file_id, WINDOW, analysis.bounds, analysis.features)
             if analysis.segment_bounds is not None:
                 self._insert_windows(file_id, SEGMENT, analysis.segment_bounds, analysis.segment_features)
+            self._insert_tags(file_id, analysis)
             if prediction is not None:
                 self._insert_prediction(file_id, prediction)
+
+    @guarded
+    def put_tags(self, analysis: Analysis) -> bool:
+        """Add the tags and music decision of a tags-only analysis to a stored file, atomically.
+
+        The file's features stay. A new music decision removes the file's prediction, which
+        :meth:`stale` then offers for re-classification with it.
+
+        Parameters
+        ----------
+        analysis : Analysis
+            A successful analysis with ``tags_only``.
+
+        Returns
+        -------
+        bool
+            False when the catalogue holds no analysed file at that path (nothing is stored).
+        """
+        with transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT id FROM files WHERE path = ? AND status = 'ok'", (analysis.path,)
+            ).fetchone()
+            if row is None:
+                return False
+            if analysis.music is not None:
+                self._conn.execute("DELETE FROM predictions WHERE file_id = ?", row)
+            self._insert_tags(row[0], analysis)
+        return True
+
+    def _insert_tags(self, file_id: int, analysis: Analysis) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?)",
+            [
+                (file_id, t.tagger, json.dumps(t.probabilities), embedding_blob(t.embedding))
+                for t in analysis.tags
+            ],
+        )
+        if analysis.music is not None:
+            m = analysis.music
+            self._conn.execute(
+                "INSERT OR REPLACE INTO music VALUES (?, ?, ?, ?)",
+                (file_id, m.probability, m.level_dbfs, int(m.is_music)),
+            )
 
     def _insert_windows(self, file_id: int, kind: int, bounds: np.ndarray, features: np.ndarray) -> None:
         self._conn.executemany(
@@ -378,11 +551,14 @@ class Catalogue:
         last = ""
         while True:
             rows = self._conn.execute(
-                "SELECT id, path, size, mtime_ns, status, segment_seconds FROM files "
+                "SELECT id, path, size, mtime_ns, status, segment_seconds, "
+                "(SELECT group_concat(tagger) FROM tags WHERE file_id = files.id), "
+                "EXISTS (SELECT 1 FROM music WHERE file_id = files.id) FROM files "
                 "WHERE (path = ? OR (path >= ? AND path < ?)) AND path > ? ORDER BY path LIMIT ?",
                 (root, below, after, last, PAGE),
             ).fetchall()
-            yield from (Entry(*row) for row in rows)
+            for *row, taggers, music in rows:
+                yield Entry(*row, frozenset(taggers.split(",") if taggers else ()), bool(music))
             if len(rows) < PAGE:
                 return
             last = rows[-1][1]
@@ -391,7 +567,8 @@ class Catalogue:
     def stale(self, model: str, after: int = 0, limit: int = PAGE) -> list[StoredFile]:
         """Return up to `limit` stored files, of row id above `after`, predicted by no or another model."""
         rows = self._conn.execute(
-            "SELECT f.id, f.path, f.n_samples FROM files f LEFT JOIN predictions p ON p.file_id = f.id "
+            "SELECT f.id, f.path, f.n_samples, m.probability FROM files f "
+            "LEFT JOIN predictions p ON p.file_id = f.id LEFT JOIN music m ON m.file_id = f.id "
             "WHERE f.id > ? AND f.status = 'ok' AND (p.model_id IS NULL OR p.model_id != ?) "
             "ORDER BY f.id LIMIT ?",
             (after, model, limit),
@@ -404,8 +581,9 @@ class Catalogue:
         last = ""
         while True:
             rows = self._conn.execute(
-                "SELECT id, path, n_samples FROM files WHERE status = 'ok' AND path > ? "
-                "ORDER BY path LIMIT ?",
+                "SELECT f.id, f.path, f.n_samples, m.probability FROM files f "
+                "LEFT JOIN music m ON m.file_id = f.id WHERE f.status = 'ok' AND f.path > ? "
+                "ORDER BY f.path LIMIT ?",
                 (last, PAGE),
             ).fetchall()
             yield from self._with_windows(rows, kind)
@@ -413,8 +591,8 @@ class Catalogue:
                 return
             last = rows[-1][1]
 
-    def _with_windows(self, rows: list[tuple[int, str, int]], kind: int) -> list[StoredFile]:
-        """Attach the windows of `kind` to ``(id, path, n_samples)`` rows (files without any are left out)."""
+    def _with_windows(self, rows: list[tuple[int, str, int, float | None]], kind: int) -> list[StoredFile]:
+        """Attach the windows of `kind` to ``(id, path, n_samples, music)`` rows (files without: left out)."""
         if not rows:
             return []
         marks = ",".join("?" * len(rows))
@@ -432,10 +610,59 @@ class Catalogue:
                 n_samples,
                 np.array([(start, end) for start, end, _ in found[file_id]], dtype=np.int64),
                 np.concatenate([blob_features(blob) for _, _, blob in found[file_id]]),
+                math.nan if music is None else music,
             )
-            for file_id, path, n_samples in rows
+            for file_id, path, n_samples, music in rows
             if file_id in found
         ]
+
+    @guarded
+    def embeddings(self, taggers: Sequence[str]) -> tuple[list[int], list[str], np.ndarray]:
+        """Return the analysed files that have an embedding of every one of `taggers`, by path.
+
+        Parameters
+        ----------
+        taggers : sequence of str
+            Tagger names; a file's row is their embeddings side by side, in this order.
+
+        Returns
+        -------
+        ids : list of int
+        paths : list of str
+        matrix : ndarray of shape (files, 200 * len(taggers)), float64
+        """
+        ids, paths, rows = [], [], []
+        marks = ",".join("?" * len(taggers))
+        order = {name: i for i, name in enumerate(taggers)}
+        current: tuple[int, str] | None = None
+        parts: dict[str, np.ndarray] = {}
+        cursor = self._conn.execute(
+            f"SELECT f.id, f.path, t.tagger, t.embedding FROM files f JOIN tags t ON t.file_id = f.id "
+            f"WHERE f.status = 'ok' AND t.tagger IN ({marks}) ORDER BY f.path",
+            tuple(taggers),
+        )
+        for file_id, path, tagger, blob in [*cursor, (None, None, None, None)]:
+            if current is not None and file_id != current[0]:
+                if len(parts) == len(order):
+                    ids.append(current[0])
+                    paths.append(current[1])
+                    rows.append(np.concatenate([parts[name] for name in taggers]))
+                parts = {}
+            current = (file_id, path)
+            if tagger is not None:
+                parts[tagger] = blob_embedding(blob)
+        width = EMBEDDING_DIM * len(taggers)
+        return ids, paths, np.asarray(rows, dtype=np.float64).reshape(-1, width)
+
+    @guarded
+    def file_tags(self, path: str) -> list[FileTags]:
+        """Return the stored tags of the file at `path` (an empty list when none), by tagger name."""
+        rows = self._conn.execute(
+            "SELECT t.tagger, t.probabilities, t.embedding FROM files f JOIN tags t ON t.file_id = f.id "
+            "WHERE f.path = ? ORDER BY t.tagger",
+            (path,),
+        ).fetchall()
+        return [FileTags(name, json.loads(proba), blob_embedding(blob)) for name, proba, blob in rows]
 
     @guarded
     def counts(self) -> dict[str, object]:
@@ -456,7 +683,27 @@ class Catalogue:
                 "WHERE f.status = 'ok' GROUP BY p.model_id"
             )
         )
-        return {"status": status, "samples": samples, "genres": genres, "models": models}
+        taggers = dict(
+            self._conn.execute(
+                "SELECT t.tagger, COUNT(*) FROM tags t JOIN files f ON f.id = t.file_id "
+                "WHERE f.status = 'ok' GROUP BY t.tagger ORDER BY t.tagger"
+            )
+        )
+        music = dict(
+            self._conn.execute(
+                "SELECT m.is_music, COUNT(*) FROM music m JOIN files f ON f.id = m.file_id "
+                "WHERE f.status = 'ok' GROUP BY m.is_music"
+            )
+        )
+        return {
+            "status": status,
+            "samples": samples,
+            "genres": genres,
+            "models": models,
+            "taggers": taggers,
+            "music_checked": sum(music.values()),
+            "not_music": music.get(0, 0),
+        }
 
     @guarded
     def search(

@@ -16,6 +16,11 @@ whatever stores them.
   by its own mean and standard deviation: the library's statistics come from all
   its windows, tagged and untagged, which uses no label) or one scaler fitted
   on the training rows.
+* **Feature sets side by side** (:func:`compare_feature_sets`): the 57 GTZAN
+  features of each window, the file's musicnn embedding (``scan --tags``), or
+  both side by side, each measured by :func:`compare_options` on the same files
+  and the same folds (a file's embedding is repeated for each of its windows, so
+  every set has the same rows, hence the same grouped folds).
 * **Out-of-fold use of the figures**: :func:`audit` lists tagged files whose tag
   the model contradicts when that file was held out; :func:`suggest` ranks
   untagged files by how unsure the model is of them (uncertainty sampling).
@@ -37,6 +42,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from genrekit.core.errors import GenrekitError
 from genrekit.library.learn_defaults import DEFAULT_AUDIT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MODELS
 from genrekit.models.calibrate import (
+    DEFAULT_MIN_CONFIDENCE,
     NOVELTY_QUANTILE,
     FeatureNovelty,
     fit_temperature,
@@ -483,6 +489,85 @@ def compare_options(
     }
     best = max(results, key=lambda name: results[name].accuracy()["accuracy"])
     return grid[best], results
+
+
+FEATURE_SETS: tuple[str, ...] = ("gtzan", "embedding", "both")
+"""Feature sets :func:`compare_feature_sets` measures: the 57 features, the embedding, both."""
+
+
+def feature_set(windows: Windows, embeddings: Mapping[str, np.ndarray], name: str) -> Windows:
+    """Return the windows of the files that have an embedding, with the features of set `name`.
+
+    Parameters
+    ----------
+    windows : Windows
+        The library's windows (57 features each).
+    embeddings : mapping
+        File id -> its embedding (one vector per file).
+    name : {"gtzan", "embedding", "both"}
+        ``gtzan``: the 57 features; ``embedding``: the file's embedding on each of its
+        windows; ``both``: the two side by side.
+    """
+    if name not in FEATURE_SETS:
+        raise LearnError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SETS)}")
+    rows = np.flatnonzero([file_id in embeddings for file_id in windows.file_ids])
+    ids = windows.file_ids[rows]
+    gtzan = windows.features[rows]
+    if name == "gtzan":
+        return Windows(gtzan, ids)
+    width = len(next(iter(embeddings.values()))) if embeddings else 0
+    embedded = np.asarray([embeddings[f] for f in ids], dtype=np.float64).reshape(len(ids), width)
+    return Windows(embedded if name == "embedding" else np.hstack([gtzan, embedded]), ids)
+
+
+def compare_feature_sets(
+    windows: Windows,
+    embeddings: Mapping[str, np.ndarray],
+    labels: Mapping[str, str],
+    *,
+    sets: Sequence[str] = FEATURE_SETS,
+    models: Sequence[str] = DEFAULT_MODELS,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+) -> dict:
+    """Measure each feature set with :func:`compare_options` on the same files and folds.
+
+    Only the labelled files that have an embedding take part (the others are counted), so the
+    sets are compared on the same files; no extra rows are added (they have no embedding).
+
+    Returns
+    -------
+    dict
+        ``files`` (labelled files compared), ``left_out`` (labelled files without an
+        embedding), ``protocol`` and, per set, ``{"chosen", "accuracy", "ci_low", "ci_high",
+        "per_genre", "options"}``: the best option's figures and every option's accuracy.
+
+    Raises
+    ------
+    LearnError
+        If fewer than two classes have labelled files with an embedding.
+    """
+    kept = {f: label for f, label in labels.items() if f in embeddings}
+    if len(set(kept.values())) < 2:
+        raise LearnError(
+            f"{len(kept)} labelled files have an embedding ({len(set(kept.values()))} genre(s)); "
+            "comparing feature sets needs two genres or more (run genrekit scan --tags)"
+        )
+    report: dict = {"files": len(kept), "left_out": len(labels) - len(kept)}
+    for name in sets:
+        chosen, results = compare_options(
+            feature_set(windows, embeddings, name), kept, models=models, folds=folds, seed=seed
+        )
+        best = results[chosen["name"]]
+        figures = best.to_dict(min_confidence)
+        report["protocol"] = f"cross-validation grouped by file, {best.options['folds']} folds, seed {seed}"
+        report[name] = {
+            "chosen": chosen["name"],
+            **{key: figures[key] for key in ("accuracy", "ci_low", "ci_high", "per_genre")},
+            "options": {option: result.accuracy()["accuracy"] for option, result in results.items()},
+        }
+    return report
 
 
 def audit(

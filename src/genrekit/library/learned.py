@@ -40,6 +40,7 @@ from genrekit.core.schema import FEATURE_NAMES
 from genrekit.library.catalogue import WINDOW, Catalogue, TagJournal
 from genrekit.library.learn import (
     DEFAULT_FOLDS,
+    FEATURE_SETS,
     ClassFamiliarity,
     CVResult,
     Extra,
@@ -48,6 +49,7 @@ from genrekit.library.learn import (
     Windows,
     audit,
     class_familiarity,
+    compare_feature_sets,
     compare_options,
     default_models,
     fit_learned,
@@ -102,6 +104,21 @@ def library_windows(catalogue: Catalogue) -> Windows:
     if not features:
         raise GenrekitError(f"{catalogue.path}: no analysed file in the catalogue; run `genrekit scan`")
     return Windows(np.concatenate(features), np.asarray(ids, dtype=object))
+
+
+def library_embeddings(catalogue: Catalogue) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Return, per analysed file, its stored embeddings side by side (every stored tagger), and the taggers.
+
+    Raises
+    ------
+    GenrekitError
+        If the catalogue holds no embeddings (it was scanned without ``--tags``).
+    """
+    taggers = sorted(catalogue.counts()["taggers"])
+    if not taggers:
+        raise GenrekitError(f"{catalogue.path}: no embeddings in the catalogue; run genrekit scan --tags")
+    _, paths, matrix = catalogue.embeddings(taggers)
+    return dict(zip(paths, matrix, strict=True)), taggers
 
 
 def read_library_genres(
@@ -338,6 +355,7 @@ def learn_library(
     seed: int = 0,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     include_own: bool = False,
+    features: str = "gtzan",
 ) -> LearnRun:
     """Learn the library's genres from its own tags and store the model beside the catalogue.
 
@@ -350,17 +368,26 @@ def learn_library(
     Each class's familiarity threshold is chosen on the same folds
     (:func:`~genrekit.library.learn.class_familiarity`).
 
+    With `features` ``embedding`` or ``both``, the report's ``feature_sets`` also gives the
+    grouped cross-validation of the 57 features, of the musicnn embeddings that ``scan --tags``
+    stored (and of both side by side) on the same files and folds
+    (:func:`~genrekit.library.learn.compare_feature_sets`). The stored model is learned from
+    the 57 features either way: a genrekit model folder holds 57-feature models.
+
     Raises
     ------
     GenrekitError
         If the catalogue cannot be read, or too few files are tagged to learn.
     """
     left_out: dict[str, str] = {}
+    if features not in FEATURE_SETS:
+        raise LearnError(f"unknown feature set {features!r}; choose from {', '.join(FEATURE_SETS)}")
     if models is None:
         models, left_out = default_models()
     with Catalogue(db, create=False) as catalogue:
         windows = library_windows(catalogue)
         written = TagJournal(catalogue).written()
+        embeddings, taggers = library_embeddings(catalogue) if features != "gtzan" else ({}, [])
     paths = list(dict.fromkeys(windows.file_ids))
     genres, errors, own = read_library_genres(paths, written)
     if not include_own:
@@ -384,6 +411,20 @@ def learn_library(
             "options": {name: result.to_dict(min_confidence) for name, result in results.items()},
         }
     )
+    sets = None
+    if features != "gtzan":
+        measured = ("gtzan", "embedding", "both") if features == "both" else ("gtzan", "embedding")
+        sets = compare_feature_sets(
+            windows,
+            embeddings,
+            labels.label,
+            sets=measured,
+            models=models,
+            folds=folds,
+            seed=seed,
+            min_confidence=min_confidence,
+        )
+        sets["taggers"] = taggers
     learned = fit_learned(windows, labels.label, cv, extra)
     familiarity = class_familiarity(windows, labels.label, cv)
     warnings = weak_model_warnings(labels.counts)
@@ -407,6 +448,7 @@ def learn_library(
             "models_left_out": left_out,
             "extra_rows": None if extra is None else {"name": extra.name, "rows": len(extra.labels)},
             **figures,
+            "feature_sets": sets,
             "folder": str(folder),
         }
     )

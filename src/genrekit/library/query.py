@@ -9,7 +9,9 @@ and None, so ``json.dumps`` takes it as it is.
 Tracks are compared in the standardised feature space: each file is the mean
 of its 30-s windows' 57 features, and each feature is scaled to zero mean and
 unit variance over the files of the catalogue (the paper's playlist use:
-similar tracks are near each other).
+similar tracks are near each other). :func:`similar` can compare them in the
+embedding space instead (``space="embedding"``): the 200-d musicnn embeddings
+that ``scan --tags`` stores, by cosine distance.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from genrekit.audio.decode import genre_from_path
 from genrekit.audio.window import segment_name
 from genrekit.core.errors import GenrekitError
 from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE
-from genrekit.library.catalogue import SEGMENT, WINDOW, Catalogue
+from genrekit.library.catalogue import EMBEDDING_DIM, SEGMENT, WINDOW, Catalogue
 
 
 def stats(catalogue: Catalogue) -> dict:
@@ -36,8 +38,9 @@ def stats(catalogue: Catalogue) -> dict:
     -------
     dict
         ``files`` (analysed), ``failed``, ``gone``, ``hours``, ``genres``
-        (genre -> files, ``uncertain`` included), ``uncertain``, ``models``
-        (model id -> files predicted by it).
+        (genre -> files, ``uncertain`` and ``not music`` included), ``uncertain``, ``models``
+        (model id -> files predicted by it), ``taggers`` (tagger -> files with its tags and
+        embedding), ``music_checked`` (files the music detector ran on), ``not_music``.
     """
     counts = catalogue.counts()
     status = counts["status"]
@@ -49,6 +52,9 @@ def stats(catalogue: Catalogue) -> dict:
         "genres": counts["genres"],
         "uncertain": counts["genres"].get("uncertain", 0),
         "models": counts["models"],
+        "taggers": counts["taggers"],
+        "music_checked": counts["music_checked"],
+        "not_music": counts["not_music"],
     }
 
 
@@ -84,6 +90,26 @@ def _file_matrix(catalogue: Catalogue) -> tuple[list[int], list[str], np.ndarray
     matrix = np.asarray(rows)
     std = matrix.std(axis=0)
     return ids, paths, (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def embedding_matrix(catalogue: Catalogue) -> tuple[list[int], list[str], np.ndarray]:
+    """Row ids and paths of the files with an embedding of every stored tagger, and those embeddings.
+
+    Each tagger's 200 values are scaled to unit length (a zero vector stays zero); the taggers
+    are side by side in name order.
+
+    Raises
+    ------
+    GenrekitError
+        If the catalogue holds no embeddings (it was scanned without ``--tags``).
+    """
+    taggers = sorted(catalogue.counts()["taggers"])
+    if not taggers:
+        raise GenrekitError(f"{catalogue.path}: no embeddings in the catalogue; run genrekit scan --tags")
+    ids, paths, matrix = catalogue.embeddings(taggers)
+    blocks = matrix.reshape(len(matrix), len(taggers), EMBEDDING_DIM)
+    norms = np.linalg.norm(blocks, axis=2, keepdims=True)
+    return ids, paths, (blocks / np.where(norms > 0, norms, 1.0)).reshape(len(matrix), -1)
 
 
 def _genres(catalogue: Catalogue) -> dict[str, str]:
@@ -146,8 +172,14 @@ def file_key(path: str | os.PathLike[str]) -> str:
     return fs.unstrip_protocol(stripped)
 
 
-def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> list[dict]:
-    """Return the `n` tracks nearest to `path` in the standardised feature space, nearest first.
+SPACES: tuple[str, ...] = ("features", "embedding")
+"""The spaces :func:`similar` compares tracks in."""
+
+
+def similar(
+    catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10, space: str = "features"
+) -> list[dict]:
+    """Return the `n` tracks nearest to `path`, nearest first.
 
     Parameters
     ----------
@@ -157,6 +189,11 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
         A file of the catalogue (relative paths are taken from the current folder), or its URL.
     n : int
         How many tracks.
+    space : {"features", "embedding"}
+        ``features``: Euclidean distance in the standardised feature space. ``embedding``:
+        cosine distance (1 - cosine similarity, 0 to 2) between the stored musicnn embeddings,
+        each tagger's embedding scaled to unit length and those of every stored tagger side by
+        side (so the distance is the mean of the taggers' cosine distances).
 
     Returns
     -------
@@ -166,15 +203,24 @@ def similar(catalogue: Catalogue, path: str | os.PathLike[str], n: int = 10) -> 
     Raises
     ------
     GenrekitError
-        If `path` is not an analysed file of the catalogue.
+        If `path` is not an analysed file of the catalogue (with an embedding), or the catalogue
+        holds no embeddings, or `space` is unknown.
     """
     key = file_key(path)
-    ids, paths, matrix = _file_matrix(catalogue)
+    if space not in SPACES:
+        raise GenrekitError(f"unknown space {space!r}; choose from {', '.join(SPACES)}")
+    ids, paths, matrix = _file_matrix(catalogue) if space == "features" else embedding_matrix(catalogue)
     try:
         row = paths.index(key)
     except ValueError:
-        raise GenrekitError(f"{path}: not an analysed file of the catalogue {catalogue.path}") from None
-    distances = np.sqrt(((matrix - matrix[row]) ** 2).sum(axis=1))
+        what = (
+            "an analysed file" if space == "features" else "a file with an embedding (genrekit scan --tags)"
+        )
+        raise GenrekitError(f"{path}: not {what} of the catalogue {catalogue.path}") from None
+    if space == "features":
+        distances = np.sqrt(((matrix - matrix[row]) ** 2).sum(axis=1))
+    else:
+        distances = 1.0 - (matrix @ matrix[row]) / (len(matrix[row]) / EMBEDDING_DIM)
     distances[row] = math.inf
     order = np.argsort(distances, kind="stable")[: min(n, len(paths) - 1)]
     genres = _genres(catalogue)

@@ -10,14 +10,16 @@ size of the library):
   URL, ``s3://...``: its size or change stamp, see :mod:`genrekit.library.remote`);
 * a file that is unchanged is only stat'ed, a URL only listed (a failed one is retried with
   ``retry_failed``; one stored without segments is analysed again when
-  segments are asked for);
+  segments are asked for; one stored without the tags or music decision asked for
+  is decoded again for them alone, its features kept);
 * a file the catalogue holds below a scanned folder but that is no longer
   there is marked ``gone``.
 
 Analysing a file (:func:`analyse_file`, on a worker) decodes it once and
 computes the features of its 30-s windows (:func:`genrekit.prediction.model.file_windows`)
-and, when asked, of its segments. The client, the only writer of the
-catalogue, classifies the windows with the current model and stores each file
+and, when asked, of its segments, its musicnn tags and embeddings and its music decision
+(:class:`genrekit.tagger.stream.TagStream`, fed from the same decoding pass). The client,
+the only writer of the catalogue, classifies the windows with the current model and stores each file
 in its own transaction. Files whose stored prediction comes from another
 model (see :func:`genrekit.library.catalogue.model_id`) are re-classified from
 their stored features first, without decoding anything.
@@ -50,7 +52,16 @@ from genrekit.audio.decode import AUDIO_EXTENSIONS
 from genrekit.core.errors import AudioError, GenrekitError
 from genrekit.core.parallel import cpu_count, init_worker
 from genrekit.library import remote
-from genrekit.library.catalogue import PAGE, Analysis, Catalogue, Entry, Prediction, model_id
+from genrekit.library.catalogue import (
+    PAGE,
+    Analysis,
+    Catalogue,
+    Entry,
+    FileTags,
+    MusicCheck,
+    Prediction,
+    model_id,
+)
 from genrekit.models.calibrate import DEFAULT_MIN_CONFIDENCE
 
 DEFAULT_TIMEOUT: float = 600.0
@@ -59,11 +70,24 @@ DEFAULT_TIMEOUT: float = 600.0
 
 @dataclass(frozen=True)
 class Todo:
-    """A file to analyse, with its size and modification time (a URL's change stamp) as the walk saw them."""
+    """A file to analyse, with its size and modification time (a URL's change stamp) as the walk saw them.
+
+    Attributes
+    ----------
+    taggers : tuple of str
+        The musicnn taggers to run on it (``scan --tags``).
+    music : bool
+        Also run the music detector (``scan --detect-music``).
+    tags_only : bool
+        Compute only the tags and music decision (an unchanged file whose features are stored).
+    """
 
     path: str
     size: int
     mtime_ns: int
+    taggers: tuple[str, ...] = ()
+    music: bool = False
+    tags_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,8 +124,9 @@ class ScanReport:
 
     Attributes
     ----------
-    new, changed, unchanged, gone, retried : int
-        Files by what the walk found (``retried``: unchanged files that had failed).
+    new, changed, unchanged, gone, retried, tagged : int
+        Files by what the walk found (``retried``: unchanged files that had failed; ``tagged``:
+        unchanged files that lacked the tags or music decision asked for, decoded for them alone).
     analysed : int
         Files analysed and stored with their features and prediction.
     failed : list of (str, str)
@@ -117,13 +142,20 @@ class ScanReport:
     unchanged: int = 0
     gone: int = 0
     retried: int = 0
+    tagged: int = 0
     analysed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     lost: list[tuple[str, str]] = field(default_factory=list)
     reclassified: int = 0
 
 
-def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
+def analyse_file(
+    path: str,
+    segment_seconds: float | None = None,
+    taggers: Sequence[str] = (),
+    music: bool = False,
+    tags_only: bool = False,
+) -> Analysis:
     """Decode one file and compute the features of its windows (and segments); a bad file never raises.
 
     Parameters
@@ -134,6 +166,12 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
     segment_seconds : float, optional
         Also compute the features of consecutive segments of this length (3: the
         public 3-second table's segments).
+    taggers : sequence of str
+        Also the file-level tags and embedding of these musicnn taggers, from the same decoding pass.
+    music : bool
+        Also the music detector's decision.
+    tags_only : bool
+        Compute the tags and music decision only, not the features.
 
     Returns
     -------
@@ -146,11 +184,12 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
         If this machine cannot read the URL's protocol (a worker without the
         fsspec backend: its fault, not the file's, so nothing is stored).
     """
+    wanted = (segment_seconds, tuple(taggers), music, tags_only)
     if not remote.is_url(path):
-        return _analyse_path(path, segment_seconds)
+        return _analyse_path(path, *wanted)
     try:
         with remote.local_copy(path) as local:
-            result = _analyse_path(local, segment_seconds)
+            result = _analyse_path(local, *wanted)
     except remote.BackendError:
         raise
     except GenrekitError as exc:
@@ -161,19 +200,35 @@ def analyse_file(path: str, segment_seconds: float | None = None) -> Analysis:
     return replace(result, path=path, error=error)
 
 
-def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
+def _analyse_path(
+    path: str, segment_seconds: float | None, taggers: tuple[str, ...], music: bool, tags_only: bool
+) -> Analysis:
     """Analyse a local file (see :func:`analyse_file`)."""
-    from genrekit.audio.analysis import MIN_SECONDS, analyse_file
-
     try:
         stat = os.stat(path)
     except OSError as exc:
         return Analysis(path, -1, -1, error=f"{path}: cannot read: {exc.strerror or exc}")
     try:
-        analysis = analyse_file(path, segment_seconds=segment_seconds, min_seconds=MIN_SECONDS)
+        stream = _tag_stream(taggers, music)
+        if tags_only:
+            result = Analysis(path, stat.st_size, stat.st_mtime_ns, tags_only=True)
+            _decode_into(path, stream)
+        else:
+            result = _features(path, stat, segment_seconds, stream)
+        if stream is not None:
+            result = replace(result, **_tag_fields(stream, taggers, music, path))
     except Exception as exc:  # one bad file, whatever its fault, must not stop the scan
         message = str(exc) if isinstance(exc, GenrekitError) else f"{path}: unexpected {exc!r}"
-        return Analysis(path, stat.st_size, stat.st_mtime_ns, error=message)
+        return Analysis(path, stat.st_size, stat.st_mtime_ns, error=message, tags_only=tags_only)
+    return result
+
+
+def _features(path: str, stat: os.stat_result, segment_seconds: float | None, stream) -> Analysis:
+    """Decode a file once for the features of its windows (and segments), feeding `stream` on the way."""
+    from genrekit.audio.analysis import MIN_SECONDS, analyse_file
+
+    tap = None if stream is None else stream.push
+    analysis = analyse_file(path, segment_seconds=segment_seconds, min_seconds=MIN_SECONDS, tap=tap)
     segments = analysis.segments
     return Analysis(
         path,
@@ -188,16 +243,59 @@ def _analyse_path(path: str, segment_seconds: float | None) -> Analysis:
     )
 
 
+def _tag_stream(taggers: tuple[str, ...], music: bool):
+    """Return a :class:`~genrekit.tagger.stream.TagStream` at 22,050 Hz, None when nothing is asked."""
+    if not taggers and not music:
+        return None
+    from genrekit.core.schema import SAMPLE_RATE
+    from genrekit.tagger.stream import TagStream
+
+    return TagStream.for_scan(taggers, music, SAMPLE_RATE)
+
+
+def _decode_into(path: str, stream) -> None:
+    """Decode a file (as the analysis does: 22,050 Hz, block by block) into `stream` only."""
+    from genrekit.audio.decode import open_audio
+    from genrekit.core.schema import SAMPLE_RATE
+
+    with open_audio(path, sr=SAMPLE_RATE) as (_, blocks):
+        try:
+            for block in blocks:
+                stream.push(block)
+        except AudioError as exc:
+            message = str(exc)
+            raise AudioError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from exc
+
+
+def _tag_fields(stream, taggers: tuple[str, ...], music: bool, path: str) -> dict:
+    """Return the ``tags`` and ``music`` of an Analysis from a finished stream (errors name `path`)."""
+    try:
+        done = stream.finish()
+    except AudioError as exc:
+        raise AudioError(f"{path}: {exc}") from exc
+    tags = tuple(_file_tags(done.results[name]) for name in taggers)
+    decision = done.music() if music else None
+    if decision is None:
+        return {"tags": tags, "music": None}
+    return {"tags": tags, "music": MusicCheck(decision.probability, decision.level_dbfs, decision.is_music)}
+
+
+def _file_tags(result) -> FileTags:
+    """Return a :class:`~genrekit.tagger.TagResult` as the catalogue stores it (file-level values)."""
+    probabilities = dict(zip(result.labels, map(float, result.probabilities), strict=True))
+    return FileTags(result.tagger, probabilities, result.embedding)
+
+
 def analyse_todo(item: Todo, segment_seconds: float | None = None) -> Analysis:
     """Analyse a file of the walk (:func:`analyse_file`).
 
     An object behind a URL keeps the size and change stamp its listing gave, which
     the next listing is compared with.
     """
-    result = analyse_file(item.path, segment_seconds)
+    result = analyse_file(item.path, segment_seconds, item.taggers, item.music, item.tags_only)
     if remote.is_url(item.path):
         result = replace(result, size=item.size, mtime_ns=item.mtime_ns)
-    return result
+    return replace(result, tags_only=item.tags_only)
 
 
 def analyse_or_report(item: Todo, segment_seconds: float | None = None) -> Analysis | Lost:
@@ -267,7 +365,14 @@ def killed_repeatedly(item: Todo, reason: str) -> Analysis:
 
 def _failure(item: Todo, reason: str, kind: type[Analysis] = Analysis, **fields: object) -> Analysis:
     """Return the failed analysis (of class `kind`, with `fields`) of a walked file: ``path: reason``."""
-    return kind(item.path, item.size, item.mtime_ns, error=f"{item.path}: {reason}", **fields)
+    return kind(
+        item.path,
+        item.size,
+        item.mtime_ns,
+        error=f"{item.path}: {reason}",
+        tags_only=item.tags_only,
+        **fields,
+    )
 
 
 def analyse_batch(
@@ -620,8 +725,14 @@ def plan(
     report: ScanReport,
     segment_seconds: float | None = None,
     retry_failed: bool = False,
+    taggers: Sequence[str] = (),
+    music: bool = False,
 ) -> Iterator[Todo]:
-    """Yield the files to analyse under `roots` and mark the vanished ones gone (counting in `report`)."""
+    """Yield the files to analyse under `roots` and mark the vanished ones gone (counting in `report`).
+
+    New and changed files are analysed with `taggers` and `music`; an unchanged analysed file
+    that lacks some of them gets a tags-only :class:`Todo` for what it lacks.
+    """
     for root in roots:
         gone: list[int] = []
         for found, entry in _merge(_listing(root), catalogue.entries(root)):
@@ -632,17 +743,18 @@ def plan(
                     catalogue.mark_gone(gone)
                     report.gone, gone = report.gone + len(gone), []
                 continue
-            todo = Todo(*found)
+            todo = Todo(*found, tuple(taggers), music)
             path = todo.path
             if not path.isascii() and not _is_utf8(path):
                 report.failed.append((ascii(path), f"{path!a}: the name is not valid UTF-8; rename it"))
                 continue
             kind = _what_changed(entry, todo, segment_seconds, retry_failed)
             if kind == "unchanged":
-                report.unchanged += 1
-                continue
+                todo = _missing_tags(entry, todo)
+                kind = "unchanged" if todo is None else "tagged"
             setattr(report, kind, getattr(report, kind) + 1)
-            yield todo
+            if kind != "unchanged":
+                yield todo
         catalogue.mark_gone(gone)
         report.gone += len(gone)
 
@@ -673,6 +785,17 @@ def _merge(
             item, entry = next(found, None), next(stored, None)
 
 
+def _missing_tags(entry: Entry | None, todo: Todo) -> Todo | None:
+    """Return a tags-only Todo for what an unchanged analysed file lacks of `todo`'s tags (or None)."""
+    if entry is None or entry.status != "ok":
+        return None
+    taggers = tuple(name for name in todo.taggers if name not in entry.taggers)
+    music = todo.music and not entry.music
+    if not taggers and not music:
+        return None
+    return replace(todo, taggers=taggers, music=music, tags_only=True)
+
+
 def _what_changed(entry: Entry | None, todo: Todo, segment_seconds: float | None, retry_failed: bool) -> str:
     """Classify a file on disk against its catalogue entry: new, changed, retried or unchanged."""
     if entry is None or entry.status == "gone":
@@ -695,6 +818,9 @@ def scan(
     retry_failed: bool = False,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     on_stored: Callable[[Analysis], None] | None = None,
+    taggers: Sequence[str] = (),
+    detect_music: bool = False,
+    tagger_weights: str | os.PathLike[str] | None = None,
 ) -> ScanReport:
     """Bring the catalogue up to date with the files under `paths` and with `model`.
 
@@ -720,6 +846,15 @@ def scan(
         (as is a file whose audio is unlike the training music).
     on_stored : callable, optional
         Called with each analysis once it is committed (e.g. a progress bar).
+    taggers : sequence of str
+        Also store each file's tags and 200-d embedding of these musicnn taggers (``msd``,
+        ``mtt``); unchanged files stored without them are decoded again for them alone.
+    detect_music : bool
+        Also store each file's music decision (:mod:`genrekit.tagger.music`), which its stored
+        verdict then follows (``not music``); on with a model loaded with ``detect_music``.
+    tagger_weights : path-like, optional
+        Where to read the taggers' weights when they are not yet in the cache (a musicnn
+        wheel, folder or checkpoint); pip downloads them otherwise.
 
     Returns
     -------
@@ -732,6 +867,8 @@ def scan(
         If a path does not exist.
     GenrekitError
         If `model` was trained on windows other than 30 s (the catalogue stores 30-s windows).
+    ModelError
+        If a tagger is unknown or its weights cannot be obtained.
     BackendError
         If the fsspec backend of a URL is not installed (:mod:`genrekit.library.remote`).
     """
@@ -742,23 +879,41 @@ def scan(
             "windows it stores; predict such a model's files with `genrekit predict`"
         )
     roots = _roots(paths)
+    taggers = tuple(dict.fromkeys(taggers))
+    music = detect_music or getattr(model, "detect_music", False)
+    if taggers or music:
+        from genrekit.tagger.stream import prepare
+
+        prepare(taggers, music, tagger_weights)
     runner = runner or run_local(segment_seconds=segment_seconds)
     report = ScanReport()
     current = model_id(model.metadata)
     report.reclassified = reclassify(catalogue, model, min_confidence)
-    for results in runner(plan(catalogue, roots, report, segment_seconds, retry_failed)):
+    for results in runner(plan(catalogue, roots, report, segment_seconds, retry_failed, taggers, music)):
         analyses = [r for r in results if isinstance(r, Analysis)]
         report.lost += [(r.path, r.reason) for r in results if isinstance(r, Lost)]
         predictions = _predictions(model, current, analyses, min_confidence)
         for analysis in analyses:
-            catalogue.put(analysis, predictions.get(analysis.path))
-            if analysis.error is None:
-                report.analysed += 1
-            else:
-                report.failed.append((analysis.path, analysis.error))
+            _store(catalogue, analysis, predictions.get(analysis.path), report)
             if on_stored is not None:
                 on_stored(analysis)
+    report.reclassified += reclassify(catalogue, model, min_confidence)  # files given a music decision
     return report
+
+
+def _store(
+    catalogue: Catalogue, analysis: Analysis, prediction: Prediction | None, report: ScanReport
+) -> None:
+    """Store one result and count it; a failed tags-only analysis leaves the stored file as it was."""
+    if analysis.error is not None:
+        report.failed.append((analysis.path, analysis.error))
+        if not analysis.tags_only:
+            catalogue.put(analysis)
+    elif analysis.tags_only:
+        catalogue.put_tags(analysis)
+    else:
+        catalogue.put(analysis, prediction)
+        report.analysed += 1
 
 
 def reclassify(catalogue: Catalogue, model, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> int:
@@ -769,15 +924,12 @@ def reclassify(catalogue: Catalogue, model, min_confidence: float = DEFAULT_MIN_
     int
         How many files were re-classified.
     """
-    from genrekit.prediction.model import FileWindows
-
     current, total, cut = model_id(model.metadata), 0, min_confidence
     last = 0
     while batch := catalogue.stale(current, last):
         last = batch[-1].id
         catalogue.put_predictions(
-            (f.id, _predict(model, current, f.path, FileWindows(f.n_samples, f.bounds, f.features), cut))
-            for f in batch
+            (f.id, _predict(model, current, f.path, _stored_windows(f), cut)) for f in batch
         )
         total += len(batch)
     return total
@@ -787,15 +939,26 @@ def _predictions(
     model, current: str, analyses: Sequence[Analysis], min_confidence: float
 ) -> dict[str, Prediction]:
     """Classify the windows of each successful analysis; path -> prediction."""
+    return {
+        item.path: _predict(model, current, item.path, _windows(item), min_confidence)
+        for item in analyses
+        if item.error is None and not item.tags_only
+    }
+
+
+def _stored_windows(stored):
+    """Return the FileWindows of a stored file (a catalogue StoredFile), with its music probability."""
     from genrekit.prediction.model import FileWindows
 
-    return {
-        item.path: _predict(
-            model, current, item.path, FileWindows(item.n_samples, item.bounds, item.features), min_confidence
-        )
-        for item in analyses
-        if item.error is None
-    }
+    return FileWindows(stored.n_samples, stored.bounds, stored.features, stored.music)
+
+
+def _windows(item: Analysis):
+    """Return the FileWindows of an analysis, with its music probability when the detector ran."""
+    from genrekit.prediction.model import FileWindows
+
+    music = math.nan if item.music is None else item.music.probability
+    return FileWindows(item.n_samples, item.bounds, item.features, music)
 
 
 def _predict(model, current: str, path: str, windows, min_confidence: float) -> Prediction:
