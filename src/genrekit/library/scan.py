@@ -18,7 +18,7 @@ size of the library):
 Analysing a file (:func:`analyse_file`, on a worker) decodes it once and
 computes the features of its 30-s windows (:func:`genrekit.prediction.model.file_windows`)
 and, when asked, of its segments, its musicnn tags and embeddings and its music decision
-(:class:`genrekit.tagger.stream.TagStream`, fed from the same decoding pass). The client,
+(:class:`genrekit.tagger.model.TagStream`, fed from the same decoding pass). The client,
 the only writer of the catalogue, classifies the windows with the current model and stores each file
 in its own transaction. Files whose stored prediction comes from another
 model (see :func:`genrekit.library.catalogue.model_id`) are re-classified from
@@ -244,13 +244,13 @@ def _features(path: str, stat: os.stat_result, segment_seconds: float | None, st
 
 
 def _tag_stream(taggers: tuple[str, ...], music: bool):
-    """Return a :class:`~genrekit.tagger.stream.TagStream` at 22,050 Hz, None when nothing is asked."""
+    """Return a :class:`~genrekit.tagger.model.TagStream` at 22,050 Hz, None when nothing is asked."""
     if not taggers and not music:
         return None
     from genrekit.core.schema import SAMPLE_RATE
-    from genrekit.tagger.stream import TagStream
+    from genrekit.tagger.stream import scan_stream
 
-    return TagStream.for_scan(taggers, music, SAMPLE_RATE)
+    return scan_stream(taggers, music, SAMPLE_RATE)
 
 
 def _decode_into(path: str, stream) -> None:
@@ -269,14 +269,16 @@ def _decode_into(path: str, stream) -> None:
 
 def _tag_fields(stream, taggers: tuple[str, ...], music: bool, path: str) -> dict:
     """Return the ``tags`` and ``music`` of an Analysis from a finished stream (errors name `path`)."""
+    from genrekit.tagger.stream import music_decision
+
     try:
-        done = stream.finish()
+        results = stream.finish()
     except AudioError as exc:
         raise AudioError(f"{path}: {exc}") from exc
-    tags = tuple(_file_tags(done.results[name]) for name in taggers)
-    decision = done.music() if music else None
-    if decision is None:
+    tags = tuple(_file_tags(results[name]) for name in taggers)
+    if not music:
         return {"tags": tags, "music": None}
+    decision = music_decision(stream, results)
     return {"tags": tags, "music": MusicCheck(decision.probability, decision.level_dbfs, decision.is_music)}
 
 

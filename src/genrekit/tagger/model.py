@@ -284,12 +284,19 @@ class TagStream:
         self._frames: list[np.ndarray] = []
         self._held = 0
         self._count = 0
+        self._energy = 0.0
         self._outputs: dict[str, list[Outputs]] = {t.name: [] for t in self._taggers}
+
+    @property
+    def level_dbfs(self) -> float:
+        """RMS level of the samples pushed so far, in dB re full scale (-300 for none or silence)."""
+        return 10 * math.log10(max(self._energy / max(self._count, 1), 1e-30))
 
     def push(self, block: np.ndarray) -> None:
         """Add a block of mono samples (copied as needed: the caller may reuse its buffer)."""
         block = np.asarray(block, dtype=np.float32)
         self._count += len(block)
+        self._energy += float(np.dot(block.astype(np.float64), block))
         if self._resampler is not None:
             block = self._resampler.resample_chunk(block)
         self._add(self._mel.push(block))
