@@ -368,3 +368,21 @@ def add_jobs_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs", type=positive_int, metavar="N", help="worker processes (default: all cores)"
     )
+
+
+def tagger_list(text: str) -> tuple[str, ...]:
+    """Parse ``--tagger``: known names, comma-separated, no duplicates."""
+    from genrekit.tagger import TAGGERS
+
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in TAGGERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown tagger {', '.join(unknown) or repr(text)}; choose from msd, mtt"
+        )
+    return names
+
+
+def joined_tags(tags: list[tuple[str, float]]) -> str:
+    """Format tags as ``tag 0.42, other 0.17`` (a table cell)."""
+    return ", ".join(f"{tag} {p:.2f}" for tag, p in tags)

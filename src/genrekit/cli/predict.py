@@ -16,12 +16,13 @@ from genrekit.cli._common import (
     add_jobs_option,
     error,
     info,
+    joined_tags,
     plural,
     positive_int,
     print_json,
     progress,
+    tagger_list,
 )
-from genrekit.cli.tags import _joined, _tagger_list
 
 EPILOG = """\
 examples:
@@ -118,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tagger",
-        type=_tagger_list,
+        type=tagger_list,
         metavar="NAMES",
         help="with --tags: comma-separated taggers: msd, mtt (default: msd)",
     )
@@ -331,7 +332,7 @@ class _Writer:
             line = f"{name:<{self.name_width}} {genre:<10} {prediction.confidence:5.2f}  {others}  {tag_note}"
             print(line.rstrip())
             for result in prediction.tags:
-                print(f"  {result.tagger}  {_joined(result.top(self.args.top_tags))}")
+                print(f"  {result.tagger}  {joined_tags(result.top(self.args.top_tags))}")
         else:
             self.records.append(self._record(prediction, tag_note))
 

@@ -17,8 +17,8 @@ from genrekit.cli._common import (
     error,
     positive_int,
     print_json,
+    tagger_list,
 )
-from genrekit.cli.tags import _tagger_list as tagger_list
 
 _EPILOG = """\
 examples:

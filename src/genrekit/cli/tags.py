@@ -15,9 +15,11 @@ from genrekit.cli._common import (
     add_quiet_option,
     error,
     info,
+    joined_tags,
     positive_int,
     print_json,
     progress,
+    tagger_list,
 )
 
 EPILOG = """\
@@ -63,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tagger",
-        type=_tagger_list,
+        type=tagger_list,
         default=("msd",),
         metavar="NAMES",
         help="comma-separated taggers: msd, mtt (default: msd)",
@@ -80,19 +82,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_quiet_option(parser)
     parser.set_defaults(func=run)
-
-
-def _tagger_list(text: str) -> tuple[str, ...]:
-    """Parse ``--tagger``: known names, comma-separated, no duplicates."""
-    from genrekit.tagger import TAGGERS
-
-    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
-    unknown = [name for name in names if name not in TAGGERS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown tagger {', '.join(unknown) or repr(text)}; choose from msd, mtt"
-        )
-    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,9 +146,9 @@ class _Writer:
         else:
             print(path)
             for result in results:
-                print(f"  {result.tagger}  {_joined(result.top(top))}")
+                print(f"  {result.tagger}  {joined_tags(result.top(top))}")
                 for start, tags in result.patch_tops(top) if taggram else []:
-                    print(f"    {_clock(start)}  {_joined(tags)}")
+                    print(f"    {_clock(start)}  {joined_tags(tags)}")
 
     def failed(self, path: Path, message: str) -> None:
         """Output a file that could not be tagged (JSON and CSV keep it as a record)."""
@@ -177,10 +166,6 @@ class _Writer:
                 {"name": n, "model": TAGGERS[n][0], "labels": list(TAGGERS[n][1])} for n in self.args.tagger
             ]
             print_json({"taggers": taggers, "files": self.records})
-
-
-def _joined(tags: list[tuple[str, float]]) -> str:
-    return ", ".join(f"{tag} {p:.2f}" for tag, p in tags)
 
 
 def _clock(seconds: float) -> str:
