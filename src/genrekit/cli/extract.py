@@ -12,6 +12,7 @@ from genrekit.cli._common import (
     add_format_option,
     add_jobs_option,
     error,
+    info,
     print_json,
     progress,
 )
@@ -167,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.embeddings and (args.tagger or args.weights):
         error(f"{'--tagger' if args.tagger else '--weights'} applies to --embeddings only")
         return EXIT_USAGE
+    taggers = (args.tagger or ("msd",)) if args.embeddings else ()
+    _say_if_downloading(taggers, args)
     result = extract(
         args.paths,
         out=args.out,
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         genres=allowed_labels(args.labels),
         augment=args.augment,
-        embeddings=(args.tagger or ("msd",)) if args.embeddings else (),
+        embeddings=taggers,
         weights=args.weights,
         progress=None if args.quiet else lambda items, total: progress(items, total, "extract", "file"),
         on_failure=lambda path, reason: error(f"{path}: {reason}"),
@@ -201,6 +204,14 @@ def run(args: argparse.Namespace) -> int:
     elif result.failures or not args.quiet:
         _summary(result, args.out)
     return status
+
+
+def _say_if_downloading(taggers: tuple[str, ...], args: argparse.Namespace) -> None:
+    """Say that the tagger weights are about to be downloaded, when they are not in the cache."""
+    from genrekit.tagger.weights import is_cached
+
+    if taggers and args.weights is None and not all(is_cached(name) for name in taggers):
+        info("tagger weights not in the cache yet: downloading musicnn 0.1.0 with pip (once)", args.quiet)
 
 
 def _summary(result, out: str) -> None:
