@@ -174,9 +174,9 @@ def save_model(
     Raises
     ------
     ModelError
-        If the model is unfitted or has no portable form, its input width is not
-        `feature_names`', a metadata key is reserved or not JSON-serialisable, or `directory`
-        exists and is not a model folder.
+        If the model is unfitted or has no portable form, its input width differs from
+        the length of `feature_names`, a metadata key is reserved or not JSON-serialisable,
+        or `directory` exists and is not a model folder.
     """
     feature_names = list(feature_names)
     if getattr(model, "n_features_in_", len(feature_names)) != len(feature_names):
