@@ -1,4 +1,4 @@
-"""``genrekit extract``: audio files and folders -> a GTZAN feature table (CSV or Parquet)."""
+"""``genrekit extract``: audio files and folders -> a GTZAN feature or embedding table (CSV, Parquet)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from genrekit.cli._common import (
     add_format_option,
     add_jobs_option,
     error,
+    info,
     print_json,
     progress,
+    tagger_list,
 )
 
 _EPILOG = """\
@@ -30,6 +32,11 @@ examples:
   genrekit extract gtzan/genres_original -o aug.csv --segment-seconds 3 --augment pitch,noise
       also the segments of augmented versions of every clip (blues.00000.pitch+2.3.wav ...)
   genrekit extract song.mp3 -o song.csv --format json
+  genrekit extract my_genres/ -o emb.csv --embeddings --labels any
+      the musicnn MSD tagger's 200-d embedding of each file (msd_emb_000..199),
+      ready for `genrekit train --data emb.csv --labels any --model logreg`
+  genrekit extract my_genres/ -o emb2.csv --embeddings --tagger msd,mtt
+      both taggers' embeddings side by side (msd_emb_*, then mtt_emb_*)
 
 Folders are searched recursively for audio files (wav flac ogg oga opus mp3 aiff
 au; m4a aac mp4 wma ... need the ffmpeg program). A file's label is the name of
@@ -49,6 +56,12 @@ Each finished file is committed at once to OUT.progress.db (SQLite), the record
 table is written atomically at the end, also on Ctrl-C; a run that extracts every
 file removes OUT.progress.db (resuming a complete table matches rows by file name).
 
+--embeddings writes, instead of the 57 features, one row per file of the file-level
+embedding of each --tagger (the mean of its 3-s patch embeddings, as `genrekit tags`
+computes them; weights obtained as `genrekit tags` does, or from --weights). Every
+`genrekit train` model learns from such a table; a model trained on it records its
+columns, and genrekit refuses to predict audio with it (predict computes the 57 features).
+
 exit status: 0 all files extracted, 1 some files failed (each named on stderr),
 2 usage error, no input files or nothing extracted, 130 interrupted.
 """
@@ -58,8 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Register ``genrekit extract``."""
     parser = subparsers.add_parser(
         "extract",
-        help="audio files -> GTZAN feature table (CSV/Parquet)",
-        description="Compute the 57 GTZAN features of audio files into a table (CSV or Parquet).",
+        help="audio files -> GTZAN feature table or tagger embedding table (CSV/Parquet)",
+        description=(
+            "Compute the 57 GTZAN features (or, with --embeddings, pretrained tagger embeddings)\n"
+            "of audio files into a table (CSV or Parquet)."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -99,6 +115,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="fast",
         help="fast (default) or the plain librosa recipe (slow, the reference)",
     )
+    parser.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="write the musicnn tagger embeddings of each file instead of the 57 features",
+    )
+    parser.add_argument(
+        "--tagger",
+        type=tagger_list,
+        metavar="NAMES",
+        help="with --embeddings: comma-separated taggers, msd, mtt (default: msd)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="W",
+        help="with --embeddings: musicnn 0.1.0 wheel, package folder or checkpoint (offline use)",
+    )
     add_format_option(parser)
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar and no summary unless failures"
@@ -133,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
     from genrekit.datasets.table import allowed_labels
     from genrekit.extraction.extract import extract
 
+    if not args.embeddings and (args.tagger or args.weights):
+        error(f"{'--tagger' if args.tagger else '--weights'} applies to --embeddings only")
+        return EXIT_USAGE
+    taggers = (args.tagger or ("msd",)) if args.embeddings else ()
+    _say_if_downloading(taggers, args)
     result = extract(
         args.paths,
         out=args.out,
@@ -142,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         genres=allowed_labels(args.labels),
         augment=args.augment,
+        embeddings=taggers,
+        weights=args.weights,
         progress=None if args.quiet else lambda items, total: progress(items, total, "extract", "file"),
         on_failure=lambda path, reason: error(f"{path}: {reason}"),
     )
@@ -165,6 +204,14 @@ def run(args: argparse.Namespace) -> int:
     elif result.failures or not args.quiet:
         _summary(result, args.out)
     return status
+
+
+def _say_if_downloading(taggers: tuple[str, ...], args: argparse.Namespace) -> None:
+    """Say that the tagger weights are about to be downloaded, when they are not in the cache."""
+    from genrekit.tagger.weights import is_cached
+
+    if taggers and args.weights is None and not all(is_cached(name) for name in taggers):
+        info("tagger weights not in the cache yet: downloading musicnn 0.1.0 with pip (once)", args.quiet)
 
 
 def _summary(result, out: str) -> None:

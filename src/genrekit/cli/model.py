@@ -94,7 +94,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
     # The layer table saved with the model (model_summary at save time): no PyTorch needed here.
     model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
-    metadata = load_model_dir(model_dir)[1]
+    metadata = load_model_dir(model_dir, any_features=True)[1]
     if metadata["kind"] != "paper-cnn":
         return _summarise_tree(model_dir, metadata, args.format)
     rows = metadata["architecture"]
@@ -178,7 +178,7 @@ def run_info(args: argparse.Namespace) -> int:
     from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
     args.model_dir = args.model_dir or str(SHIPPED_MODELS["shipped"])
-    _, metadata = load_model_dir(args.model_dir)
+    _, metadata = load_model_dir(args.model_dir, any_features=True)
     if args.format == "json":
         print_json({"id": model_id(metadata), **metadata})
         return EXIT_OK

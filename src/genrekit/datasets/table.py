@@ -1,12 +1,21 @@
-"""Feature tables: reading, checking and writing tables with the GTZAN columns.
+"""Feature tables: reading, checking and writing tables with the GTZAN columns (or embeddings).
+
+A table is ``filename``, ``length``, its feature columns and ``label``. Its features are of one
+kind (:func:`~genrekit.core.schema.declared_features`): the 57 GTZAN features
+(:data:`~genrekit.core.schema.FEATURE_NAMES`), or one or more embeddings, each a block of
+columns ``<space>_emb_000``, ``<space>_emb_001``, ... (``genrekit extract --embeddings``
+writes ``msd_emb_000`` ... ``msd_emb_199``, the musicnn MSD tagger's 200-d embedding).
 
 Reading rules (:func:`read_table`)
 ----------------------------------
 * The format follows the extension: ``.csv`` or ``.parquet``.
-* All 60 :data:`~genrekit.core.schema.TABLE_COLUMNS` must be present. Their order may
-  differ: the result is reordered to ``TABLE_COLUMNS``. Extra columns (an index
+* All columns of the table's kind must be present: the 60
+  :data:`~genrekit.core.schema.TABLE_COLUMNS` of a GTZAN table, or ``filename``, ``length``,
+  every column of each embedding named and ``label``. Their order may differ: the result is
+  reordered (GTZAN order; embeddings by space name, then dimension). Extra columns (an index
   column written by a spreadsheet, notes, ...) are **ignored** and dropped, so a
-  misspelt column shows up as the missing column it should have been.
+  misspelt column shows up as the missing column it should have been. A table that holds
+  GTZAN features and embeddings, or an embedding column beyond its embedding's size, is refused.
 * Every feature must be a finite number and ``length`` a whole, non-negative
   sample count; ``filename`` must be non-empty and unique. Column names are
   stripped of surrounding spaces and a UTF-8 byte-order mark is ignored.
@@ -41,7 +50,7 @@ import pandas as pd
 
 from genrekit.core.atomic import atomic_write, atomic_write_bytes
 from genrekit.core.errors import TableError
-from genrekit.core.schema import FEATURE_NAMES, GENRES, ID_COLUMNS, LABEL_COLUMN, TABLE_COLUMNS
+from genrekit.core.schema import FEATURE_NAMES, GENRES, ID_COLUMNS, LABEL_COLUMN, declared_features
 
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 """File extensions a feature table may have; the extension picks the format."""
@@ -118,28 +127,42 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """Return the 57 feature columns of `frame` as a float64 matrix.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        A table holding (at least) the :data:`~genrekit.core.schema.FEATURE_NAMES` columns.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_rows, 57)
-        The features in ``FEATURE_NAMES`` order.
+def feature_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Return the feature columns of a table, all of them present (the 57 features or embeddings).
 
     Raises
     ------
     TableError
-        If a feature column is missing.
+        If a column of the table's kind is missing (naming it), or the table mixes kinds
+        (:func:`~genrekit.core.schema.declared_features`).
     """
-    missing = [name for name in FEATURE_NAMES if name not in frame.columns]
+    names = declared_features(list(frame.columns))
+    missing = [name for name in names if name not in frame.columns]
     if missing:
         raise TableError(f"missing feature column {missing[0]!r} ({len(missing)} missing in all)")
-    return frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    return names
+
+
+def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """Return the feature columns of `frame` as a float64 matrix.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table holding (at least) the :data:`~genrekit.core.schema.FEATURE_NAMES` columns, or
+        the columns of one or more embeddings (see :func:`feature_columns`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows, n_features)
+        The features in ``FEATURE_NAMES`` order (57), or the embeddings' columns in order.
+
+    Raises
+    ------
+    TableError
+        If a feature column is missing, or the table mixes kinds of features.
+    """
+    return frame.loc[:, list(feature_columns(frame))].to_numpy(dtype=np.float64)
 
 
 def read_table(
@@ -164,8 +187,9 @@ def read_table(
     Returns
     -------
     pandas.DataFrame
-        The 60 ``TABLE_COLUMNS`` in order: ``filename`` and ``label`` as str,
-        ``length`` as int64, the features as float64, a fresh RangeIndex.
+        ``filename``, ``length``, the features, ``label`` (the 60 ``TABLE_COLUMNS`` of a GTZAN
+        table), in order: ``filename`` and ``label`` as str, ``length`` as int64, the features
+        as float64, a fresh RangeIndex.
 
     Raises
     ------
@@ -174,9 +198,14 @@ def read_table(
     """
     fmt = table_format(path)
     raw = _read_raw(path, fmt)
-    missing = [name for name in TABLE_COLUMNS if name not in raw.columns]
+    try:
+        names = declared_features(list(raw.columns))
+    except TableError as exc:
+        raise TableError(f"{path}: {exc}") from None
+    columns = table_columns(names)
+    missing = [name for name in columns if name not in raw.columns]
     if missing:
-        raise TableError(f"{path}: missing column {missing[0]!r} ({len(missing)} of 60 missing)")
+        raise TableError(f"{path}: missing column {missing[0]!r} ({len(missing)} of {len(columns)} missing)")
     if len(raw) == 0:
         raise TableError(f"{path}: no data rows (only a header)")
     where = _RowNamer(path, header_lines=1 if fmt == "csv" else None)
@@ -184,12 +213,17 @@ def read_table(
     frame["filename"] = _text_column(raw["filename"], "filename", where, allow_empty=False)
     _check_unique(frame["filename"], where)
     frame["length"] = _length_column(raw["length"], where)
-    features = {name: _number_column(raw[name], name, where) for name in FEATURE_NAMES}
+    features = {name: _number_column(raw[name], name, where) for name in names}
     frame = pd.concat([frame, pd.DataFrame(features)], axis=1)
     label = _text_column(raw[LABEL_COLUMN], LABEL_COLUMN, where, allow_empty=not require_labels)
     _check_labels(label, labels, where)
     frame[LABEL_COLUMN] = label
-    return frame.loc[:, list(TABLE_COLUMNS)]
+    return frame.loc[:, list(columns)]
+
+
+def table_columns(features: Sequence[str] = FEATURE_NAMES) -> tuple[str, ...]:
+    """Return the columns of a table of `features`, in order: ``filename``, ``length``, them, ``label``."""
+    return (*ID_COLUMNS, *features, LABEL_COLUMN)
 
 
 class _RowNamer:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrekit.core.store import blob_features, connect, features_blob, guarded, transaction, translated
+from genrekit.core.store import connect, features_blob, guarded, transaction, translated
 
 CHECKPOINT_APPLICATION_ID: int = 0x47524B58
 """SQLite ``PRAGMA application_id`` of an ``extract --resume`` checkpoint (``GRKX``)."""
@@ -32,6 +32,11 @@ CREATE TABLE sources (
     features BLOB NOT NULL
 );
 """
+
+
+def blob_features(blob: bytes, rows: int) -> np.ndarray:
+    """Read the `rows` rows of features of :func:`~genrekit.core.store.features_blob` back (any width)."""
+    return np.frombuffer(blob, dtype="<f8").reshape(rows, -1)
 
 
 class ExtractCheckpoint:
@@ -93,4 +98,5 @@ class ExtractCheckpoint:
         for source, names, lengths, label, blob in self._conn.execute(
             "SELECT source, filenames, lengths, label, features FROM sources ORDER BY source"
         ).fetchall():
-            yield source, json.loads(names), json.loads(lengths), label, blob_features(blob)
+            lengths = json.loads(lengths)
+            yield source, json.loads(names), lengths, label, blob_features(blob, len(lengths))

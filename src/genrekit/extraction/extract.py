@@ -1,7 +1,11 @@
-"""Many audio files to one GTZAN feature table.
+"""Many audio files to one GTZAN feature table, or to one table of tagger embeddings.
 
 Each file gives one row (or one row per segment with `segment_seconds`) with
-the 60 :data:`~genrekit.core.schema.TABLE_COLUMNS`:
+the 60 :data:`~genrekit.core.schema.TABLE_COLUMNS`; with `embeddings` (``extract
+--embeddings``), one row per file whose features are the file-level embedding of each musicnn
+tagger named (the mean of its 3-s patch embeddings, :attr:`genrekit.tagger.TagResult.embedding`):
+columns ``msd_emb_000`` ... ``msd_emb_199`` for ``msd``, then ``mtt_emb_...`` for ``mtt`` (see
+:func:`genrekit.datasets.table.embedding_columns`). The other columns are the same:
 
 ``filename``
     The file's own name, e.g. ``blues.00000.flac``. genrekit keeps the real
@@ -49,6 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,10 +62,10 @@ from genrekit.audio.analysis import TooShortError, segment_spans, span_features
 from genrekit.audio.augment import augmented_name, parse_augmentations, variants
 from genrekit.audio.decode import audio_files, genre_from_path, load_audio
 from genrekit.audio.window import segment_length, segment_name
-from genrekit.core.errors import GenrekitError, TableError
+from genrekit.core.errors import AudioError, GenrekitError, SettingsError, TableError
 from genrekit.core.parallel import map_tasks
-from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, TABLE_COLUMNS
-from genrekit.datasets.table import table_format, write_table
+from genrekit.core.schema import FEATURE_NAMES, GENRES, SAMPLE_RATE, embedding_columns
+from genrekit.datasets.table import table_columns, table_format, write_table
 from genrekit.extraction.checkpoint import ExtractCheckpoint
 
 ENGINES: dict[str, str] = {"fast": "clip_features", "librosa": "reference_features"}
@@ -82,8 +87,8 @@ class ExtractResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        The feature table (``TABLE_COLUMNS``), rows ordered by source path,
-        resumed rows included.
+        The feature table (``TABLE_COLUMNS``, or the embedding columns), rows ordered by
+        source path, resumed rows included.
     failures : list of (Path, str)
         Each file that failed and why (the reason, without the file name).
     extracted : list of Path
@@ -114,6 +119,7 @@ def extract_file(
     filename: str | None = None,
     genres: Sequence[str] | None = GENRES,
     augment: Sequence[str] = (),
+    embeddings: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Compute the feature-table rows of one audio file (and of its augmented versions).
 
@@ -137,11 +143,15 @@ def extract_file(
         Augmentations (:data:`genrekit.audio.augment.AUGMENTATIONS`): the rows of each
         pitch-shifted, time-stretched or noise-mixed version follow the file's own rows,
         named ``<stem>.<tag><ext>`` (see :mod:`genrekit.audio.augment`).
+    embeddings : sequence of str
+        Tagger names (``"msd"``, ``"mtt"``): one row of their file-level embeddings instead of
+        the 57 features (with neither segments nor augmentation; the weights in the cache).
 
     Returns
     -------
     pandas.DataFrame
-        One row per clip or segment (of the file, then of each version), columns ``TABLE_COLUMNS``.
+        One row per clip or segment (of the file, then of each version), columns ``TABLE_COLUMNS``
+        (or the embeddings' columns).
 
     Raises
     ------
@@ -153,6 +163,8 @@ def extract_file(
     y = load_audio(path, sr=SAMPLE_RATE)
     name = Path(path).name if filename is None else filename
     label = genre_from_path(path, genres)
+    if embeddings:
+        return _embedding_row(y, name, path, embeddings, label)
     frames = [_signal_rows(y, name, path, "", segment_seconds, features_fn, label)]
     for tag, make in variants(name, augment):
         version = augmented_name(name, tag)
@@ -187,6 +199,51 @@ def _signal_rows(
     return rows_frame(names, [end - start for start, end in spans], values, label)
 
 
+_TAGGERS: dict[str, Any] = {}
+"""The taggers this process has loaded, by name (each worker loads them once)."""
+
+
+def load_taggers(names: Sequence[str], weights: str | os.PathLike[str] | None = None) -> list:
+    """Return the :class:`~genrekit.tagger.Tagger` of each name, loaded once per process.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Tagger names (:data:`genrekit.tagger.TAGGERS`).
+    weights : path-like, optional
+        A musicnn wheel, folder or checkpoint, read when the weights are not in the cache yet.
+
+    Raises
+    ------
+    ModelError
+        If a name is unknown or the weights cannot be obtained.
+    """
+    from genrekit.tagger import Tagger
+
+    for name in names:
+        if name not in _TAGGERS:
+            _TAGGERS[name] = Tagger(name, weights)
+    return [_TAGGERS[name] for name in names]
+
+
+def embedding_names(taggers: Sequence[str]) -> tuple[str, ...]:
+    """Return the feature columns of a table of the embeddings of `taggers` (in their given order)."""
+    return tuple(column for name in taggers for column in embedding_columns(name))
+
+
+def _embedding_row(
+    y: np.ndarray, name: str, path: str | os.PathLike[str], taggers: Sequence[str], label: str
+) -> pd.DataFrame:
+    """Return the one row of a decoded file: each tagger's file-level embedding, side by side."""
+    from genrekit.tagger import tag_signal
+
+    if len(y) == 0:
+        raise AudioError(f"{path}: no audio samples")
+    results = tag_signal(y, SAMPLE_RATE, load_taggers(taggers))
+    values = np.concatenate([results[tagger].embedding for tagger in taggers]).astype(np.float64)
+    return rows_frame([name], [len(y)], values[None], label, embedding_names(taggers))
+
+
 def extract(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     out: str | os.PathLike[str] | None = None,
@@ -198,6 +255,8 @@ def extract(
     on_failure: Callable[[Path, str], None] | None = None,
     genres: Sequence[str] | None = GENRES,
     augment: Sequence[str] = (),
+    embeddings: Sequence[str] = (),
+    weights: str | os.PathLike[str] | None = None,
 ) -> ExtractResult:
     """Extract the feature table of many audio files, on several processes.
 
@@ -231,6 +290,12 @@ def extract(
         Folder names taken as labels (see :func:`extract_file`).
     augment : sequence of str
         Augmented versions of every file to add (see :func:`extract_file`).
+    embeddings : sequence of str
+        Tagger names (``"msd"``, ``"mtt"``): a table of their embeddings instead of the 57
+        features (see :func:`extract_file`); the weights are loaded (obtained on first use) once,
+        before any file.
+    weights : path-like, optional
+        A musicnn wheel, folder or checkpoint for `embeddings` (offline machines).
 
     Returns
     -------
@@ -247,15 +312,26 @@ def extract(
         repeated filenames, or made with other settings.
     ValueError
         If `engine` is unknown or `segment_seconds` holds no sample.
+    SettingsError
+        If `embeddings` come with segments, augmentation or the librosa engine.
+    ModelError
+        If a tagger is unknown or its weights cannot be obtained.
     """
     _feature_function(engine)
     if segment_seconds is not None:
         segment_length(segment_seconds, sr=SAMPLE_RATE)
     genres = None if genres is None else list(genres)  # as the JSON settings record holds it
     augment = list(parse_augmentations(augment))
+    embeddings = sorted(set(embeddings))  # the order of the table's columns, whatever the order asked
     settings = {"segment_seconds": segment_seconds, "engine": engine, "genres": genres}
     if augment:  # (a record without the key is one of a run without augmentation)
         settings["augment"] = augment
+    if embeddings:  # (nor the key of embeddings: a record of the 57 features)
+        _check_embedding_settings(segment_seconds, augment, engine)
+        settings["embeddings"] = embeddings
+    features = embedding_names(embeddings) if embeddings else FEATURE_NAMES
+    if embeddings:  # here, before any worker: weights obtained once, and a failure stops the run
+        load_taggers(embeddings, weights)
     out = None if out is None else Path(out)
     if out is not None:
         table_format(out)
@@ -266,12 +342,17 @@ def extract(
         one_row_each = segment_seconds is None and not augment
         completed = resume and one_row_each and out.exists() and not progress_path(out).exists()
         checkpoint = _open_checkpoint(out, settings, resume and not completed)
-        done = _completed_rows(out, names, genres) if completed else _recorded(checkpoint)
-    result = ExtractResult(table=_concat({}), out=out)
+        done = _completed_rows(out, names, genres, features) if completed else _recorded(checkpoint, features)
+    result = ExtractResult(table=_concat({}, features), out=out)
     result.resumed = [path for path in files if _source_key(path) in done]
     todo = [path for path in files if _source_key(path) not in done]
     task = functools.partial(
-        _task, segment_seconds=segment_seconds, engine=engine, genres=genres, augment=tuple(augment)
+        _task,
+        segment_seconds=segment_seconds,
+        engine=engine,
+        genres=genres,
+        augment=tuple(augment),
+        embeddings=tuple(embeddings),
     )
     tasks = map_tasks(task, [(path, names[path]) for path in todo], jobs)
     if progress is not None:
@@ -292,15 +373,25 @@ def extract(
         if checkpoint is not None:
             checkpoint.close()
             if done and (result.extracted or not out.exists()):
-                _write(_concat(done), out)
+                _write(_concat(done, features), out)
     if out is not None and not result.failures:  # complete: the table alone is the result
         progress_path(out).unlink(missing_ok=True)
-    result.table = _concat(done)
+    result.table = _concat(done, features)
     return result
 
 
+def _check_embedding_settings(segment_seconds: float | None, augment: Sequence[str], engine: str) -> None:
+    """Refuse what an embedding table does not do: segments, augmentation, another engine."""
+    if segment_seconds is not None:
+        raise SettingsError("segment_seconds", "does not apply to embeddings (one row per file)")
+    if augment:
+        raise SettingsError("augment", "does not apply to embeddings (one row per file)")
+    if engine != "fast":
+        raise SettingsError("engine", f"{engine!r} computes the 57 features, not embeddings")
+
+
 def _completed_rows(
-    out: Path, names: dict[Path, str], genres: Sequence[str] | None
+    out: Path, names: dict[Path, str], genres: Sequence[str] | None, features: Sequence[str]
 ) -> dict[str, pd.DataFrame]:
     """Read back the rows of a completed run (its record removed), matched to the inputs by filename.
 
@@ -310,8 +401,9 @@ def _completed_rows(
     differs from what `genres` gives its file means other label settings: refused.
     """
     table = _read_output(out)
-    if list(table.columns) != list(TABLE_COLUMNS):
-        raise TableError(f"{out}: cannot resume: not a GTZAN feature table (columns differ)")
+    if list(table.columns) != list(table_columns(features)):
+        kind = "GTZAN feature" if features == FEATURE_NAMES else "embedding"
+        raise TableError(f"{out}: cannot resume: not the {kind} table these settings write (columns differ)")
     if table["filename"].duplicated().any():
         raise TableError(f"{out}: cannot resume: repeated filenames; rerun without --resume")
     row_of = {name: i for i, name in enumerate(table["filename"])}
@@ -351,15 +443,21 @@ def _feature_function(engine: str) -> Callable[..., np.ndarray]:
     return getattr(features, ENGINES[engine])
 
 
-def rows_frame(names: Sequence[str], lengths: Sequence[int], values: np.ndarray, label: str) -> pd.DataFrame:
-    """Build table rows from names, lengths and an (n, 57) feature array, all with `label`."""
+def rows_frame(
+    names: Sequence[str],
+    lengths: Sequence[int],
+    values: np.ndarray,
+    label: str,
+    features: Sequence[str] = FEATURE_NAMES,
+) -> pd.DataFrame:
+    """Build table rows from names, lengths and an (n, len(features)) array (57 features by default)."""
     frame = pd.DataFrame(
-        np.asarray(values, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)), columns=FEATURE_NAMES
+        np.asarray(values, dtype=np.float64).reshape(-1, len(features)), columns=list(features)
     )
     frame.insert(0, "filename", pd.Series(list(names), dtype=str))
     frame.insert(1, "length", pd.Series(list(lengths), dtype=np.int64))
     frame["label"] = pd.Series([label] * len(frame), dtype=str)
-    return frame.loc[:, list(TABLE_COLUMNS)]
+    return frame.loc[:, list(table_columns(features))]
 
 
 def _source_key(path: Path) -> str:
@@ -396,10 +494,10 @@ def _reason(path: Path, exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _concat(done: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _concat(done: dict[str, pd.DataFrame], features: Sequence[str]) -> pd.DataFrame:
     """Return the rows of every done source, ordered by source path."""
     if not done:
-        return rows_frame([], [], np.empty((0, len(FEATURE_NAMES))), "")
+        return rows_frame([], [], np.empty((0, len(features))), "", features)
     return pd.concat([done[key] for key in sorted(done)], ignore_index=True)
 
 
@@ -431,13 +529,13 @@ def _open_checkpoint(out: Path, settings: dict, resume: bool) -> ExtractCheckpoi
 def _record(checkpoint: ExtractCheckpoint, key: str, frame: pd.DataFrame) -> None:
     """Commit the rows of one finished source file."""
     label = frame["label"].iloc[0] if len(frame) else ""
-    values = frame.loc[:, list(FEATURE_NAMES)].to_numpy()
+    values = frame.iloc[:, 2:-1].to_numpy()  # the feature columns, between filename, length and label
     checkpoint.add(key, frame["filename"], frame["length"], label, values)
 
 
-def _recorded(checkpoint: ExtractCheckpoint) -> dict[str, pd.DataFrame]:
+def _recorded(checkpoint: ExtractCheckpoint, features: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Read the rows of every recorded source back, exactly as they were extracted."""
     return {
-        source: rows_frame(filenames, lengths, values, label)
+        source: rows_frame(filenames, lengths, values, label, features)
         for source, filenames, lengths, label, values in checkpoint.sources()
     }

@@ -35,6 +35,13 @@ then renamed into place, so a reader never sees a half-written model. Loading
 checks every part against the others and returns a
 :class:`~genrekit.models.portable.PortableClassifier`: prediction runs in NumPy
 and imports neither torch, scikit-learn, pandas, SciPy nor LightGBM.
+
+``feature_names`` are the table columns the model was trained on, in input order: the 57
+GTZAN features, or the columns of tagger embeddings (``msd_emb_000`` ..., see
+:func:`genrekit.datasets.table.declared_features`) for a model trained on a table of
+``genrekit extract --embeddings``. genrekit computes only the GTZAN features from audio, so
+:func:`load_model_dir` refuses an embedding model unless asked for any features (the callers
+that only read its record or score its columns).
 """
 
 from __future__ import annotations
@@ -45,13 +52,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genrekit.core.errors import ModelError
-from genrekit.core.schema import FEATURE_NAMES
+from genrekit.core.errors import ModelError, TableError
+from genrekit.core.schema import FEATURE_NAMES, declared_features
 from genrekit.core.version import __version__
 from genrekit.models.portable import PortableClassifier, array_names
 
@@ -107,12 +116,19 @@ class SavedCNN(PortableClassifier):
         Epoch whose weights were kept, epochs run.
     """
 
-    def __init__(self, weights: dict, mean: np.ndarray, scale: np.ndarray, labels: list[str]) -> None:
+    def __init__(
+        self,
+        weights: dict,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        labels: list[str],
+        feature_names: Sequence[str] = FEATURE_NAMES,
+    ) -> None:
         arrays = {"scaler_mean": mean, "scaler_scale": scale, **weights}
         spec = {"type": "cnn", "arrays": {name: name for name in arrays}}
-        super().__init__(spec, arrays, labels, len(FEATURE_NAMES))
+        super().__init__(spec, arrays, labels, len(feature_names))
         self.weights_, self.scaler_mean_, self.scaler_scale_ = weights, mean, scale
-        self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
+        self.feature_names_in_ = np.asarray(feature_names, dtype=object)
 
     def to_estimator(self):
         """Return an equivalent fitted :class:`~genrekit.models.cnn.CNNClassifier` (imports scikit-learn)."""
@@ -131,7 +147,12 @@ def _is_cnn(model: Any) -> bool:
     return type(model).__name__ == "CNNClassifier"
 
 
-def save_model(model: Any, directory: str | os.PathLike[str], metadata: dict | None = None) -> None:
+def save_model(
+    model: Any,
+    directory: str | os.PathLike[str],
+    metadata: dict | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+) -> None:
     """Save a fitted `model` to the folder `directory` (created or replaced atomically).
 
     Parameters
@@ -146,14 +167,23 @@ def save_model(model: Any, directory: str | os.PathLike[str], metadata: dict | N
         Extra JSON-serialisable fields stored at the top level of ``model.json``
         (for example ``{"data": {"sha256": ..., "name": ...}, "metrics": {...}}``).
         They may not reuse a field :func:`save_model` writes itself.
+    feature_names : sequence of str
+        The columns the model was trained on, in input order (``feature_names``): the 57
+        GTZAN features by default, or the columns of an embedding table.
 
     Raises
     ------
     ModelError
-        If the model is unfitted or has no portable form, a metadata key is
-        reserved or not JSON-serialisable, or `directory` exists and is not a
-        model folder.
+        If the model is unfitted or has no portable form, its input width differs from
+        the length of `feature_names`, a metadata key is reserved or not JSON-serialisable,
+        or `directory` exists and is not a model folder.
     """
+    feature_names = list(feature_names)
+    if getattr(model, "n_features_in_", len(feature_names)) != len(feature_names):
+        raise ModelError(
+            f"cannot save a model of {model.n_features_in_} features as one of {len(feature_names)} "
+            f"({feature_names[0]!r} ...)"
+        )
     import safetensors.numpy
 
     if _is_cnn(model):
@@ -163,13 +193,13 @@ def save_model(model: Any, directory: str | os.PathLike[str], metadata: dict | N
             name: np.ascontiguousarray(value, dtype=np.float32) for name, value in model.weights_.items()
         }
         blob = safetensors.numpy.save(arrays)
-        document = _document(model, hashlib.sha256(blob).hexdigest())
+        document = _document(model, hashlib.sha256(blob).hexdigest(), feature_names)
     else:
         from genrekit.models.export import export_model
 
         spec, arrays = export_model(model)
         blob = safetensors.numpy.save(arrays)
-        document = _portable_document(model, spec, hashlib.sha256(blob).hexdigest())
+        document = _portable_document(model, spec, hashlib.sha256(blob).hexdigest(), feature_names)
     clashes = sorted(set(metadata or {}) & set(document))
     if clashes:
         raise ModelError(f"metadata key {clashes[0]!r} is reserved by the model format")
@@ -181,36 +211,36 @@ def save_model(model: Any, directory: str | os.PathLike[str], metadata: dict | N
     _replace_folder(Path(directory), {WEIGHTS_FILE: blob, METADATA_FILE: text.encode("utf-8")})
 
 
-def _header(version: int, labels: Any) -> dict[str, Any]:
+def _header(version: int, labels: Any, feature_names: list[str]) -> dict[str, Any]:
     """Return the fields every ``model.json`` starts with."""
     return {
         "format_version": version,
         "kind": _KINDS[version],
         "genrekit_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "feature_names": list(FEATURE_NAMES),
+        "feature_names": feature_names,
         "labels": [str(label) for label in labels],
     }
 
 
-def _portable_document(model: Any, spec: dict, weights_sha256: str) -> dict[str, Any]:
+def _portable_document(
+    model: Any, spec: dict, weights_sha256: str, feature_names: list[str]
+) -> dict[str, Any]:
     """Return the fields of a format-2 ``model.json`` that describe `model` itself."""
-    if getattr(model, "n_features_in_", len(FEATURE_NAMES)) != len(FEATURE_NAMES):
-        raise ModelError(f"cannot save a model of {model.n_features_in_} features; expected the GTZAN 57")
     return {
-        **_header(PORTABLE_VERSION, model.classes_),
+        **_header(PORTABLE_VERSION, model.classes_, feature_names),
         "model": spec,
         "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
     }
 
 
-def _document(model: Any, weights_sha256: str) -> dict[str, Any]:
+def _document(model: Any, weights_sha256: str, feature_names: list[str]) -> dict[str, Any]:
     """Return the fields of a format-1 ``model.json`` that describe the CNN `model` itself."""
     from genrekit.models.cnn import model_summary
 
     n_features, n_classes = model.n_features_in_, len(model.classes_)
     return {
-        **_header(FORMAT_VERSION, model.classes_),
+        **_header(FORMAT_VERSION, model.classes_, feature_names),
         "scaler": {"mean": model.scaler_mean_.tolist(), "scale": model.scaler_scale_.tolist()},
         "architecture": model_summary(n_features, n_classes),
         "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
@@ -265,7 +295,9 @@ def _replace_folder(directory: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifier, dict]:
+def load_model_dir(
+    directory: str | os.PathLike[str], any_features: bool = False
+) -> tuple[PortableClassifier, dict]:
     """Load a model folder written by :func:`save_model`, checking every part.
 
     Parameters
@@ -274,6 +306,9 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
         The model folder, or the name of a shipped model (:data:`SHIPPED_MODELS`:
         ``"shipped"``, the default model, or ``"cnn"``, the paper's CNN) when no folder
         of that name exists.
+    any_features : bool
+        Also load a model trained on other columns than the 57 GTZAN features (tagger
+        embeddings), which cannot classify audio; refused otherwise, naming its columns.
 
     Returns
     -------
@@ -288,7 +323,8 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
     ModelError
         Naming what does not match: a missing folder or file, invalid JSON, an
         unsupported format version or kind, feature names other than the GTZAN
-        57, scaler vectors of the wrong length or not finite, weight names or
+        57 or the columns of embeddings (other than the GTZAN 57 unless `any_features`),
+        scaler vectors of the wrong length or not finite, weight names or
         shapes that do not fit the architecture and the label count, or weights
         that are not the ones ``model.json`` was saved with.
     """
@@ -310,6 +346,7 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
         raise ModelError(f"{json_path}: expected a JSON object at the top level")
     version = _check_header(document, json_path)
     labels = _labels(document, json_path)
+    names = document["feature_names"]
     weights_path = directory / WEIGHTS_FILE
     blob = weights_path.read_bytes()
     arrays = _read_arrays(blob, weights_path)
@@ -321,6 +358,13 @@ def load_model_dir(directory: str | os.PathLike[str]) -> tuple[PortableClassifie
     if recorded != hashlib.sha256(blob).hexdigest():
         raise ModelError(
             f"{weights_path}: SHA-256 differs from the one in {json_path} (weights from another save?)"
+        )
+    if names != list(FEATURE_NAMES) and not any_features:
+        raise ModelError(
+            f"{directory}: trained on {len(names)} columns {names[0]!r} ... {names[-1]!r} (tagger "
+            "embeddings), not on the 57 GTZAN features that predict, evaluate, scan and serve compute "
+            f"from audio: genrekit cannot classify audio with it. `genrekit model info {directory}` "
+            "shows its record; `genrekit train --data TABLE --cv K` measures its recipe on a table"
         )
     return model, document
 
@@ -345,7 +389,19 @@ def _check_header(document: dict, where: Path) -> int:
     if kind != _KINDS[version]:
         raise ModelError(f"{where}: kind {kind!r} is not {_KINDS[version]!r} (format {version})")
     names = _field(document, "feature_names", list, where)
-    if names != list(FEATURE_NAMES):
+    if not all(isinstance(name, str) for name in names):
+        raise ModelError(f"{where}: field 'feature_names' must list column names")
+    try:
+        declared = list(declared_features(names))
+    except TableError as exc:
+        raise ModelError(f"{where}: feature_names: {exc}") from None
+    if declared != list(FEATURE_NAMES):
+        if names != declared:  # an embedding's columns, all of them, in order
+            i, (got, wanted) = next(
+                (i, pair) for i, pair in enumerate(zip_longest(names, declared)) if pair[0] != pair[1]
+            )
+            raise ModelError(f"{where}: feature_names[{i}] is {got!r}, expected {wanted!r}")
+    elif names != list(FEATURE_NAMES):
         if len(names) != len(FEATURE_NAMES):
             raise ModelError(
                 f"{where}: {len(names)} feature names, expected the {len(FEATURE_NAMES)} GTZAN ones"
@@ -369,6 +425,7 @@ def _labels(document: dict, where: Path) -> list[str]:
 
 def _scaler(document: dict, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """Return the scaler mean and scale after checking length, finiteness and positivity."""
+    n_features = len(document["feature_names"])
     scaler = _field(document, "scaler", dict, where)
     vectors = []
     for key in ("mean", "scale"):
@@ -377,8 +434,8 @@ def _scaler(document: dict, where: Path) -> tuple[np.ndarray, np.ndarray]:
             vector = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
             vector = np.full(0, np.nan)
-        if vector.shape != (len(FEATURE_NAMES),) or not np.isfinite(vector).all():
-            raise ModelError(f"{where}: scaler {key!r} must be {len(FEATURE_NAMES)} finite numbers")
+        if vector.shape != (n_features,) or not np.isfinite(vector).all():
+            raise ModelError(f"{where}: scaler {key!r} must be {n_features} finite numbers")
         vectors.append(vector)
     if (vectors[1] <= 0).any():
         raise ModelError(f"{where}: scaler 'scale' must be positive")
@@ -405,7 +462,8 @@ def _cnn(document: dict, weights: dict, labels: list[str], path: Path, where: Pa
     from genrekit.models.portable_nets import weight_shapes
 
     mean, scale = _scaler(document, where)
-    expected = weight_shapes(len(FEATURE_NAMES), len(labels))
+    names = document["feature_names"]
+    expected = weight_shapes(len(names), len(labels))
     if set(weights) != set(expected):
         missing = sorted(set(expected) - set(weights))
         extra = sorted(set(weights) - set(expected))
@@ -422,7 +480,7 @@ def _cnn(document: dict, weights: dict, labels: list[str], path: Path, where: Pa
             raise ModelError(f"{path}: weight {name!r} has shape {weights[name].shape}, expected {shape}")
         if not np.issubdtype(weights[name].dtype, np.floating):
             raise ModelError(f"{path}: weight {name!r} is not finite floating point")
-    model = SavedCNN(weights, mean, scale, labels)
+    model = SavedCNN(weights, mean, scale, labels, names)
     training = _field(document, "training", dict, where)
     try:
         model.params = {param: training[param] for param in CNN_PARAMS}
@@ -441,9 +499,11 @@ def _portable(document: dict, arrays: dict, labels: list[str], path: Path, where
     missing = sorted(set(array_names(spec)) - set(arrays))
     if missing:
         raise ModelError(f"{path}: lacks array(s) {missing[:3]} that {where} names")
-    model = PortableClassifier(spec, arrays, labels, len(FEATURE_NAMES))
+    names = document["feature_names"]
+    model = PortableClassifier(spec, arrays, labels, len(names))
+    model.feature_names_in_ = np.asarray(names, dtype=object)
     try:
-        logits = model.decision_function(np.zeros((1, len(FEATURE_NAMES))))
+        logits = model.decision_function(np.zeros((1, len(names))))
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise ModelError(f"{where}: the model tree does not fit its arrays: {exc}") from exc
     if logits.shape != (1, len(labels)):

@@ -85,6 +85,7 @@ PROBA_FLOOR: float = 1e-9
 LIGHTGBM_ZERO: float = 1e-35
 """LightGBM's ``kZeroThreshold``: values this close to zero count as missing under ``missing_type: Zero``."""
 
+
 def log_proba(proba: np.ndarray) -> np.ndarray:
     """Return ``log(max(proba, PROBA_FLOOR))``: logits whose softmax is `proba` to within the floor."""
     return np.log(np.maximum(proba, PROBA_FLOOR))
@@ -359,12 +360,15 @@ class PortableClassifier:
         self._root = _bind(spec, {name: np.asarray(value) for name, value in arrays.items()})
 
     def _matrix(self, X: Any) -> np.ndarray:
-        """Return `X` (array-like, or a DataFrame holding the GTZAN feature columns) as a float64 matrix."""
-        if hasattr(X, "columns") and self.n_features_in_ == len(FEATURE_NAMES):
-            missing = [name for name in FEATURE_NAMES if name not in X.columns]
+        """Return `X` (array-like, or a DataFrame holding the model's feature columns) as a float64 matrix."""
+        names = getattr(self, "feature_names_in_", None)  # set by a load; else the GTZAN 57 when 57
+        if names is None and self.n_features_in_ == len(FEATURE_NAMES):
+            names = FEATURE_NAMES
+        if hasattr(X, "columns") and names is not None:
+            missing = [name for name in names if name not in X.columns]
             if missing:
                 raise ValueError(f"X lacks feature column {missing[0]!r} ({len(missing)} missing)")
-            X = X[list(FEATURE_NAMES)]
+            X = X[list(names)]
         matrix = np.asarray(X, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have shape (n, {self.n_features_in_}), got {matrix.shape}")

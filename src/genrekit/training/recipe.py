@@ -97,7 +97,7 @@ def fit_final(
 
     Parameters
     ----------
-    X : ndarray of shape (n, 57)
+    X : ndarray of shape (n, n_features)
         Features of every row.
     y : ndarray of str, shape (n,)
         Labels.
@@ -240,7 +240,7 @@ def calibration(logits: np.ndarray, codes: np.ndarray, X_train: np.ndarray, dist
         Logits of held-out rows (out-of-fold or validation rows).
     codes : ndarray of int, shape (n,)
         Their true class indices.
-    X_train : ndarray of shape (m, 57)
+    X_train : ndarray of shape (m, n_features)
         The rows the final model was trained on (the novelty reference).
     distances : ndarray of shape (n,)
         Distances of held-out rows from the rows their model was trained on.

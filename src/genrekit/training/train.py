@@ -5,6 +5,10 @@ out a stratified validation split of source clips (early stopping for the networ
 calibration for every model) or cross-validates the all-rows recipe (``cv``), fits, saves the
 model folder (``model.safetensors`` + ``model.json``, and ``shift.json``, the reference of
 ``genrekit library check``) and returns the run's summary.
+
+The table's features are the 57 GTZAN features or the columns of tagger embeddings (a table of
+``genrekit extract --embeddings``; see :func:`genrekit.datasets.table.feature_columns`); every
+recipe learns from either, and the model records its columns (``feature_names``).
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ def train(
     Parameters
     ----------
     data : path-like
-        Feature table (``.csv`` or ``.parquet``) in the GTZAN schema.
+        Feature table (``.csv`` or ``.parquet``): the GTZAN schema, or embedding columns.
     output : path-like
         Model folder to write (replaced atomically).
     settings : TrainSettings, optional
@@ -142,7 +146,7 @@ def train(
     >>> import genrekit
     >>> genrekit.train("features_30_sec.csv", "model/")  # doctest: +SKIP
     """
-    from genrekit.datasets.table import file_sha256, read_table, rows_window_seconds
+    from genrekit.datasets.table import feature_columns, file_sha256, read_table, rows_window_seconds
 
     settings = (settings or TrainSettings()).checked()
     frame = read_table(data, labels=settings.labels)
@@ -154,15 +158,22 @@ def train(
         settings = replace(settings, window_seconds=rows_window_seconds(frame))
     data_meta = {"name": Path(data).name, "sha256": file_sha256(data)}
     log = log or (lambda message: None)
-    run = _Run(settings, Path(output), log, progress)
+    run = _Run(settings, Path(output), log, progress, feature_columns(frame))
     summary = run.cross_validated(frame, data_meta) if settings.cv else run.held_out(frame, data_meta)
-    _store_shift_reference(Path(output), data, frame, log)
+    _store_shift_reference(Path(output), data, frame, log, run.features)
     return summary
 
 
-def _store_shift_reference(output: Path, data: str | os.PathLike[str], frame: pd.DataFrame, log) -> None:
+def _store_shift_reference(
+    output: Path, data: str | os.PathLike[str], frame: pd.DataFrame, log, features: tuple[str, ...]
+) -> None:
     """Store the model's reference for ``genrekit library check`` beside it, or say why not."""
+    from genrekit.core.schema import FEATURE_NAMES
     from genrekit.shift import ShiftError, store_reference
+
+    if features != FEATURE_NAMES:
+        log("no shift reference stored: `library check` compares the 57 GTZAN features, not embeddings")
+        return
 
     try:
         path = store_reference(output, data, frame)
@@ -180,6 +191,7 @@ class _Run:
     output: Path
     log: Callable[[str], None]
     progress: Progress | None
+    features: tuple[str, ...]
 
     def held_out(self, frame: pd.DataFrame, data_meta: dict) -> dict:
         """Split `frame`, fit the model, save the model folder and return the run summary."""
@@ -196,7 +208,8 @@ class _Run:
             train, val = validation_split(frame, s.validation_fraction, s.seed, data_meta["name"])
             if cnn:
                 self.log(f"training on {len(train)} rows, early stopping on {len(val)} validation rows")
-                model.fit(train, train[LABEL_COLUMN], val, val[LABEL_COLUMN])
+                columns = list(self.features)
+                model.fit(train[columns], train[LABEL_COLUMN], val[columns], val[LABEL_COLUMN])
                 best = model.history_[model.best_epoch_ - 1]
                 validation = {"rows": len(val), "accuracy": best["val_accuracy"], "loss": best["val_loss"]}
             else:
@@ -213,7 +226,7 @@ class _Run:
             train = frame
             self.log(f"training {s.model} on all {len(train)} rows (no validation)")
             if cnn:
-                model.fit(train, train[LABEL_COLUMN])
+                model.fit(train[list(self.features)], train[LABEL_COLUMN])
             else:
                 _fit_by_source(model, train)
             validation = {"rows": 0, "accuracy": None, "loss": None}
@@ -232,7 +245,7 @@ class _Run:
             "metrics": {"validation_accuracy": validation["accuracy"]},
             **extra,
         }
-        save_model(model, self.output, metadata)
+        save_model(model, self.output, metadata, self.features)
         return self.summary(model, metadata)
 
     def cross_validated(self, frame: pd.DataFrame, data_meta: dict) -> dict:
@@ -267,7 +280,7 @@ class _Run:
             "metrics": {"cv_accuracy": cv["accuracy"], "protocol": cv["protocol"]},
             **recipe,
         }
-        save_model(model, self.output, metadata)
+        save_model(model, self.output, metadata, self.features)
         return self.summary(model, metadata)
 
     def summary(self, model: Any, metadata: dict) -> dict:
@@ -276,6 +289,7 @@ class _Run:
             "model_dir": str(self.output),
             "model": self.settings.model,
             "data": metadata["data"],
+            "feature_columns": len(self.features),
             "window_seconds": metadata["window_seconds"],
             "labels": [str(label) for label in model.classes_],
             "epochs_run": getattr(model, "n_epochs_run_", None),
