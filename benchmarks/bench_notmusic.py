@@ -2,9 +2,9 @@
 
 Usage::
 
-    python benchmarks/bench_notmusic.py [--fit] [--out notmusic.json]
+    python benchmarks/bench_notmusic.py [--fit] [--development-only] [--out notmusic.json]
 
-Development data (the only data used to choose and fit anything), every file of it also
+Development data (the only data used to choose and fit anything), most of it also
 transformed (see :data:`TRANSFORMS`: quieter, low-passed, band-limited, harmonic or percussive
 part alone, slowed, in noise, reverberant, and all of "soft" at once), music and non-music
 alike, so that no transformation tells one from the other:
