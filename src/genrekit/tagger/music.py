@@ -2,15 +2,14 @@
 
 The decision is a logistic regression on the 200-d embedding of the MTT tagger (musicnn's
 penultimate layer, :class:`genrekit.tagger.Tagger` ``"mtt"``), applied to every 2.99-s patch; a
-file's music probability is the mean over its patches. Silence (an RMS level below
-:data:`SILENCE_DBFS`) is not music whatever the network says. The regression's coefficients
-(:data:`COEFFICIENTS_PATH`) were fitted by ``benchmarks/bench_notmusic.py --fit`` on development
-data only: espeak-ng speech (8 voices in 6 languages, 3 rates and pitches), white, pink and
-brown noise, silence, and the 14 GTZAN clips of the test data as music. See
+file's music probability aggregates its patches (:data:`AGGREGATES`, the one named in the
+coefficients' file). Silence (an RMS level below :data:`SILENCE_DBFS`) is not music whatever the
+network says. The regression's coefficients (:data:`COEFFICIENTS_PATH`), its penalty and the
+aggregation were chosen and fitted by ``benchmarks/bench_notmusic.py --fit`` on development data
+only: espeak-ng speech (8 voices in 6 languages, 3 rates and pitches, a babble), noise, silence,
+synthetic wind, rain and chirps, and the 14 GTZAN clips of the test data as music, each also
+transformed (quieter, filtered, harmonic or percussive part, slowed, in noise, reverberant). See
 ``docs/guide/not-music.md`` for how it was chosen and its measured errors.
-
-:class:`MusicStream` takes the 22,050-Hz blocks genrekit already decodes for genre prediction
-and resamples them to the tagger's 16 kHz as they come, so a file is decoded once for both.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import functools
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,22 @@ NOT_MUSIC: str = "not music"
 """The verdict for audio that is not music (distinct from ``"uncertain"``)."""
 
 COEFFICIENTS_PATH: Path = Path(__file__).with_name("music.json")
-"""The fitted regression: ``{"tagger", "coef" (200), "intercept", "threshold", "silence_dbfs", ...}``."""
+"""The fitted detector: ``{"tagger", "coef" (200), "intercept", "aggregate", "threshold", "silence_dbfs",
+...}``."""
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda logits: float(_sigmoid(logits).mean()),
+    "median": lambda logits: float(np.median(_sigmoid(logits))),
+    "mean_logit": lambda logits: float(_sigmoid(logits.mean())),
+    "share": lambda logits: float((logits >= 0).mean()),
+}
+"""How a file's patches make its music probability, from their logits: the mean or the median of
+their probabilities, the probability of their mean logit, or the share of patches called music."""
 
 
 @functools.cache
@@ -41,6 +56,7 @@ def _coefficients() -> dict:
     try:
         data = json.loads(COEFFICIENTS_PATH.read_text())
         data["coef"] = np.asarray(data["coef"], dtype=np.float64)
+        data["aggregate"] = AGGREGATES[data["aggregate"]]
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{COEFFICIENTS_PATH.name}: cannot read the music detector: {exc}") from exc
     return data
@@ -60,7 +76,7 @@ class MusicDecision:
     Attributes
     ----------
     probability : float
-        Mean over patches of the regression's music probability (0 for silence).
+        The patches' music probabilities aggregated (:data:`AGGREGATES`; 0 for silence).
     level_dbfs : float
         RMS level of the whole signal in dB re full scale.
     """
@@ -76,16 +92,19 @@ class MusicDecision:
 
 def patch_music_probabilities(embeddings: np.ndarray) -> np.ndarray:
     """Music probability of each patch from its MTT embedding, shape ``(patches, 200)`` -> ``(patches,)``."""
+    return _sigmoid(_logits(embeddings))
+
+
+def _logits(embeddings: np.ndarray) -> np.ndarray:
     coef = _coefficients()
-    logits = np.asarray(embeddings, dtype=np.float64) @ coef["coef"] + coef["intercept"]
-    return 1.0 / (1.0 + np.exp(-logits))
+    return np.asarray(embeddings, dtype=np.float64) @ coef["coef"] + coef["intercept"]
 
 
 def decide(embeddings: np.ndarray, level_dbfs: float) -> MusicDecision:
     """Decide for a signal from its MTT patch embeddings and its RMS level."""
     if level_dbfs < SILENCE_DBFS or len(embeddings) == 0:
         return MusicDecision(0.0, level_dbfs)
-    return MusicDecision(float(patch_music_probabilities(embeddings).mean()), level_dbfs)
+    return MusicDecision(_coefficients()["aggregate"](_logits(embeddings)), level_dbfs)
 
 
 class MusicDetector:
@@ -198,6 +217,7 @@ def default_detector() -> MusicDetector:
 
 
 __all__ = [
+    "AGGREGATES",
     "MUSIC_THRESHOLD",
     "NOT_MUSIC",
     "SILENCE_DBFS",
