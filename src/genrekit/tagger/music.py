@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genrekit.core.errors import AudioError, ModelError
-from genrekit.tagger.frontend import SAMPLE_RATE, LogMelStream, patches
-from genrekit.tagger.model import BATCH_PATCHES, Tagger
-from genrekit.tagger.network import PATCH_FRAMES
+from genrekit.tagger.model import Tagger, TagStream
 
 NOT_MUSIC: str = "not music"
 """The verdict for audio that is not music (distinct from ``"uncertain"``)."""
@@ -154,60 +151,26 @@ class MusicStream:
     """
 
     def __init__(self, tagger: Tagger, sr: int) -> None:
-        import soxr
-
-        self._tagger = tagger
-        self._resampler = (
-            None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, "float32", "HQ")
-        )
-        self._mel = LogMelStream()
-        self._frames: list[np.ndarray] = []
-        self._held = 0
-        self._embeddings: list[np.ndarray] = []
-        self._energy = 0.0
-        self._count = 0
+        self._name = tagger.name
+        self._stream = TagStream([tagger], sr)
 
     def push(self, block: np.ndarray) -> None:
         """Add a block of mono samples."""
         block = np.asarray(block, dtype=np.float32)
         if not np.isfinite(block).all():
             raise AudioError("signal holds NaN or infinite samples")
-        self._energy += float(np.dot(block.astype(np.float64), block))
-        self._count += len(block)
-        if self._resampler is not None:
-            block = self._resampler.resample_chunk(block)
-        self._add_frames(self._mel.push(block))
+        self._stream.push(block)
 
     def finish(self) -> MusicDecision:
-        """End of signal: run the last patches and return the decision."""
-        if self._resampler is not None:
-            self._add_frames(
-                self._mel.push(self._resampler.resample_chunk(np.empty(0, np.float32), last=True))
-            )
-        self._add_frames(self._mel.finish(), last=True)
-        if not self._embeddings and self._held:  # shorter than one patch: repeated to fill it, as tags do
-            for batch in patches([np.concatenate(self._frames)]):
-                self._embeddings.append(self._tagger.run(batch).penultimate)
-        if self._count == 0:
-            raise AudioError("no audio samples")
-        level = 10 * math.log10(max(self._energy / self._count, 1e-30))
-        self.embeddings = np.concatenate(self._embeddings) if self._embeddings else np.empty((0, 200))
-        return decide(self.embeddings, level)
+        """End of signal: run the last patches and return the decision.
 
-    def _add_frames(self, frames: np.ndarray, last: bool = False) -> None:
-        """Hold `frames`; run the complete patches once a batch is in (all of them when `last`)."""
-        self._frames.append(frames)
-        self._held += len(frames)
-        if self._held < (PATCH_FRAMES if last else PATCH_FRAMES * BATCH_PATCHES):
-            return
-        frames = np.concatenate(self._frames)
-        n = len(frames) // PATCH_FRAMES
-        for start in range(0, n, BATCH_PATCHES):
-            batch = frames[start * PATCH_FRAMES : min(n, start + BATCH_PATCHES) * PATCH_FRAMES]
-            self._embeddings.append(
-                self._tagger.run(batch.reshape(-1, PATCH_FRAMES, frames.shape[1])).penultimate
-            )
-        self._frames, self._held = [frames[n * PATCH_FRAMES :]], len(frames) - n * PATCH_FRAMES
+        Raises
+        ------
+        AudioError
+            If no samples came.
+        """
+        self.embeddings = self._stream.finish()[self._name].embeddings
+        return decide(self.embeddings, self._stream.level_dbfs)
 
 
 @functools.cache
