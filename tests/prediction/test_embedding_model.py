@@ -100,7 +100,8 @@ def test_cli_records_tags_and_a_bad_file_stay_per_file(trained, clips, tmp_path,
     batch = tmp_path / "batch"
     shutil.copytree(clips / "classical", batch)
     (batch / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    status, answer, err = _predict(capsys, str(batch), "--model", str(model_dir), "--tags", "--tagger", "mtt")
+    options = ["--model", str(model_dir), "--tags", "--tagger", "mtt", "--detect-music"]
+    status, answer, err = _predict(capsys, str(batch), *options)
     assert status == 1 and "broken.wav" in err
     records = {Path(r["file"]).name: r for r in answer["files"]}
     assert records["broken.wav"]["genre"] is None and "broken.wav" in records["broken.wav"]["error"]
@@ -109,6 +110,7 @@ def test_cli_records_tags_and_a_bad_file_stay_per_file(trained, clips, tmp_path,
         record = records[name]
         assert record["genre"] == "classical" and len(record["windows"]) == 1
         assert {tag["tagger"] for tag in record["deep_tags"]} == {"mtt"}  # the asked tags, not the model's
+        assert record["music"] > 0.5  # the music detector ran on the same decoding
         alone = model.predict_file(batch / name).probabilities
         np.testing.assert_allclose(list(record["probabilities"].values()), alone, rtol=0, atol=1e-12)
 
@@ -148,13 +150,19 @@ def test_missing_weights_exit_2_before_any_file(
     assert "the model reads the embeddings of tagger(s) msd, mtt" in err and "--weights" in err
 
 
-def test_stored_57_feature_windows_are_refused_naming_the_model_s_columns(trained) -> None:
+def test_scan_refuses_the_model_its_catalogue_cannot_feed(trained, clips, tmp_path, capsys) -> None:
     model = genrekit.load_model(trained[1])
     windows = FileWindows(66150, np.array([[0, 66150]]), np.zeros((1, 57)))
     with pytest.raises(
         ModelError, match=r"x\.flac: 57 features per window, but the model was trained on 400"
     ):
-        model.predict_windows([(Path("x.flac"), windows)])
+        model.predict_windows([(Path("x.flac"), windows)])  # the catalogue's stored windows
+    db = tmp_path / "s.db"
+    assert (
+        main(["scan", str(clips / "blues"), "--db", str(db), "--model", str(trained[1]), "-q", "--jobs", "1"])
+        == 2
+    )
+    assert "trained on 400 columns 'msd_emb_000' ... 'mtt_emb_199'" in capsys.readouterr().err
 
 
 def test_an_embedding_genrekit_does_not_compute_is_refused() -> None:
