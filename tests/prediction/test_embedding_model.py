@@ -165,6 +165,21 @@ def test_scan_refuses_the_model_its_catalogue_cannot_feed(trained, clips, tmp_pa
     assert "trained on 400 columns 'msd_emb_000' ... 'mtt_emb_199'" in capsys.readouterr().err
 
 
+def test_serve_answers_the_predict_record_of_the_model(trained, clips) -> None:
+    pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
+    from serve_client import post_file
+
+    from genrekit.serve.process import ServerProcess, child_env
+
+    clip = clips / "blues" / "blues.00001.wav"
+    with ServerProcess(["--workers", "1", "--model", str(trained[1])], env=child_env()) as server:
+        status, _, answer = post_file(server.url + "/v1/predict", clip)
+    assert status == 200, answer
+    expected = genrekit.load_model(trained[1]).predict_file(clip).to_record()
+    assert answer["genre"] == expected["genre"] == "blues" and len(answer["windows"]) == 1
+    assert answer["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-12)
+
+
 def test_an_embedding_genrekit_does_not_compute_is_refused() -> None:
     assert model_taggers(genrekit.load_model().feature_names) == ()
     with pytest.raises(ModelError, match="embedding 'clap', which genrekit does not compute"):
