@@ -350,8 +350,9 @@ class GenreModel:
     """A trained genre classifier that predicts from features, feature tables or audio files.
 
     Use :func:`load_model` to get one. ``predict_proba`` and ``predict`` accept
-    a feature table (a :class:`pandas.DataFrame` with the 57 GTZAN feature
-    columns), an array of shape (n, 57), or audio file paths.
+    a feature table (a :class:`pandas.DataFrame` with the model's columns: the 57 GTZAN
+    features, or the embeddings of a model trained on an embedding table), an array of
+    shape (n, n_columns), or audio file paths.
 
     Probabilities are temperature-scaled and files are checked for novelty when
     the model's metadata holds a ``calibration`` section (see :mod:`genrekit.training.recipe`).
