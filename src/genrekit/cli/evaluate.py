@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from genrekit.prediction.model import load_model
 
     model = load_model(args.model)
+    if not _is_table(args.paths):
+        model.prepare_taggers()  # a model of embeddings: its taggers' weights (or a clear error) first
     mapping = parse_mapping(args.map)
     sample = library_check.new_sample()  # the audio files' windows, for the shift
     if _is_table(args.paths):

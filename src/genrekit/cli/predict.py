@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     taggers = (args.tagger or ("msd",)) if args.tags else ()
     args.top_tags = args.top_tags or TOP_TAGS
     model = load_model(args.model, detect_music=args.detect_music)
+    model.prepare_taggers()  # a model of embeddings: its taggers' weights (or a clear error) first
     if args.detect_music:
         from genrekit.tagger.music import default_detector
 

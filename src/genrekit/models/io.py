@@ -39,9 +39,10 @@ and imports neither torch, scikit-learn, pandas, SciPy nor LightGBM.
 ``feature_names`` are the table columns the model was trained on, in input order: the 57
 GTZAN features, or the columns of tagger embeddings (``msd_emb_000`` ..., see
 :func:`genrekit.datasets.table.declared_features`) for a model trained on a table of
-``genrekit extract --embeddings``. genrekit computes only the GTZAN features from audio, so
-:func:`load_model_dir` refuses an embedding model unless asked for any features (the callers
-that only read its record or score its columns).
+``genrekit extract --embeddings``. :func:`load_model_dir` refuses an embedding model unless asked
+for any features: the callers that read its record, and :func:`genrekit.load_model`, which
+computes the embeddings from audio with the musicnn taggers the columns name; the commands that
+need the 57 features (``model explain``, ``model calibration``, the shift reference) refuse it.
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ def load_model_dir(
         of that name exists.
     any_features : bool
         Also load a model trained on other columns than the 57 GTZAN features (tagger
-        embeddings), which cannot classify audio; refused otherwise, naming its columns.
+        embeddings); refused otherwise, naming its columns.
 
     Returns
     -------
@@ -362,9 +363,8 @@ def load_model_dir(
     if names != list(FEATURE_NAMES) and not any_features:
         raise ModelError(
             f"{directory}: trained on {len(names)} columns {names[0]!r} ... {names[-1]!r} (tagger "
-            "embeddings), not on the 57 GTZAN features that predict, evaluate, scan and serve compute "
-            f"from audio: genrekit cannot classify audio with it. `genrekit model info {directory}` "
-            "shows its record; `genrekit train --data TABLE --cv K` measures its recipe on a table"
+            "embeddings), not on the 57 GTZAN features this reads; `genrekit predict` and `genrekit "
+            f"evaluate` classify audio with it, `genrekit model info {directory}` shows its record"
         )
     return model, document
 

@@ -5,6 +5,12 @@ A clip of any length is cut into windows as long as the rows the model was train
 the field, 3 for a model trained on a 3-second segment table; see
 :func:`genrekit.audio.window.windows`); each window is classified and the file's genre
 probabilities are the mean over its windows.
+
+A model trained on a table of tagger embeddings (``genrekit extract --embeddings``; its
+``feature_names`` are ``msd_emb_000`` ...) classifies each file once: the musicnn taggers its
+columns name run on the same decoded samples (:class:`genrekit.tagger.model.TagStream`, a tap of
+the one analysis path), and the file-level embeddings, side by side in the model's column order,
+are its one "window", spanning the file.
 """
 
 from __future__ import annotations
@@ -54,8 +60,9 @@ class FileWindows:
         Length of the decoded file at 22,050 Hz.
     bounds : ndarray of shape (n_windows, 2)
         Start and end sample of each window.
-    features : ndarray of shape (n_windows, 57)
-        The GTZAN features of each window.
+    features : ndarray of shape (n_windows, n_features)
+        The GTZAN features of each window; for a model trained on embeddings, one row spanning
+        the file: its file-level embeddings (see :func:`file_windows`).
     music : float
         Music probability of the decoded signal (:mod:`genrekit.tagger.music`); NaN when not checked.
     tags : tuple of TagResult
@@ -215,6 +222,7 @@ def file_windows(
     max_seconds: float | None = None,
     music: bool = False,
     tags: Sequence[str] = (),
+    embeddings: Sequence[str] = (),
 ) -> FileWindows:
     """Decode `path`, cut it into windows of `window_seconds` and compute each window's features.
 
@@ -238,6 +246,10 @@ def file_windows(
     tags : sequence of str
         Also run these musicnn taggers (``"msd"``, ``"mtt"``) on the same decoded samples
         (:class:`genrekit.tagger.model.TagStream`).
+    embeddings : sequence of str
+        Taggers whose file-level embeddings (the mean over their 3-s patches, as ``genrekit extract
+        --embeddings`` writes them) are the features instead, concatenated in this order, as one
+        window spanning the file; from the same decoding and tag stream as `tags`.
 
     Returns
     -------
@@ -255,7 +267,9 @@ def file_windows(
     from genrekit.audio.analysis import analyse_file
 
     stream = _music_stream() if music else None
-    tagging = _tag_stream(tags) if tags else None
+    tags = tuple(dict.fromkeys(tags))
+    wanted = tuple(dict.fromkeys((*tags, *embeddings)))
+    tagging = _tag_stream(wanted) if wanted else None
     analysis = analyse_file(
         path,
         window_seconds,
@@ -264,10 +278,44 @@ def file_windows(
         tap=_taps([s.push for s in (stream, tagging) if s is not None]),
     )
     probability = float("nan") if stream is None else stream.finish().probability
-    results = () if tagging is None else tuple(tagging.finish().values())
-    return FileWindows(
-        analysis.n_samples, analysis.windows.bounds, analysis.windows.features, probability, results
-    )
+    results = {} if tagging is None else tagging.finish()
+    bounds, features = analysis.windows.bounds, analysis.windows.features
+    if embeddings:
+        bounds = np.array([[0, analysis.n_samples]])
+        features = np.concatenate([results[name].embedding for name in embeddings])[None].astype(np.float64)
+    return FileWindows(analysis.n_samples, bounds, features, probability, tuple(results[n] for n in tags))
+
+
+def model_taggers(feature_names: Sequence[str]) -> tuple[str, ...]:
+    """Return the musicnn taggers whose embeddings a model's columns are, in column order.
+
+    Parameters
+    ----------
+    feature_names : sequence of str
+        The model's ``feature_names`` (checked by :func:`genrekit.models.io.load_model_dir`).
+
+    Returns
+    -------
+    tuple of str
+        Empty for the 57 GTZAN features; else each embedding's tagger (``"msd"``, ``"mtt"``).
+
+    Raises
+    ------
+    ModelError
+        If the columns are an embedding genrekit does not compute (another space than its taggers').
+    """
+    if tuple(feature_names) == FEATURE_NAMES:
+        return ()  # (the taggers are not even imported)
+    from genrekit.tagger.model import TAGGERS
+
+    spaces = tuple(dict.fromkeys(name.rsplit("_emb_", 1)[0] for name in feature_names))
+    unknown = [space for space in spaces if space not in TAGGERS]
+    if unknown:
+        raise ModelError(
+            f"trained on the embedding {unknown[0]!r}, which genrekit does not compute from audio "
+            f"(its taggers: {', '.join(TAGGERS)})"
+        )
+    return spaces
 
 
 def _music_stream():
@@ -302,8 +350,9 @@ class GenreModel:
     """A trained genre classifier that predicts from features, feature tables or audio files.
 
     Use :func:`load_model` to get one. ``predict_proba`` and ``predict`` accept
-    a feature table (a :class:`pandas.DataFrame` with the 57 GTZAN feature
-    columns), an array of shape (n, 57), or audio file paths.
+    a feature table (a :class:`pandas.DataFrame` with the model's columns: the 57 GTZAN
+    features, or the embeddings of a model trained on an embedding table), an array of
+    shape (n, n_columns), or audio file paths.
 
     Probabilities are temperature-scaled and files are checked for novelty when
     the model's metadata holds a ``calibration`` section (see :mod:`genrekit.training.recipe`).
@@ -329,6 +378,12 @@ class GenreModel:
     detect_music : bool
         Whether files also go through the music detector (:mod:`genrekit.tagger.music`): a file
         it rejects gets the verdict ``"not music"``.
+    feature_names : tuple of str
+        The columns it was trained on, in input order: the 57 GTZAN features, or embeddings.
+    taggers : tuple of str
+        The musicnn taggers whose file-level embeddings are its columns (``"msd"``, ``"mtt"``), in
+        column order; empty for a model of the 57 features. Such a model classifies a file once,
+        as one window spanning it (see :func:`file_windows`).
     """
 
     def __init__(self, classifier, metadata: dict, detect_music: bool = False) -> None:
@@ -336,10 +391,37 @@ class GenreModel:
         self.metadata = metadata
         self.detect_music = detect_music
         self.window_seconds = window_seconds(metadata)
+        self.feature_names = tuple(metadata.get("feature_names", FEATURE_NAMES))
+        self.taggers = model_taggers(self.feature_names)
         calibration = metadata.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
         novelty = calibration.get("novelty")
         self.novelty = None if novelty is None else FeatureNovelty.from_dict(novelty)
+
+    def prepare_taggers(self) -> None:
+        """Build the taggers whose embeddings the model reads, so that missing weights fail now.
+
+        Nothing to do for a model of the 57 features. The weights come from the cache, or are
+        downloaded with pip once, as for ``genrekit tags``; worker processes then read the cache.
+
+        Raises
+        ------
+        ModelError
+            If the weights cannot be obtained; the message says how to give them.
+        """
+        if not self.taggers:
+            return
+        from genrekit.tagger.model import default_tagger
+
+        try:
+            for name in self.taggers:
+                default_tagger(name)
+        except ModelError as exc:
+            raise ModelError(
+                f"the model reads the embeddings of tagger(s) {', '.join(self.taggers)}: {exc}; run "
+                f"`genrekit tags FILE --tagger {','.join(self.taggers)} --weights WHEEL` once (it fills "
+                "the cache the model reads)"
+            ) from exc
 
     @property
     def classes_(self) -> np.ndarray:
@@ -370,10 +452,10 @@ class GenreModel:
         if _is_dataframe(X):
             import pandas as pd  # already loaded: X is a DataFrame
 
-            proba = self._feature_proba(_feature_matrix(X))
+            proba = self._feature_proba(_feature_matrix(X, self.feature_names))
             return pd.DataFrame(proba, index=X.index, columns=pd.Index(self.classes_, name="genre"))
         if not _is_path_list(X):
-            return self._feature_proba(_feature_matrix(X))
+            return self._feature_proba(_feature_matrix(X, self.feature_names))
         return np.stack([self.predict_file(path).probabilities for path in X])
 
     def _feature_proba(self, X) -> np.ndarray:
@@ -424,7 +506,7 @@ class GenreModel:
             familiar = np.array([result.familiar for result in results], dtype=bool)
             not_music = np.array([not result.is_music for result in results], dtype=bool)
         else:
-            features = _feature_matrix(X)
+            features = _feature_matrix(X, self.feature_names)
             proba = self._feature_proba(features)
             familiar = np.ones(len(features), dtype=bool)
             not_music = np.zeros(len(features), dtype=bool)
@@ -462,7 +544,9 @@ class GenreModel:
             If the file cannot be decoded or is too short.
         """
         with one_blas_thread():
-            windows = file_windows(path, self.window_seconds, max_seconds, self.detect_music, tags)
+            windows = file_windows(
+                path, self.window_seconds, max_seconds, self.detect_music, tags, self.taggers
+            )
             return self._predict_windows([(Path(path), windows)])[0]
 
     def predict_files(
@@ -490,7 +574,11 @@ class GenreModel:
             Its prediction, or why it failed.
         """
         cut = functools.partial(
-            file_windows, window_seconds=self.window_seconds, music=self.detect_music, tags=tuple(tags)
+            file_windows,
+            window_seconds=self.window_seconds,
+            music=self.detect_music,
+            tags=tuple(tags),
+            embeddings=self.taggers,
         )
         results = map_tasks(cut, [Path(p) for p in paths], jobs, ordered=True)
         while batch := list(islice(results, BATCH_FILES)):
@@ -514,7 +602,20 @@ class GenreModel:
         -------
         list of FilePrediction
             One per item, in order; the windows of all items go through the model in one batch.
+
+        Raises
+        ------
+        ModelError
+            If the windows' features are not the model's columns (the 57 features stored by a
+            catalogue, given to a model trained on embeddings).
         """
+        for path, windows in items:
+            if windows.features.shape[1:] != (len(self.feature_names),):
+                raise ModelError(
+                    f"{path}: {windows.features.shape[-1]} features per window, but the model was trained "
+                    f"on {_columns(self.feature_names)}; classify its audio files with `genrekit predict` "
+                    "(a catalogue stores the 57 GTZAN features)"
+                )
         return self._predict_windows(items)
 
     def _predict_windows(self, items: Sequence[tuple[Path, FileWindows]]) -> list[FilePrediction]:
@@ -591,17 +692,25 @@ def _is_dataframe(X) -> bool:
     return pandas is not None and isinstance(X, pandas.DataFrame)
 
 
-def _feature_matrix(X):
-    """Return the 57 feature columns of `X` (a table, in GTZAN order, or an (n, 57) float64 array)."""
+def _feature_matrix(X, names: Sequence[str] = FEATURE_NAMES):
+    """Return the feature columns `names` of `X` (a table, in that order, or an (n, len(names)) array)."""
     if _is_dataframe(X):
-        missing = [name for name in FEATURE_NAMES if name not in X.columns]
+        missing = [name for name in names if name not in X.columns]
         if missing:
-            raise GenrekitError(f"feature table lacks column(s): {', '.join(missing)}")
-        X = X.loc[:, list(FEATURE_NAMES)]
+            shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
+            raise GenrekitError(f"feature table lacks column(s): {shown}")
+        X = X.loc[:, list(names)]
     X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
-        raise GenrekitError(f"expected features of shape (n, {len(FEATURE_NAMES)}), got {X.shape}")
+    if X.ndim != 2 or X.shape[1] != len(names):
+        raise GenrekitError(f"expected features of shape (n, {len(names)}), got {X.shape}")
     return X
+
+
+def _columns(names: Sequence[str]) -> str:
+    """Describe a model's columns: the 57 GTZAN features, or N columns of tagger embeddings."""
+    if tuple(names) == FEATURE_NAMES:
+        return f"the {len(FEATURE_NAMES)} GTZAN features"
+    return f"{len(names)} columns {names[0]!r} ... {names[-1]!r} (tagger embeddings)"
 
 
 def predict(
@@ -642,6 +751,7 @@ def predict(
 
     if not isinstance(model, GenreModel):
         model = load_model(model)
+    model.prepare_taggers()
     yield from model.predict_files(audio_files(paths), jobs, tags)
 
 
@@ -662,12 +772,15 @@ def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = 
     Returns
     -------
     GenreModel
-        The model, ready to predict.
+        The model, ready to predict. A model trained on a table of tagger embeddings
+        (``genrekit extract --embeddings``) computes them from audio with the musicnn taggers
+        (:meth:`GenreModel.prepare_taggers` obtains their weights before any file).
 
     Raises
     ------
     ModelError
-        If the folder is missing, corrupt or from an incompatible version.
+        If the folder is missing, corrupt or from an incompatible version, or its columns are
+        an embedding genrekit does not compute.
 
     Examples
     --------
@@ -678,5 +791,10 @@ def load_model(path: str | os.PathLike[str] | None = None, detect_music: bool = 
     """
     from genrekit.models.io import SHIPPED_MODELS, load_model_dir
 
-    classifier, metadata = load_model_dir(SHIPPED_MODELS["shipped"] if path is None else path)
-    return GenreModel(classifier, metadata, detect_music)
+    folder = SHIPPED_MODELS["shipped"] if path is None else path
+    classifier, metadata = load_model_dir(folder, any_features=True)
+    try:
+        model = GenreModel(classifier, metadata, detect_music)
+    except ModelError as exc:
+        raise ModelError(f"{folder}: {exc}") from None
+    return model
