@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import time
 import uuid
@@ -32,9 +33,13 @@ def form(filename: str, data: bytes, field: str = "file") -> tuple[bytes, dict]:
     """A multipart/form-data body holding one file; returns (body, headers)."""
     boundary = uuid.uuid4().hex
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-        f"Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
@@ -55,6 +60,22 @@ def partial_upload(url: str, declared: int, sent: bytes, headers: dict | None = 
     )
     sock.sendall(head.encode() + sent)
     return sock
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One HTTP response from `sock`: its head and the body its Content-Length announces (30 s at most).
+
+    A response may arrive in several TCP segments (the head first): one ``recv`` is not enough.
+    """
+    sock.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while match and len(body) < int(match.group(1)) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def files_under(folder: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import soundfile
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'genrekit[serve]'")
 
-from serve_client import call, files_under, form, partial_upload, post_file, wait_until
+from serve_client import call, files_under, form, partial_upload, post_file, read_response, wait_until
 
 from genrekit.audio.decode import load_audio
 from genrekit.audio.features import clip_features
@@ -147,10 +147,10 @@ def test_tags_are_off_without_serve_tags(server, clip, wav_bytes):
     assert call(server.url + "/v1/model")[2]["taggers"] == []
     sock = partial_upload(server.url + "/v1/tags?filename=a.wav", len(wav_bytes), wav_bytes[:1000])
     try:
-        head = sock.recv(4096)
+        reply = read_response(sock)
     finally:
         sock.close()
-    assert head.startswith(b"HTTP/1.1 404") and b"genrekit serve --tags" in head  # before the upload
+    assert reply.startswith(b"HTTP/1.1 404") and b"genrekit serve --tags" in reply  # before the upload
     status, _, answer = post_file(server.url + "/v1/predict?tags=msd", clip)
     assert status == 422 and answer["error"].startswith("invalid request: tags: tags are off"), answer
 

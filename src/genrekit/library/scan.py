@@ -248,9 +248,9 @@ def _tag_stream(taggers: tuple[str, ...], music: bool):
     if not taggers and not music:
         return None
     from genrekit.core.schema import SAMPLE_RATE
-    from genrekit.tagger.stream import scan_stream
+    from genrekit.tagger.stream import tag_stream
 
-    return scan_stream(taggers, music, SAMPLE_RATE)
+    return tag_stream(taggers, music, SAMPLE_RATE)
 
 
 def _decode_into(path: str, stream) -> None:

@@ -19,7 +19,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -242,7 +242,8 @@ def file_windows(
         :func:`genrekit.audio.decode.open_audio`).
     music : bool
         Also decide music / not music from the same decoded samples (resampled to the tagger's
-        16 kHz, see :class:`genrekit.tagger.music.MusicStream`): the file is decoded once.
+        16 kHz, see :mod:`genrekit.tagger.music`): the file is decoded once, and the detector's
+        tagger runs once even when `tags` names it too.
     tags : sequence of str
         Also run these musicnn taggers (``"msd"``, ``"mtt"``) on the same decoded samples
         (:class:`genrekit.tagger.model.TagStream`).
@@ -266,19 +267,18 @@ def file_windows(
     """
     from genrekit.audio.analysis import analyse_file
 
-    stream = _music_stream() if music else None
     tags = tuple(dict.fromkeys(tags))
     wanted = tuple(dict.fromkeys((*tags, *embeddings)))
-    tagging = _tag_stream(wanted) if wanted else None
+    stream = _tag_stream(wanted, music) if wanted or music else None
     analysis = analyse_file(
         path,
         window_seconds,
         min_seconds=MIN_SECONDS,
         max_seconds=max_seconds,
-        tap=_taps([s.push for s in (stream, tagging) if s is not None]),
+        tap=None if stream is None else stream.push,
     )
-    probability = float("nan") if stream is None else stream.finish().probability
-    results = {} if tagging is None else tagging.finish()
+    results = {} if stream is None else stream.finish()
+    probability = _music_probability(stream, results) if music else float("nan")
     bounds, features = analysis.windows.bounds, analysis.windows.features
     if embeddings:
         bounds = np.array([[0, analysis.n_samples]])
@@ -318,32 +318,21 @@ def model_taggers(feature_names: Sequence[str]) -> tuple[str, ...]:
     return spaces
 
 
-def _music_stream():
-    """Return a new music stream at 22,050 Hz (the detector is built once per process)."""
-    from genrekit.tagger.music import default_detector
+def _tag_stream(names: Sequence[str], music: bool):
+    """Return one tag stream at 22,050 Hz for the taggers `names`, plus the music detector's when `music`.
 
-    return default_detector().stream(SAMPLE_RATE)
+    One stream, so a tagger both asked for and read by the detector runs once per patch.
+    """
+    from genrekit.tagger.stream import tag_stream
 
-
-def _tag_stream(names: Sequence[str]):
-    """Return a new tag stream at 22,050 Hz for the taggers `names` (each built once per process)."""
-    from genrekit.tagger.model import TagStream, default_tagger
-
-    return TagStream([default_tagger(name) for name in names], SAMPLE_RATE)
+    return tag_stream(names, music, SAMPLE_RATE)
 
 
-def _taps(taps: Sequence[Callable[[np.ndarray], None]]) -> Callable[[np.ndarray], None] | None:
-    """Return one tap that hands each decoded block to every one of `taps` (None for none)."""
-    if not taps:
-        return None
-    if len(taps) == 1:
-        return taps[0]
+def _music_probability(stream, results: dict) -> float:
+    """Return the music probability of a finished :func:`_tag_stream` asked for the detector."""
+    from genrekit.tagger.stream import music_decision
 
-    def tap(block: np.ndarray) -> None:
-        for each in taps:
-            each(block)
-
-    return tap
+    return music_decision(stream, results).probability
 
 
 class GenreModel:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genrekit.core.errors import AudioError, ModelError
-from genrekit.tagger.model import Tagger, TagStream
+from genrekit.tagger.model import Tagger, TagStream, default_tagger
 
 NOT_MUSIC: str = "not music"
 """The verdict for audio that is not music (distinct from ``"uncertain"``)."""
@@ -121,7 +121,7 @@ class MusicDetector:
 
     def __init__(self, weights: str | os.PathLike[str] | None = None) -> None:
         name = _coefficients()["tagger"]
-        self.tagger = Tagger(name, weights)
+        self.tagger = default_tagger(name) if weights is None else Tagger(name, weights)
 
     def stream(self, sr: int) -> MusicStream:
         """Return a :class:`MusicStream` for blocks of samples at `sr`."""

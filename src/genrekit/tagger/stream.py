@@ -1,8 +1,8 @@
-"""Tags, embeddings and the music decision of a library scan, from the scan's one decoding pass.
+"""Tags, embeddings and the music decision of a file, from its one decoding pass.
 
-A library scan decodes each file once, at 22,050 Hz, for its GTZAN features
+A library scan (and a prediction) decodes each file once, at 22,050 Hz, for its GTZAN features
 (:func:`genrekit.audio.analysis.analyse_file`); a :class:`~genrekit.tagger.model.TagStream`
-(:func:`scan_stream`) takes the same blocks through the analysis's ``tap`` and runs every
+(:func:`tag_stream`) takes the same blocks through the analysis's ``tap`` and runs every
 tagger the scan asks for, plus the music detector's, so one decoding pass gives the features, the
 tags of several taggers and the music decision (:func:`music_decision`), in memory bounded
 whatever the file's length. Workers build each tagger once per process
@@ -43,14 +43,14 @@ def prepare(names: Sequence[str], music: bool, weights: str | os.PathLike[str] |
         Tagger(name, weights)
 
 
-def scan_stream(names: Sequence[str], music: bool, sr: int) -> TagStream:
+def tag_stream(names: Sequence[str], music: bool, sr: int) -> TagStream:
     """Return a stream of the cached taggers `names`, plus the music detector's when `music`."""
     return TagStream([default_tagger(name) for name in _wanted(names, music)], sr)
 
 
 def music_decision(stream: TagStream, results: Mapping[str, TagResult]) -> MusicDecision:
-    """Return the music detector's decision on a finished :func:`scan_stream` asked for `music`."""
+    """Return the music detector's decision on a finished :func:`tag_stream` asked for `music`."""
     return decide(results[music_tagger_name()].embeddings, stream.level_dbfs)
 
 
-__all__ = ["music_decision", "music_tagger_name", "prepare", "scan_stream"]
+__all__ = ["music_decision", "music_tagger_name", "prepare", "tag_stream"]
