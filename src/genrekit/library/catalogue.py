@@ -69,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrekit.core.errors import GenrekitError
 from genrekit.core.store import (
     blob_features,
     connect,
@@ -617,6 +618,19 @@ class Catalogue:
         ]
 
     @guarded
+    def stored_embeddings(self) -> tuple[list[str], list[int], list[str], np.ndarray]:
+        """Return every stored tagger (in name order), then :meth:`embeddings` of them all.
+
+        Raises
+        ------
+        GenrekitError
+            If the catalogue holds no embeddings (it was scanned without ``--tags``).
+        """
+        taggers = sorted(self.counts()["taggers"])
+        if not taggers:
+            raise GenrekitError(f"{self.path}: no embeddings in the catalogue; run genrekit scan --tags")
+        return (taggers, *self.embeddings(taggers))
+
     def embeddings(self, taggers: Sequence[str]) -> tuple[list[int], list[str], np.ndarray]:
         """Return the analysed files that have an embedding of every one of `taggers`, by path.
 

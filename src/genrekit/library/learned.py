@@ -114,10 +114,7 @@ def library_embeddings(catalogue: Catalogue) -> tuple[dict[str, np.ndarray], lis
     GenrekitError
         If the catalogue holds no embeddings (it was scanned without ``--tags``).
     """
-    taggers = sorted(catalogue.counts()["taggers"])
-    if not taggers:
-        raise GenrekitError(f"{catalogue.path}: no embeddings in the catalogue; run genrekit scan --tags")
-    _, paths, matrix = catalogue.embeddings(taggers)
+    taggers, _, paths, matrix = catalogue.stored_embeddings()
     return dict(zip(paths, matrix, strict=True)), taggers
 
 

@@ -103,10 +103,7 @@ def embedding_matrix(catalogue: Catalogue) -> tuple[list[int], list[str], np.nda
     GenrekitError
         If the catalogue holds no embeddings (it was scanned without ``--tags``).
     """
-    taggers = sorted(catalogue.counts()["taggers"])
-    if not taggers:
-        raise GenrekitError(f"{catalogue.path}: no embeddings in the catalogue; run genrekit scan --tags")
-    ids, paths, matrix = catalogue.embeddings(taggers)
+    taggers, ids, paths, matrix = catalogue.stored_embeddings()
     blocks = matrix.reshape(len(matrix), len(taggers), EMBEDDING_DIM)
     norms = np.linalg.norm(blocks, axis=2, keepdims=True)
     return ids, paths, (blocks / np.where(norms > 0, norms, 1.0)).reshape(len(matrix), -1)
