@@ -370,6 +370,13 @@ def add_jobs_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tagger_option(
+    parser: argparse.ArgumentParser, help: str, default: tuple[str, ...] | None = None
+) -> None:
+    """Add ``--tagger NAMES`` (comma-separated musicnn taggers, see :func:`tagger_list`) to `parser`."""
+    parser.add_argument("--tagger", type=tagger_list, default=default, metavar="NAMES", help=help)
+
+
 def tagger_list(text: str) -> tuple[str, ...]:
     """Parse ``--tagger``: known names, comma-separated, no duplicates."""
     from genrekit.tagger import TAGGERS

@@ -11,11 +11,11 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_format_option,
     add_jobs_option,
+    add_tagger_option,
     error,
     info,
     print_json,
     progress,
-    tagger_list,
 )
 
 _EPILOG = """\
@@ -120,12 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write the musicnn tagger embeddings of each file instead of the 57 features",
     )
-    parser.add_argument(
-        "--tagger",
-        type=tagger_list,
-        metavar="NAMES",
-        help="with --embeddings: comma-separated taggers, msd, mtt (default: msd)",
-    )
+    add_tagger_option(parser, "with --embeddings: comma-separated taggers, msd, mtt (default: msd)")
     parser.add_argument(
         "--weights",
         metavar="W",

@@ -14,6 +14,7 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_format_option,
     add_jobs_option,
+    add_tagger_option,
     error,
     info,
     joined_tags,
@@ -21,7 +22,6 @@ from genrekit.cli._common import (
     positive_int,
     print_json,
     progress,
-    tagger_list,
 )
 
 EPILOG = """\
@@ -117,12 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also the deep tags of each file (musicnn, as `genrekit tags`; needs the tagger weights)",
     )
-    parser.add_argument(
-        "--tagger",
-        type=tagger_list,
-        metavar="NAMES",
-        help="with --tags: comma-separated taggers: msd, mtt (default: msd)",
-    )
+    add_tagger_option(parser, "with --tags: comma-separated taggers: msd, mtt (default: msd)")
     parser.add_argument(
         "--top-tags", type=positive_int, metavar="N", help="with --tags: tags per tagger (default: 5)"
     )

@@ -14,10 +14,10 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_format_option,
     add_jobs_option,
+    add_tagger_option,
     error,
     positive_int,
     print_json,
-    tagger_list,
 )
 
 _EPILOG = """\
@@ -116,12 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also store the musicnn tags and embeddings of each file (the taggers of --tagger)",
     )
-    parser.add_argument(
-        "--tagger",
-        type=tagger_list,
-        default=("msd", "mtt"),
-        metavar="NAMES",
-        help="comma-separated taggers for --tags: msd, mtt (default: msd,mtt)",
+    add_tagger_option(
+        parser, "comma-separated taggers for --tags: msd, mtt (default: msd,mtt)", ("msd", "mtt")
     )
     parser.add_argument(
         "--detect-music",

@@ -13,13 +13,13 @@ from genrekit.cli._common import (
     EXIT_USAGE,
     add_format_option,
     add_quiet_option,
+    add_tagger_option,
     error,
     info,
     joined_tags,
     positive_int,
     print_json,
     progress,
-    tagger_list,
 )
 
 EPILOG = """\
@@ -63,13 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--top", type=positive_int, default=5, metavar="N", help="tags per tagger (default: 5)"
     )
-    parser.add_argument(
-        "--tagger",
-        type=tagger_list,
-        default=("msd",),
-        metavar="NAMES",
-        help="comma-separated taggers: msd, mtt (default: msd)",
-    )
+    add_tagger_option(parser, "comma-separated taggers: msd, mtt (default: msd)", ("msd",))
     parser.add_argument(
         "--weights",
         type=Path,

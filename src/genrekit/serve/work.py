@@ -10,10 +10,11 @@ service can turn them into 4xx answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,13 @@ def ping() -> int:
     return os.getpid()
 
 
-def _named(exc: GenrekitError, path: Path, name: str) -> GenrekitError:
-    """Return `exc` with the temporary `path` replaced by the upload's `name` in its message."""
-    return type(exc)(str(exc).replace(str(path), name))
+@contextlib.contextmanager
+def _named(path: Path, name: str) -> Iterator[None]:
+    """Re-raise what the block raises, the temporary `path` replaced by the upload's `name` in its message."""
+    try:
+        yield
+    except GenrekitError as exc:
+        raise type(exc)(str(exc).replace(str(path), name)) from None
 
 
 def predict_task(
@@ -93,10 +98,8 @@ def predict_task(
         With messages naming `name`.
     """
     path_ = Path(path)
-    try:
+    with _named(path_, name):
         prediction = _MODEL.predict_file(path_, max_seconds, tags)
-    except GenrekitError as exc:
-        raise _named(exc, path_, name) from None
     return {**prediction.to_record(min_confidence, top_k, top_tags), "file": name}
 
 
@@ -130,10 +133,8 @@ def tags_task(path: str, name: str, max_seconds: float, taggers: Sequence[str], 
     from genrekit.tagger.model import default_tagger, tag_file, tags_record
 
     path_ = Path(path)
-    try:
+    with _named(path_, name):
         results = tag_file(path_, [default_tagger(t) for t in taggers], max_seconds)
-    except GenrekitError as exc:
-        raise _named(exc, path_, name) from None
     return tags_record(name, [results[t] for t in taggers], top)
 
 
@@ -168,7 +169,7 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
     from genrekit.audio.window import segment_length, segments
 
     path_ = Path(path)
-    try:
+    with _named(path_, name):
         y = load_audio(path_, sr=SAMPLE_RATE, max_seconds=max_seconds)
         where = f"{path_}: "  # the temporary path, replaced by the upload's name below
         (whole,) = span_features(y, [(0, len(y))], where)
@@ -185,8 +186,6 @@ def features_task(path: str, name: str, max_seconds: float, segment_seconds: flo
                 {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE, "features": _named_features(row)}
                 for (start, end), row in zip(spans, values, strict=True)
             ]
-    except GenrekitError as exc:
-        raise _named(exc, path_, name) from None
     return result
 
 
